@@ -1,0 +1,149 @@
+"""The ``repro`` command: list, run and render the study's notebooks; inspect the run store.
+
+    repro list                                 notebooks and their parameters
+    repro run 00_world -p corpus_docs=500      execute one notebook (validated before a kernel starts)
+    repro run 00 --profile smoke               ... on another profile (name or YAML file)
+    repro run-all --profile tiny               every notebook, in order
+    repro book                                 build the book from the executed notebooks
+    repro status                               the stages in the run store
+
+Bad input gets a one-line message and exit code 2; a notebook whose cell fails exits with 1 and
+keeps the executed copy for inspection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from repro import paths
+from repro.errors import ReproError
+
+
+def _store_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", type=Path, default=None,
+                        help="run store folder (default: $REPRO_STORE or runs/ in the checkout)")
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default=None,
+                        help="tiny (default), smoke, paper-scale profiles by name, or a YAML file")
+    parser.add_argument("--output-dir", type=Path, default=None,
+                        help="where executed notebooks go (default: book/generated)")
+    parser.add_argument("--no-progress", action="store_true", help="hide papermill's progress bar")
+    _store_option(parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="repro", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sub.add_parser("list", help="the notebooks with their parameters (types, defaults, help)")
+
+    run = sub.add_parser("run", help="execute one notebook with papermill")
+    run.add_argument("notebook", help="name (00_world), number prefix (00) or path")
+    run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="override a parameter (repeatable); values are YAML: 3, 0.5, true, [0, 1]")
+    _run_options(run)
+
+    run_all = sub.add_parser("run-all", help="execute every notebook in order")
+    _run_options(run_all)
+
+    book = sub.add_parser("book", help="build the Jupyter Book (warnings are errors)")
+    book.add_argument("--root", type=Path, default=None, help="book root (default: the checkout)")
+
+    status = sub.add_parser("status", help="the stages in the run store")
+    _store_option(status)
+    return parser
+
+
+def cmd_list(args) -> int:
+    from repro.runs.notebooks import available_profiles, list_notebooks, notebook_parameters
+
+    for nb in list_notebooks():
+        print(nb.stem)
+        for param in notebook_parameters(nb).values():
+            print("    " + param.describe())
+    print("profiles: " + ", ".join(available_profiles()))
+    return 0
+
+
+def _execute(names: list[str], args, overrides: dict) -> int:
+    from repro.runs.notebooks import execute, load_profile, resolve_notebook, resolve_parameters
+
+    profile = load_profile(args.profile)
+    notebooks = [resolve_notebook(n) for n in names]
+    # Validate every notebook's parameters before the first kernel starts.
+    plans = [(nb, resolve_parameters(nb, profile, overrides)) for nb in notebooks]
+    for nb, params in plans:
+        shown = " ".join(f"{k}={v!r}" for k, v in params.items()) or "(defaults)"
+        print(f"repro: running {nb.stem} [profile {profile['name']}] {shown}", file=sys.stderr)
+        out = execute(nb, params, profile=profile, output_dir=args.output_dir, store=args.store,
+                      progress=not args.no_progress)
+        print(out)
+    return 0
+
+
+def cmd_run(args) -> int:
+    from repro.runs.notebooks import parse_assignments
+
+    return _execute([args.notebook], args, parse_assignments(args.param))
+
+
+def cmd_run_all(args) -> int:
+    from repro.runs.notebooks import list_notebooks
+
+    return _execute([nb.stem for nb in list_notebooks()], args, {})
+
+
+def cmd_book(args) -> int:
+    from repro.book.build import build_book
+
+    print(build_book(args.root))
+    return 0
+
+
+def cmd_status(args) -> int:
+    from repro.runs.store import RunStore
+
+    store = RunStore(args.store or paths.store_root())
+    stages = store.stages()
+    if not stages and not store.incomplete() and not store.failures():
+        print(f"no stages in {store.root}")
+        return 0
+    print(f"{'stage':<28} {'key':<17} {'status':<11} {'seed':>5} {'time':>9}  finished")
+    for st in stages:
+        m = st.manifest
+        print(f"{st.name:<28} {st.key:<17} {m['status']:<11} {str(m.get('seed', '')):>5} "
+              f"{m.get('duration_s', 0):>8.1f}s  {m.get('finished', '')}")
+    for failed in store.failures():
+        print(f"{failed['name']:<28} {failed['key']:<17} {'failed':<11} {str(failed.get('seed', '')):>5} "
+              f"{failed.get('duration_s', 0):>8.1f}s  {failed.get('error', '')[:60]}")
+    for tmp in store.incomplete():
+        print(f"{tmp.name:<46} {'unfinished (running or interrupted; resumed on the next run)'}")
+    print(f"store: {store.root}")
+    return 0
+
+
+COMMANDS = {"list": cmd_list, "run": cmd_run, "run-all": cmd_run_all, "book": cmd_book, "status": cmd_status}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ReproError as exc:
+        first, _, rest = str(exc).partition("\n")
+        print(f"repro: error: {first}", file=sys.stderr)
+        if rest:
+            print(rest, file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("repro: interrupted; finished stages are kept, rerun to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""Parameterized notebooks: discovery, profiles, parameter validation and execution with papermill.
+
+Every study notebook has one cell tagged ``parameters`` whose lines read ``name: type = default  # help``.
+Those defaults are the embedded **tiny** profile. A *profile* (``configs/profiles/NAME.yaml`` or a
+file) overrides them::
+
+    description: one line shown by `repro list`
+    defaults:            # applied to every notebook that declares the parameter
+      seeds: [0, 1, 2]
+    notebooks:           # per notebook; a name the notebook does not declare is an error
+      00_world:
+        corpus_docs: 400
+
+Command-line ``-p name=value`` pairs override the profile. Values are parsed as YAML scalars/lists
+(``3``, ``0.5``, ``true``, ``[0, 1]``, ``hello``) and checked against the declared type *before* a
+kernel starts: papermill alone would only warn about an unknown name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from repro import paths
+from repro.errors import ReproError
+
+KERNEL_NAME = "repro"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+    "list": (list,),
+    "dict": (dict,),
+}
+
+
+class ParameterError(ReproError):
+    """An unknown, mistyped or invalid notebook parameter, profile or notebook name."""
+
+
+class NotebookFailed(ReproError):
+    """A cell raised; the executed notebook is kept for inspection."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    type: str
+    default: Any
+    help: str
+
+    def describe(self) -> str:
+        return f"{self.name}: {self.type} = {self.default!r}" + (f"  # {self.help}" if self.help else "")
+
+
+# -- discovery -------------------------------------------------------------------------------------
+def list_notebooks(directory: Path | None = None) -> list[Path]:
+    directory = directory or paths.notebooks_dir()
+    return sorted(p for p in directory.glob("*.ipynb") if not p.name.startswith("."))
+
+
+def resolve_notebook(name: str | os.PathLike, directory: Path | None = None) -> Path:
+    """A notebook by name (``00_world``), prefix (``00``), file name or path."""
+    candidate = Path(name)
+    if candidate.suffix == ".ipynb" and candidate.is_file():
+        return candidate.resolve()
+    available = list_notebooks(directory)
+    stem = candidate.name.removesuffix(".ipynb")
+    exact = [p for p in available if p.stem == stem]
+    matches = exact or [p for p in available if p.stem.startswith(stem + "_")]
+    if len(matches) == 1:
+        return matches[0]
+    names = ", ".join(p.stem for p in available) or "(none)"
+    raise ParameterError(f"unknown notebook {str(name)!r}; available: {names}")
+
+
+def notebook_parameters(notebook: Path) -> dict[str, Parameter]:
+    """The declared parameters of a notebook, read from its ``parameters`` cell."""
+    import papermill
+
+    found = papermill.inspect_notebook(str(notebook))
+    if not found:
+        raise ParameterError(f"{notebook.name} has no cell tagged 'parameters'")
+    params = {}
+    for name, spec in found.items():
+        type_name = spec["inferred_type_name"]
+        if type_name not in _TYPES:
+            raise ParameterError(f"{notebook.name}: parameter {name!r} must be annotated with one of "
+                                 f"{', '.join(_TYPES)} (found {type_name!r})")
+        params[name] = Parameter(name, type_name, _literal(spec["default"]), spec["help"])
+    return params
+
+
+def _literal(text: str) -> Any:
+    import ast
+
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+# -- profiles --------------------------------------------------------------------------------------
+def available_profiles() -> list[str]:
+    return sorted(p.stem for p in paths.profiles_dir().glob("*.yaml"))
+
+
+def load_profile(profile: str | os.PathLike | None) -> dict:
+    """A profile by name (``tiny``, ``smoke``, ...) or YAML file path; None means tiny (no overrides)."""
+    if profile is None:
+        return {"name": "tiny", "defaults": {}, "notebooks": {}}
+    path = Path(profile)
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        path = paths.profiles_dir() / f"{profile}.yaml"
+        if not path.is_file():
+            raise ParameterError(f"unknown profile {str(profile)!r}; available: {', '.join(available_profiles())} "
+                                 "(or a path to a .yaml file)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ParameterError(f"profile {path} is not valid YAML: {_one_line(exc)}") from exc
+    if not isinstance(data, dict) or not set(data) <= {"description", "defaults", "notebooks"}:
+        raise ParameterError(f"profile {path} must be a mapping with keys description, defaults, notebooks")
+    for section in ("defaults", "notebooks"):
+        if not isinstance(data.get(section) or {}, dict):
+            raise ParameterError(f"profile {path}: '{section}' must be a mapping")
+    return {"name": path.stem, "path": str(path), "defaults": data.get("defaults") or {},
+            "notebooks": data.get("notebooks") or {}, "description": data.get("description", "")}
+
+
+# -- validation ------------------------------------------------------------------------------------
+def parse_assignments(pairs: list[str]) -> dict[str, Any]:
+    """``["n=3", "name=abc"]`` -> ``{"n": 3, "name": "abc"}`` (values parsed as YAML)."""
+    out = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise ParameterError(f"malformed parameter {pair!r}: expected name=value")
+        try:
+            out[name.strip()] = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ParameterError(f"malformed value for {name.strip()!r}: {_one_line(exc)}") from exc
+    return out
+
+
+def check_value(notebook: str, param: Parameter, value: Any, source: str) -> Any:
+    expected = _TYPES[param.type]
+    if param.type == "str" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)  # `-p model=70` means the string "70"
+    if param.type in ("int", "float") and isinstance(value, bool) or not isinstance(value, expected):
+        raise ParameterError(f"{notebook}: parameter {param.name!r} ({source}) must be {param.type}, "
+                             f"got {type(value).__name__} {value!r}")
+    if param.type == "float":
+        value = float(value)
+    if param.name.endswith("_path") and isinstance(value, str) and value:
+        if not Path(value).expanduser().exists() and not _HUB_ID.match(value):
+            raise ParameterError(f"{notebook}: {param.name} = {value!r} does not exist "
+                                 "(give a local folder or a hub id such as org/name)")
+    return value
+
+
+def resolve_parameters(notebook: Path, profile: dict, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The parameters to inject: profile defaults (where declared) < profile notebook section < CLI."""
+    declared = notebook_parameters(notebook)
+    name = notebook.stem
+    valid = ", ".join(declared)
+    chosen: dict[str, Any] = {}
+    for key, value in profile["defaults"].items():
+        if key in declared:
+            chosen[key] = check_value(name, declared[key], value, f"profile {profile['name']}")
+    section = profile["notebooks"].get(name) or {}
+    for key, value in section.items():
+        if key not in declared:
+            raise ParameterError(f"profile {profile['name']}: {name} has no parameter {key!r}; valid: {valid}")
+        chosen[key] = check_value(name, declared[key], value, f"profile {profile['name']}")
+    for key, value in overrides.items():
+        if key not in declared:
+            raise ParameterError(f"{name} has no parameter {key!r}; valid: {valid}")
+        chosen[key] = check_value(name, declared[key], value, "-p")
+    return chosen
+
+
+# -- execution -------------------------------------------------------------------------------------
+def kernel_name() -> str:
+    """The project's kernel if registered (``make setup`` does it), else the current interpreter's."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return KERNEL_NAME if KERNEL_NAME in KernelSpecManager().find_kernel_specs() else "python3"
+
+
+def execute(
+    notebook: Path,
+    parameters: dict[str, Any],
+    *,
+    profile: dict,
+    output_dir: Path | None = None,
+    store: Path | None = None,
+    progress: bool = True,
+) -> Path:
+    """Execute a notebook with papermill; returns the executed copy's path.
+
+    The executed copy is written next to a ``NAME.run.json`` record (parameters, profile, times,
+    status). The injected-parameters cell is tagged ``remove-cell`` so that the book hides it: each
+    notebook shows its effective parameters itself.
+    """
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    output_dir = (output_dir or paths.generated_dir()).resolve()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    output = output_dir / notebook.name
+    record = {"notebook": notebook.stem, "profile": profile["name"], "parameters": parameters,
+              "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "running"}
+    env_backup = dict(os.environ)
+    if store is not None:
+        os.environ["REPRO_STORE"] = str(Path(store).resolve())
+    os.environ["REPRO_PROFILE"] = profile["name"]
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(notebook), str(output), parameters=parameters, kernel_name=kernel_name(),
+            progress_bar=progress, cwd=str(notebook.parent), log_output=False,
+        )
+    except PapermillExecutionError as exc:
+        record.update(status="failed", error=f"{exc.ename}: {_one_line(exc.evalue)}", cell=exc.exec_count)
+        raise NotebookFailed(f"{notebook.stem} failed in cell {exc.exec_count}: {exc.ename}: "
+                             f"{_one_line(exc.evalue)} (executed notebook kept at {output})") from None
+    else:
+        record["status"] = "complete"
+    finally:
+        os.environ.clear()
+        os.environ.update(env_backup)
+        record["duration_s"] = round(time.perf_counter() - start, 2)
+        if output.exists():
+            _hide_injected_cell(output)
+        (output_dir / f"{notebook.stem}.run.json").write_text(json.dumps(record, indent=2, default=str))
+    return output
+
+
+def _hide_injected_cell(path: Path) -> None:
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if ("injected-parameters" in tags or "parameters" in tags) and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nbformat.write(nb, path)
+
+
+def _one_line(text: Any, limit: int = 300) -> str:
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
