@@ -1,0 +1,50 @@
+"""Confidence intervals for the numbers the book reports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with a two-sided confidence interval."""
+
+    value: float
+    low: float
+    high: float
+    n: int
+    level: float = 0.95
+
+    def __str__(self) -> str:
+        return f"{self.value:.3g} [{self.low:.3g}, {self.high:.3g}]"
+
+    def as_dict(self, prefix: str = "") -> dict[str, float]:
+        return {f"{prefix}value": self.value, f"{prefix}low": self.low, f"{prefix}high": self.high,
+                f"{prefix}n": self.n}
+
+
+def bootstrap_ci(
+    values: Sequence[float] | np.ndarray,
+    statistic: Callable[[np.ndarray], float] = np.mean,
+    *,
+    level: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> Estimate:
+    """Percentile bootstrap interval of ``statistic`` over the items in ``values`` (resampled with
+    replacement, ``n_resamples`` times, with a fixed seed so the interval is reproducible)."""
+    data = np.asarray(values, dtype=float)
+    if data.size == 0:
+        raise ValueError("bootstrap_ci needs at least one value")
+    point = float(statistic(data))
+    if data.size == 1:
+        return Estimate(point, point, point, 1, level)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, data.size, size=(n_resamples, data.size))
+    stats = np.apply_along_axis(statistic, 1, data[idx]) if statistic is not np.mean else data[idx].mean(axis=1)
+    alpha = (1 - level) / 2
+    low, high = np.quantile(stats, [alpha, 1 - alpha])
+    return Estimate(point, float(low), float(high), int(data.size), level)

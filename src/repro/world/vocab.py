@@ -1,0 +1,40 @@
+"""The world's vocabulary and version.
+
+`vocabulary()` lists every token the world can emit, so a word-level tokenizer built from it covers
+all world text exactly: the words of the lexicon, of every family's phrasing, of the response writer
+and of the corpus, the punctuation marks and the numbers 0..999.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from . import lexicon
+from .corpus import TEXT_INTROS
+from .families import REGISTRY
+from .oracle import CONCISE_LEADS
+from .text import MAX_NUMBER, PUNCTUATION, tokenize
+from .writer import PHRASES
+
+#: Version of everything the world generates; bump it whenever generated content would change
+#: (it goes into cache keys of the run store).
+WORLD_VERSION = "world-1"
+
+
+@lru_cache(maxsize=1)
+def _vocabulary() -> tuple[str, ...]:
+    words: set[str] = set(PUNCTUATION)
+    words.update(str(n) for n in range(MAX_NUMBER + 1))
+    for group in (lexicon.ANIMALS, lexicon.FRUITS, lexicon.COLORS, lexicon.NAMES, lexicon.CITIES,
+                  lexicon.FOODS, tuple(lexicon.CATEGORIES)):
+        words.update(group)
+    texts = [p for fam in REGISTRY.values() for p in fam.phrases()]
+    texts += list(PHRASES) + list(TEXT_INTROS) + [" ".join(lead) for lead in CONCISE_LEADS]
+    for text in texts:
+        words.update(t for t in tokenize(text) if "{" not in t and "}" not in t)
+    return tuple(sorted(words))
+
+
+def vocabulary() -> list[str]:
+    """Every token the world can emit, sorted (deterministic)."""
+    return list(_vocabulary())

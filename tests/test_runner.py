@@ -1,0 +1,178 @@
+"""Notebook parameters: discovery, profiles, validation before any kernel starts, and execution."""
+
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from repro.cli import main
+from repro.runs.notebooks import (
+    NotebookFailed,
+    ParameterError,
+    execute,
+    load_profile,
+    notebook_parameters,
+    parse_assignments,
+    resolve_notebook,
+    resolve_parameters,
+)
+
+PARAMS = """\
+seed: int = 0  # random seed
+rate: float = 0.5  # a probability
+name: str = "tiny"
+flag: bool = False
+seeds: list = [0, 1, 2]
+base_model_path: str = ""  # empty: train the tiny model
+"""
+
+
+def make_notebook(folder, stem="07_demo", body="print(seed * 2)"):
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell(PARAMS)
+    cell.metadata["tags"] = ["parameters"]
+    nb.cells = [cell, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / f"{stem}.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture()
+def notebook(tmp_path):
+    return make_notebook(tmp_path)
+
+
+def test_parameters_are_read_with_types_defaults_and_help(notebook):
+    params = notebook_parameters(notebook)
+    assert list(params) == ["seed", "rate", "name", "flag", "seeds", "base_model_path"]
+    assert params["seed"].type == "int" and params["seed"].default == 0 and params["seed"].help == "random seed"
+    assert params["rate"].type == "float" and params["seeds"].default == [0, 1, 2]
+
+
+def test_resolve_notebook_by_name_prefix_and_path(notebook):
+    folder = notebook.parent
+    assert resolve_notebook("07_demo", folder) == notebook
+    assert resolve_notebook("07", folder) == notebook
+    assert resolve_notebook(str(notebook), folder) == notebook.resolve()
+    with pytest.raises(ParameterError, match="unknown notebook 'nope'; available: 07_demo"):
+        resolve_notebook("nope", folder)
+
+
+def test_values_are_parsed_as_yaml():
+    assert parse_assignments(["a=3", "b=0.5", "c=true", "d=[0, 1]", "e=hello", "f="]) == {
+        "a": 3, "b": 0.5, "c": True, "d": [0, 1], "e": "hello", "f": ""}
+    with pytest.raises(ParameterError, match="expected name=value"):
+        parse_assignments(["novalue"])
+    with pytest.raises(ParameterError, match="malformed value for 'a'"):
+        parse_assignments(["a=[1, 2"])
+
+
+TINY = {"name": "tiny", "defaults": {}, "notebooks": {}}
+
+
+def test_unknown_parameter_is_refused_naming_the_valid_ones(notebook):
+    with pytest.raises(ParameterError, match="has no parameter 'sed'; valid: seed, rate, name"):
+        resolve_parameters(notebook, TINY, {"sed": 1})
+
+
+@pytest.mark.parametrize("name,value,expected", [
+    ("seed", "three", "must be int, got str"),
+    ("seed", 1.5, "must be int, got float"),
+    ("seed", True, "must be int, got bool"),
+    ("flag", 1, "must be bool, got int"),
+    ("seeds", 3, "must be list, got int"),
+])
+def test_wrong_types_are_refused(notebook, name, value, expected):
+    with pytest.raises(ParameterError, match=expected):
+        resolve_parameters(notebook, TINY, {name: value})
+
+
+def test_ints_are_accepted_as_floats_and_numbers_as_strings(notebook):
+    assert resolve_parameters(notebook, TINY, {"rate": 1, "name": 70}) == {"rate": 1.0, "name": "70"}
+
+
+def test_model_paths_must_exist_unless_they_are_hub_ids(notebook, tmp_path):
+    with pytest.raises(ParameterError, match="base_model_path = '/no/such/model' does not exist"):
+        resolve_parameters(notebook, TINY, {"base_model_path": "/no/such/model"})
+    assert resolve_parameters(notebook, TINY, {"base_model_path": "meta-llama/Llama-2-70b-hf"})
+    assert resolve_parameters(notebook, TINY, {"base_model_path": str(tmp_path)})
+
+
+def test_profiles_apply_defaults_where_declared_and_check_notebook_sections(notebook, tmp_path):
+    profile_path = tmp_path / "mine.yaml"
+    profile_path.write_text("defaults: {seed: 7, not_here: 1}\nnotebooks: {07_demo: {rate: 0.25}}\n")
+    profile = load_profile(profile_path)
+    assert resolve_parameters(notebook, profile, {"seed": 9}) == {"seed": 9, "rate": 0.25}
+    profile_path.write_text("notebooks: {07_demo: {ratee: 0.25}}\n")
+    with pytest.raises(ParameterError, match="profile mine: 07_demo has no parameter 'ratee'"):
+        resolve_parameters(notebook, load_profile(profile_path), {})
+
+
+def test_bad_profiles(tmp_path):
+    with pytest.raises(ParameterError, match="unknown profile 'huge'; available: "):
+        load_profile("huge")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("defaults: [unclosed\n")
+    with pytest.raises(ParameterError, match="is not valid YAML"):
+        load_profile(bad)
+    bad.write_text("something: else\n")
+    with pytest.raises(ParameterError, match="must be a mapping with keys"):
+        load_profile(bad)
+
+
+def test_shipped_profiles_are_valid_for_every_notebook():
+    from repro.runs.notebooks import available_profiles, list_notebooks
+
+    assert {"tiny", "smoke"} <= set(available_profiles())
+    for name in available_profiles():
+        profile = load_profile(name)
+        for nb in list_notebooks():
+            resolve_parameters(nb, profile, {})
+
+
+def test_execute_injects_parameters_and_hides_the_injected_cell(notebook, tmp_path):
+    out_dir = tmp_path / "generated"
+    out = execute(notebook, {"seed": 21}, profile=TINY, output_dir=out_dir, store=tmp_path / "store",
+                  progress=False)
+    nb = nbformat.read(out, as_version=4)
+    assert nb.cells[-1].outputs[0]["text"].strip() == "42"
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert injected and "remove-cell" in injected[0].metadata["tags"]
+    record = json.loads((out_dir / "07_demo.run.json").read_text())
+    assert record["status"] == "complete" and record["parameters"] == {"seed": 21}
+
+
+def test_failing_cell_names_notebook_and_cell_and_keeps_the_output(tmp_path):
+    nb = make_notebook(tmp_path, body="raise ValueError('seed too large')")
+    with pytest.raises(NotebookFailed, match=r"07_demo failed in cell \d+: ValueError: seed too large "
+                                             r"\(executed notebook kept at .*07_demo.ipynb\)"):
+        execute(nb, {}, profile=TINY, output_dir=tmp_path / "out", progress=False)
+    assert (tmp_path / "out" / "07_demo.ipynb").exists()
+    assert json.loads((tmp_path / "out" / "07_demo.run.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["run", "no_such_notebook"], "unknown notebook 'no_such_notebook'"),
+    (["run", "00_world", "-p", "no_such_param=1"], "has no parameter 'no_such_param'"),
+    (["run", "00_world", "-p", "seed=abc"], "must be int, got str"),
+    (["run", "00_world", "--profile", "no_such_profile"], "unknown profile 'no_such_profile'"),
+    (["run", "00_world", "-p", "oops"], "malformed parameter 'oops'"),
+])
+def test_cli_bad_input_is_one_line_and_exit_code_2(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("repro: error: ") and message in err and "\n" not in err
+
+
+def test_cli_entry_point_prints_no_traceback():
+    proc = subprocess.run([sys.executable, "-m", "repro.cli", "run", "zzz"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "unknown notebook 'zzz'" in proc.stderr
+
+
+def test_cli_list_shows_every_notebook_with_parameters(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "00_world" in out and "seed: int = " in out and "profiles: " in out
