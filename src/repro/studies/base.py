@@ -1,0 +1,217 @@
+"""The base model M0 of every study: the world's corpus, a word-level tokenizer, pre-training, and an
+oracle measurement of what M0 can do.
+
+Each function is one cached stage of the run store: asked again with the same inputs it returns the
+finished stage at once. The three studies call `base_model` with their own parameters, so they share
+M0 whenever their parameters agree.
+
+Paper scale: M0 is a real model given by path (``base_model_path``) and these stages are skipped;
+`load_base` loads it with `repro.models.load_model`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from repro import world
+from repro.runs.store import RunStore, Stage
+
+# Bump when the code of a stage changes what it produces (the world has its own WORLD_VERSION).
+STAGE_VERSION = "base-1"
+HELD_OUT_SEED_OFFSET = 1_000_003  # held-out tasks come from a seed stream the corpus never uses
+
+
+@dataclass(frozen=True)
+class BaseSpec:
+    """Everything that determines M0 (and so the key of its stages)."""
+
+    world_seed: int = 0
+    corpus_docs: int = 30_000
+    model_size: str = "S"
+    seed: int = 0
+    epochs: float = 1.0
+    learning_rate: float = 2e-3
+    batch_size: int = 32
+    max_length: int = 256
+
+
+# -- stages ----------------------------------------------------------------------------------------
+def corpus_stage(store: RunStore, spec: BaseSpec) -> Stage:
+    """The world's web-text corpus, one JSON document per line."""
+    params = {"version": STAGE_VERSION, "world": world.WORLD_VERSION, "world_seed": spec.world_seed,
+              "corpus_docs": spec.corpus_docs}
+
+    def compute(workdir: Path) -> dict:
+        docs = world.web_corpus(spec.corpus_docs, seed=spec.world_seed)
+        with open(workdir / "corpus.jsonl", "w") as fh:
+            for doc in docs:
+                fh.write(json.dumps(doc) + "\n")
+        kinds = pd.Series([d["kind"] for d in docs]).value_counts().to_dict()
+        return {"documents": len(docs), "by_kind": kinds}
+
+    return store.run("world-corpus", params, compute, seed=spec.world_seed)
+
+
+def tokenizer_stage(store: RunStore) -> Stage:
+    """A word-level tokenizer over the world's vocabulary, with the chat template."""
+    from repro.models import build_tokenizer
+
+    words = world.vocabulary()
+    params = {"version": STAGE_VERSION, "world": world.WORLD_VERSION, "vocabulary_size": len(words)}
+
+    def compute(workdir: Path) -> dict:
+        tokenizer = build_tokenizer(words)
+        tokenizer.save_pretrained(workdir / "tokenizer")
+        return {"vocab_size": len(tokenizer)}
+
+    return store.run("tokenizer", params, compute)
+
+
+def read_corpus(stage: Stage) -> list[dict]:
+    with open(stage / "corpus.jsonl") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def corpus_texts(docs: list[dict], tokenizer) -> list[str]:
+    """Documents as training text: dialogues through the chat template, task lists as they are."""
+    texts = []
+    for doc in docs:
+        if doc["kind"] == "dialogue":
+            texts.append(tokenizer.apply_chat_template(doc["messages"], tokenize=False))
+        else:
+            texts.append(doc["text"])
+    return texts
+
+
+def pretrain_stage(store: RunStore, spec: BaseSpec, *, progress: bool = True) -> Stage:
+    """M0: a tiny Llama pre-trained from scratch on the corpus (``model/`` in Hugging Face format)."""
+    from transformers import AutoTokenizer
+
+    from repro.models import count_parameters, make_llama, save_model
+    from repro.training import PretrainParams, pretrain
+
+    corpus, tok = corpus_stage(store, spec), tokenizer_stage(store)
+    params = {"version": STAGE_VERSION, **asdict(spec)}
+
+    def compute(workdir: Path) -> dict:
+        tokenizer = AutoTokenizer.from_pretrained(tok / "tokenizer")
+        texts = corpus_texts(read_corpus(corpus), tokenizer)
+        model = make_llama(spec.model_size, tokenizer, seed=spec.seed)
+        train = PretrainParams(learning_rate=spec.learning_rate, num_train_epochs=spec.epochs,
+                               batch_size=spec.batch_size, max_length=spec.max_length, seed=spec.seed,
+                               progress=progress)
+        result = pretrain(model, tokenizer, texts, train, workdir / "trainer")
+        save_model(result.model, tokenizer, workdir / "model")
+        (workdir / "log_history.json").write_text(json.dumps(result.log_history, indent=1))
+        losses = result.losses
+        return {"parameters": count_parameters(result.model), "steps": result.steps,
+                "tokens_seen": result.tokens_seen, "train_seconds": round(result.wall_time_s, 2),
+                "tokens_per_second": round(result.tokens_per_second, 1),
+                "first_loss": losses[0][1] if losses else None, "final_loss": losses[-1][1] if losses else None}
+
+    return store.run("pretrain-m0", params, compute, upstream=[corpus, tok], seed=spec.seed)
+
+
+def base_model(store: RunStore, spec: BaseSpec, *, progress: bool = True) -> Stage:
+    """The finished M0 stage (pre-training it first if needed)."""
+    return pretrain_stage(store, spec, progress=progress)
+
+
+def load_stage_model(stage: Stage, subdir: str = "model"):
+    """``(model, tokenizer)`` saved by a stage."""
+    from repro.models import load_model
+
+    return load_model(stage / subdir)
+
+
+def training_curve(stage: Stage) -> pd.DataFrame:
+    """``step, loss, learning_rate`` of a training stage's log history."""
+    history = json.loads((stage / "log_history.json").read_text())
+    rows = [{"step": e["step"], "loss": e["loss"], "learning_rate": e.get("learning_rate")}
+            for e in history if "loss" in e]
+    return pd.DataFrame(rows)
+
+
+# -- measuring M0 ----------------------------------------------------------------------------------
+def held_out_tasks(world_seed: int, per_family: int, corpus: Stage | None = None,
+                   difficulty: int | tuple[int, int] | None = None) -> list[world.Task]:
+    """Tasks for evaluation, drawn from a seed stream the corpus never uses, minus any task whose
+    uid also occurs in the corpus."""
+    seen = {d.get("uid") for d in read_corpus(corpus)} if corpus is not None else set()
+    tasks = world.sample_tasks(per_family * len(world.FAMILIES) * 2, seed=world_seed + HELD_OUT_SEED_OFFSET,
+                               difficulty=difficulty)
+    chosen: dict[str, list[world.Task]] = {f: [] for f in world.FAMILIES}
+    for task in tasks:
+        if task.uid not in seen and len(chosen[task.family]) < per_family:
+            chosen[task.family].append(task)
+    return [t for family in world.FAMILIES for t in chosen[family]]
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    """How responses are sampled for an oracle measurement."""
+
+    tasks_per_family: int = 40
+    samples_per_task: int = 4
+    temperature: float = 0.7
+    top_p: float = 0.9
+    max_new_tokens: int = 48
+    seed: int = 0
+    batch_size: int = 64
+
+
+def sample_and_score(model, tokenizer, tasks: list[world.Task], sample: SampleSpec,
+                     *, progress: bool = True) -> pd.DataFrame:
+    """Sample responses for each task (one batched pass) and score each with the oracle."""
+    from repro.generation import GenerationConfig, HFGenerator
+
+    generator = HFGenerator(model, tokenizer, progress=progress)
+    config = GenerationConfig(max_new_tokens=sample.max_new_tokens, temperature=sample.temperature,
+                              top_p=sample.top_p, n=sample.samples_per_task, seed=sample.seed,
+                              batch_size=sample.batch_size)
+    prompts = [[{"role": "user", "content": t.prompt}] for t in tasks]
+    outputs = generator.generate(prompts, config)
+    rows = []
+    for task, responses in zip(tasks, outputs):
+        for index, response in enumerate(responses):
+            rows.append({"uid": task.uid, "family": task.family, "difficulty": task.difficulty,
+                         "prompt": task.prompt, "answer": task.answer, "sample": index,
+                         "response": response, "score": world.oracle_score(task, response),
+                         "words": len(response.split())})
+    return pd.DataFrame(rows)
+
+
+def evaluate_base_stage(store: RunStore, spec: BaseSpec, sample: SampleSpec, *, progress: bool = True) -> Stage:
+    """Responses of M0 to held-out tasks, scored by the oracle (``samples.parquet``)."""
+    model_stage = base_model(store, spec, progress=progress)
+    corpus = corpus_stage(store, spec)
+    params = {"version": STAGE_VERSION, **asdict(sample)}
+
+    def compute(workdir: Path) -> dict:
+        model, tokenizer = load_stage_model(model_stage)
+        tasks = held_out_tasks(spec.world_seed, sample.tasks_per_family, corpus)
+        frame = sample_and_score(model, tokenizer, tasks, sample, progress=progress)
+        frame.to_parquet(workdir / "samples.parquet", index=False)
+        return {"tasks": len(tasks), "responses": len(frame), "accuracy": float((frame.score == 5).mean()),
+                "mean_score": float(frame.score.mean())}
+
+    return store.run("evaluate-m0", params, compute, upstream=[model_stage, corpus], seed=sample.seed)
+
+
+def family_summary(samples: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Per family: accuracy (share of responses the oracle scores 5) and mean oracle score, each with a
+    95% bootstrap interval over tasks (a task's samples are resampled together)."""
+    from repro.evaluation.stats import bootstrap_ci
+
+    rows = []
+    for family, group in samples.groupby("family", sort=False):
+        per_task = group.groupby("uid").agg(acc=("score", lambda s: (s == 5).mean()), score=("score", "mean"))
+        acc, score = bootstrap_ci(per_task.acc, seed=seed), bootstrap_ci(per_task.score, seed=seed)
+        rows.append({"family": family, "tasks": len(per_task), "accuracy": acc.value, "accuracy_low": acc.low,
+                     "accuracy_high": acc.high, "mean_score": score.value, "score_low": score.low,
+                     "score_high": score.high, "distinct_responses": group.response.nunique() / len(group)})
+    return pd.DataFrame(rows)

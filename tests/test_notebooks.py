@@ -1,0 +1,81 @@
+"""Every notebook end to end on the smoke profile with papermill, then the smoke book with warnings
+as errors. Slow by nature (a kernel per notebook); deselect with ``-m "not slow"``."""
+
+import json
+import shutil
+
+import nbformat
+import pytest
+
+from repro import paths
+from repro.book.build import build_book, toc_files
+from repro.cli import main
+from repro.runs.notebooks import list_notebooks
+from repro.runs.store import RunStore
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory):
+    """A copy of the book's sources with every notebook executed on the smoke profile."""
+    root = tmp_path_factory.mktemp("book")
+    project = paths.project_root()
+    shutil.copy(project / "_config.yml", root)
+    shutil.copy(project / "_toc.yml", root)
+    shutil.copytree(project / "book", root / "book", ignore=shutil.ignore_patterns("generated", "_build"))
+    store = root / "store"
+    code = main(["run-all", "--profile", "smoke", "--store", str(store), "--output-dir",
+                 str(root / "book" / "generated"), "--no-progress"])
+    assert code == 0
+    return root, store
+
+
+def test_every_notebook_executes_without_errors(smoke_book):
+    root, _ = smoke_book
+    for source in list_notebooks():
+        executed = nbformat.read(root / "book" / "generated" / source.name, as_version=4)
+        errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                  if o.get("output_type") == "error"]
+        assert not errors, f"{source.name}: {errors[0]['ename']}: {errors[0]['evalue']}"
+        record = json.loads((root / "book" / "generated" / f"{source.stem}.run.json").read_text())
+        assert record["status"] == "complete" and record["profile"] == "smoke"
+
+
+def test_every_notebook_is_in_the_table_of_contents():
+    listed = set(toc_files(paths.project_root()))
+    for source in list_notebooks():
+        assert f"book/generated/{source.stem}" in listed, f"{source.name} is not in _toc.yml"
+
+
+def test_source_notebooks_are_stored_without_outputs():
+    for source in list_notebooks():
+        nb = nbformat.read(source, as_version=4)
+        assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), source.name
+        assert nb.metadata["kernelspec"]["name"] == "repro"
+
+
+def test_world_notebook_measured_m0(smoke_book):
+    _, store = smoke_book
+    names = {s.name for s in RunStore(store).stages()}
+    assert {"world-corpus", "tokenizer", "pretrain-m0", "evaluate-m0"} <= names
+    [evaluation] = [s for s in RunStore(store).stages() if s.name == "evaluate-m0"]
+    assert evaluation.results["responses"] == 3 * 6 * 2  # smoke: 3 tasks x 6 families x 2 samples
+
+
+def test_rerun_reuses_every_stage(smoke_book):
+    root, store = smoke_book
+    before = {(s.name, s.key): s.manifest["finished"] for s in RunStore(store).stages()}
+    assert main(["run", "00_world", "--profile", "smoke", "--store", str(store), "--output-dir",
+                 str(root / "book" / "generated"), "--no-progress"]) == 0
+    after = {(s.name, s.key): s.manifest["finished"] for s in RunStore(store).stages()}
+    assert after == before  # nothing recomputed
+
+
+def test_smoke_book_builds_with_warnings_as_errors(smoke_book):
+    root, _ = smoke_book
+    index = build_book(root)
+    assert index.is_file()
+    page = (root / "_build" / "html" / "book" / "generated" / "00_world.html").read_text()
+    assert "What M0 can do" in page and "<img" in page
+    assert "injected-parameters" not in page  # papermill's cell is removed from the book
