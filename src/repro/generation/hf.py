@@ -1,0 +1,152 @@
+"""The transformers backend: batched ``model.generate`` with a KV cache.
+
+Prompts are sorted by length (longest first, so the largest batch runs first and padding is small),
+left-padded in batches of ``config.batch_size``, generated with ``num_return_sequences=n``, and put
+back in their original order. Sampling is seeded once per call (without touching the caller's global
+RNG state), so a call is reproducible run to run; the completions of one prompt may depend on which
+other prompts share its batch, so keep prompts and batch size fixed to reproduce a result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import contextmanager
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from repro.generation.base import GenerationConfig, Prompt, encode_prompts
+
+
+class HFGenerator:
+    """Generate with a `transformers` causal LM.
+
+    Args:
+        model: the model; moved to ``device`` when one is given.
+        tokenizer: its tokenizer. A tokenizer without a pad token gets its eos token as pad token.
+        device: where to run (e.g. "cpu", "cuda"); None keeps the model where it is.
+        progress: show a tqdm bar over batches.
+    """
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        device: str | torch.device | None = None,
+        *,
+        progress: bool = True,
+    ) -> None:
+        if device is not None:
+            model = model.to(device)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.model = model
+        self.tokenizer = tokenizer
+        self.progress = progress
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def generate(self, prompts: Sequence[Prompt], config: GenerationConfig = GenerationConfig()) -> list[list[str]]:
+        """For each prompt, ``config.n`` completions (decoded without special tokens, stripped).
+
+        With ``temperature == 0`` (greedy) each prompt is decoded once and its completion repeated ``n`` times.
+        """
+        encoded = encode_prompts(self.tokenizer, prompts)
+        draws = 1 if config.greedy else config.n
+        if config.greedy:
+            sampling = {"do_sample": False}
+        else:  # top_k=0: no top-k cut-off (transformers would apply 50), as in vLLM
+            sampling = {"do_sample": True, "temperature": config.temperature, "top_p": config.top_p, "top_k": 0}
+
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]), reverse=True)
+        batches = [order[start : start + config.batch_size] for start in range(0, len(order), config.batch_size)]
+        completions: list[list[str]] = [[] for _ in encoded]
+        with self._seeded(config.seed), self._eval_mode(), torch.inference_mode():
+            for batch in tqdm(batches, desc="generate", unit="batch", disable=not self.progress):
+                inputs = self._pad([encoded[i] for i in batch])
+                output = self.model.generate(
+                    **inputs,
+                    max_new_tokens=config.max_new_tokens,
+                    num_return_sequences=draws,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                    **sampling,
+                )
+                new_tokens = output[:, inputs["input_ids"].shape[1] :]
+                texts = [t.strip() for t in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+                for row, index in enumerate(batch):
+                    completions[index] = texts[row * draws : (row + 1) * draws] * (config.n // draws)
+        return completions
+
+    def score_next_token_logprobs(
+        self,
+        prompts: Sequence[Prompt],
+        candidate_tokens: Sequence[str | int],
+        *,
+        batch_size: int | None = None,
+    ) -> np.ndarray:
+        """Log-probabilities of candidate tokens at the position right after each prompt.
+
+        Used to read a judge's preference from one token (e.g. "1" vs "2") without sampling.
+
+        Args:
+            prompts: conversations (rendered with the generation prompt) or raw strings.
+            candidate_tokens: vocabulary entries (e.g. "1") or token ids; each must be a single token.
+            batch_size: prompts per forward pass; None scores all prompts in one batched pass.
+
+        Returns:
+            Array of shape ``(len(prompts), len(candidate_tokens))`` of log-probabilities under the full
+            next-token distribution (not renormalised over the candidates).
+        """
+        candidate_ids = [self._token_id(token) for token in candidate_tokens]
+        encoded = encode_prompts(self.tokenizer, prompts)
+        step = batch_size or max(len(encoded), 1)
+        rows = []
+        with self._eval_mode(), torch.inference_mode():
+            for start in range(0, len(encoded), step):
+                inputs = self._pad(encoded[start : start + step])
+                # Left padding shifts the real tokens, so positions are counted from each prompt's first token.
+                position_ids = (inputs["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+                logits = self.model(**inputs, position_ids=position_ids, logits_to_keep=1).logits[:, -1]
+                rows.append(torch.log_softmax(logits.float(), dim=-1)[:, candidate_ids].cpu())
+        if not rows:
+            return np.zeros((0, len(candidate_ids)), dtype=np.float32)
+        return torch.cat(rows).numpy()
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _pad(self, batch: list[list[int]]) -> dict[str, torch.Tensor]:
+        inputs = self.tokenizer.pad({"input_ids": batch}, padding_side="left", return_tensors="pt")
+        return {key: value.to(self.device) for key, value in inputs.items()}
+
+    def _token_id(self, token: str | int) -> int:
+        if isinstance(token, int):
+            return token
+        vocab = self.tokenizer.get_vocab()
+        if token in vocab:
+            return vocab[token]
+        ids = self.tokenizer.encode(token, add_special_tokens=False)
+        if len(ids) != 1:
+            raise ValueError(f"candidate token {token!r} is not a single token of the tokenizer (ids {ids})")
+        return ids[0]
+
+    @contextmanager
+    def _seeded(self, seed: int):
+        """Seed torch for the duration of a call, restoring the caller's RNG state afterwards."""
+        devices = list(range(torch.cuda.device_count())) if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            yield
+
+    @contextmanager
+    def _eval_mode(self):
+        """Run in eval mode, then restore the model's training flag."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            yield
+        finally:
+            self.model.train(was_training)

@@ -1,0 +1,129 @@
+"""Generation backends: the transformers backend on a tiny random model, and the vLLM guard."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from repro.generation import (
+    GenerationConfig,
+    Generator,
+    HFGenerator,
+    VLLMGenerator,
+    encode_prompts,
+    make_generator,
+)
+from repro.models import build_tokenizer, make_llama
+
+VOCAB = "the a cat dog sat on mat box red is what how many add and list sort count then . , ?".split() + [
+    str(n) for n in range(60)
+]
+PROMPTS = [
+    "the cat sat on",
+    [{"role": "user", "content": "add 3 and 4 ?"}],
+    "what",
+    [{"role": "system", "content": "count ."}, {"role": "user", "content": "how many cat and dog on the mat ?"}],
+    "list 1 , 2 , 3 , 4 , 5 , 6 , 7 then",
+    [{"role": "user", "content": "sort 9 2 ?"}],
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return build_tokenizer(VOCAB)
+
+
+@pytest.fixture(scope="module")
+def generator(tokenizer):
+    # A larger init spread than the default, so that an untrained model's greedy outputs vary.
+    model = make_llama("XS", tokenizer, seed=0, initializer_range=0.2)
+    return HFGenerator(model, tokenizer, progress=False)
+
+
+def test_greedy_batched_equals_one_at_a_time(generator):
+    config = GenerationConfig(max_new_tokens=10, temperature=0, batch_size=4)
+    batched = generator.generate(PROMPTS, config)
+    single = [generator.generate([prompt], config)[0] for prompt in PROMPTS]
+    assert batched == single
+    assert len({texts[0] for texts in batched}) > 1  # not a degenerate model
+
+
+def test_sampling_is_seeded(generator):
+    config = GenerationConfig(max_new_tokens=10, temperature=1.0, top_p=0.95, n=2, seed=7, batch_size=4)
+    state = torch.random.get_rng_state()
+    first = generator.generate(PROMPTS, config)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's RNG is untouched
+    assert generator.generate(PROMPTS, config) == first
+    other_seed = generator.generate(PROMPTS, GenerationConfig(max_new_tokens=10, n=2, seed=8, batch_size=4))
+    assert other_seed != first
+
+
+def test_n_samples_per_prompt(generator):
+    sampled = generator.generate(PROMPTS, GenerationConfig(max_new_tokens=6, n=3, batch_size=5))
+    assert [len(texts) for texts in sampled] == [3] * len(PROMPTS)
+    assert all(isinstance(text, str) and text == text.strip() for texts in sampled for text in texts)
+    assert any(len(set(texts)) > 1 for texts in sampled)
+    greedy = generator.generate(PROMPTS[:2], GenerationConfig(max_new_tokens=6, temperature=0, n=3))
+    assert all(len(texts) == 3 and len(set(texts)) == 1 for texts in greedy)
+    assert generator.generate([], GenerationConfig()) == []
+
+
+def test_completions_have_no_special_tokens(generator, tokenizer):
+    for texts in generator.generate(PROMPTS, GenerationConfig(max_new_tokens=12, n=2)):
+        for text in texts:
+            assert not set(text.split()) & set(tokenizer.all_special_tokens)
+
+
+def test_score_next_token_logprobs_matches_forward(generator, tokenizer):
+    candidates = ["1", "2"]
+    scores = generator.score_next_token_logprobs(PROMPTS, candidates)
+    assert scores.shape == (len(PROMPTS), 2)
+    ids = tokenizer.convert_tokens_to_ids(candidates)
+    model = generator.model
+    for row, prompt_ids in enumerate(encode_prompts(tokenizer, PROMPTS)):
+        with torch.no_grad():
+            logits = model(torch.tensor([prompt_ids])).logits[0, -1]
+        expected = torch.log_softmax(logits, dim=-1)[ids].numpy()
+        np.testing.assert_allclose(scores[row], expected, atol=1e-5)
+    in_batches = generator.score_next_token_logprobs(PROMPTS, [ids[0], "2"], batch_size=4)
+    np.testing.assert_allclose(in_batches, scores, atol=1e-5)
+    with pytest.raises(ValueError, match="single token"):
+        generator.score_next_token_logprobs(PROMPTS, ["1 2"])
+
+
+def test_generation_config_validation():
+    with pytest.raises(ValueError, match="top_p"):
+        GenerationConfig(top_p=0)
+    with pytest.raises(ValueError, match="n must"):
+        GenerationConfig(n=0)
+    assert GenerationConfig(temperature=0).greedy
+
+
+def test_bad_prompt_is_named(generator):
+    with pytest.raises(TypeError, match="prompt 1"):
+        generator.generate(["the cat", [{"text": "no role"}]], GenerationConfig(max_new_tokens=2))
+
+
+def test_factory(generator, tokenizer):
+    made = make_generator("transformers", generator.model, tokenizer, progress=False)
+    assert isinstance(made, HFGenerator) and isinstance(made, Generator)
+    with pytest.raises(ValueError, match="transformers, vllm"):
+        make_generator("tgi", generator.model, tokenizer)
+    with pytest.raises(ValueError, match="tokenizer"):
+        make_generator("transformers", generator.model)
+
+
+def test_vllm_missing_gives_install_hint(monkeypatch):
+    monkeypatch.setitem(sys.modules, "vllm", None)  # makes `import vllm` fail, installed or not
+    with pytest.raises(ImportError, match=r"pip install -e \.\[vllm\]"):
+        VLLMGenerator("some/model")
+    with pytest.raises(ImportError, match="vllm"):
+        make_generator("vllm", "some/model")
+
+
+def test_importing_generation_does_not_import_vllm():
+    code = "import sys, repro, repro.generation; print('vllm' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
