@@ -1,0 +1,60 @@
+"""environment.yml, pyproject.toml and the constraints file describe one environment."""
+
+import re
+import sys
+import tomllib
+
+import yaml
+
+from repro import paths
+
+ROOT = paths.project_root()
+
+
+def _pins(lines):
+    pins = {}
+    for line in lines:
+        line = line.split("#")[0].strip()
+        if m := re.match(r"^([A-Za-z0-9_.\-\[\]]+)==([^\s;]+)", line):
+            pins[re.sub(r"\[.*\]", "", m.group(1)).lower().replace("_", "-")] = m.group(2)
+    return pins
+
+
+def test_every_dependency_is_pinned_and_agrees_with_the_constraints():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    constraints = _pins((ROOT / "requirements" / "constraints.txt").read_text().splitlines())
+    declared = list(project["dependencies"]) + [d for extra in ("dev",) for d in project["optional-dependencies"][extra]]
+    pins = _pins(declared)
+    assert len(pins) == len(declared), "every dependency in pyproject.toml is pinned with =="
+    for name, version in pins.items():
+        assert constraints.get(name) == version, f"{name}: pyproject {version} vs constraints {constraints.get(name)}"
+    assert constraints["torch"] == "2.13.0" and constraints["jupyter-book"].startswith("1.")
+    assert "vllm" in project["optional-dependencies"]
+
+
+def test_environment_yml_installs_the_same_package_with_the_same_pins():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    deps = env["dependencies"]
+    python = [d for d in deps if isinstance(d, str) and d.startswith("python")]
+    assert python == ["python=3.11"]
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert ">=3.11" in requires and "<3.12" in requires
+    [pip] = [d["pip"] for d in deps if isinstance(d, dict) and "pip" in d]
+    assert "-c requirements/constraints.txt" in pip and "-e .[dev]" in pip
+    assert sys.version_info[:2] == (3, 11)
+
+
+def test_the_makefile_and_ci_use_the_same_constraints_and_the_readme_commands():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "-c requirements/constraints.txt" in makefile and "ipykernel install" in makefile
+    readme = (ROOT / "README.md").read_text()
+    assert "make book" in readme and "make test" in readme
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_importing_repro_is_cheap_and_never_imports_vllm():
+    import subprocess
+
+    code = "import sys, repro, repro.runs, repro.world; print(sorted(m for m in ('vllm', 'torch') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
