@@ -180,7 +180,7 @@ class RunStore:
             stage = self._load(manifest_path.parent.parent.name, manifest_path.parent.name)
             if stage is not None:
                 found.append(stage)
-        return sorted(found, key=lambda s: s.manifest.get("started", ""))
+        return sorted(found, key=lambda s: (s.manifest.get("started", ""), s.manifest.get("finished", "")))
 
     def incomplete(self) -> list[Path]:
         """Temporary folders of stages that are running, or were interrupted."""
