@@ -18,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from repro import world
-from repro.runs.store import RunStore, Stage
+from repro.judges.rubric import judge_messages, template_words
+from repro.runs.store import RunStore, Stage, params_hash
 
 # Bump when the code of a stage changes what it produces (the world has its own WORLD_VERSION).
 STAGE_VERSION = "base-1"
@@ -31,6 +32,7 @@ class BaseSpec:
 
     world_seed: int = 0
     corpus_docs: int = 30_000
+    difficulty: tuple[int, int] = (1, 3)
     model_size: str = "S"
     seed: int = 0
     epochs: float = 1.0
@@ -43,10 +45,10 @@ class BaseSpec:
 def corpus_stage(store: RunStore, spec: BaseSpec) -> Stage:
     """The world's web-text corpus, one JSON document per line."""
     params = {"version": STAGE_VERSION, "world": world.WORLD_VERSION, "world_seed": spec.world_seed,
-              "corpus_docs": spec.corpus_docs}
+              "corpus_docs": spec.corpus_docs, "difficulty": list(spec.difficulty)}
 
     def compute(workdir: Path) -> dict:
-        docs = world.web_corpus(spec.corpus_docs, seed=spec.world_seed)
+        docs = world.web_corpus(spec.corpus_docs, seed=spec.world_seed, difficulty=tuple(spec.difficulty))
         with open(workdir / "corpus.jsonl", "w") as fh:
             for doc in docs:
                 fh.write(json.dumps(doc) + "\n")
@@ -60,8 +62,8 @@ def tokenizer_stage(store: RunStore) -> Stage:
     """A word-level tokenizer over the world's vocabulary, with the chat template."""
     from repro.models import build_tokenizer
 
-    words = world.vocabulary()
-    params = {"version": STAGE_VERSION, "world": world.WORLD_VERSION, "vocabulary_size": len(words)}
+    words = sorted(set(world.vocabulary()) | template_words("compact"))
+    params = {"version": STAGE_VERSION, "world": world.WORLD_VERSION, "words": params_hash(words)}
 
     def compute(workdir: Path) -> dict:
         tokenizer = build_tokenizer(words)
@@ -76,14 +78,23 @@ def read_corpus(stage: Stage) -> list[dict]:
         return [json.loads(line) for line in fh]
 
 
+def document_messages(doc: dict) -> list[dict[str, str]] | None:
+    """A corpus document as a conversation: dialogues as they are, reviews as a request to the judge
+    (the compact LLM-as-a-Judge prompt) answered by the reviewer's judgment; None for plain text."""
+    if doc["kind"] == "dialogue":
+        return doc["messages"]
+    if doc["kind"] == "review":
+        return judge_messages(doc["task"]["prompt"], doc["response"]) + [
+            {"role": "assistant", "content": doc["judgment"]}]
+    return None
+
+
 def corpus_texts(docs: list[dict], tokenizer) -> list[str]:
-    """Documents as training text: dialogues through the chat template, task lists as they are."""
+    """Documents as training text: conversations through the chat template, task lists as they are."""
     texts = []
     for doc in docs:
-        if doc["kind"] == "dialogue":
-            texts.append(tokenizer.apply_chat_template(doc["messages"], tokenize=False))
-        else:
-            texts.append(doc["text"])
+        messages = document_messages(doc)
+        texts.append(doc["text"] if messages is None else tokenizer.apply_chat_template(messages, tokenize=False))
     return texts
 
 
@@ -95,7 +106,7 @@ def pretrain_stage(store: RunStore, spec: BaseSpec, *, progress: bool = True) ->
     from repro.training import PretrainParams, pretrain
 
     corpus, tok = corpus_stage(store, spec), tokenizer_stage(store)
-    params = {"version": STAGE_VERSION, **asdict(spec)}
+    params = {"version": STAGE_VERSION, **asdict(spec), "difficulty": list(spec.difficulty)}
 
     def compute(workdir: Path) -> dict:
         tokenizer = AutoTokenizer.from_pretrained(tok / "tokenizer")
@@ -193,7 +204,7 @@ def evaluate_base_stage(store: RunStore, spec: BaseSpec, sample: SampleSpec, *, 
 
     def compute(workdir: Path) -> dict:
         model, tokenizer = load_stage_model(model_stage)
-        tasks = held_out_tasks(spec.world_seed, sample.tasks_per_family, corpus)
+        tasks = held_out_tasks(spec.world_seed, sample.tasks_per_family, corpus, difficulty=tuple(spec.difficulty))
         frame = sample_and_score(model, tokenizer, tasks, sample, progress=progress)
         frame.to_parquet(workdir / "samples.parquet", index=False)
         return {"tasks": len(tasks), "responses": len(frame), "accuracy": float((frame.score == 5).mean()),

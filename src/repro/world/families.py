@@ -9,6 +9,10 @@ A task is fully described by its *spec*, a plain JSON-able dict with three kinds
 - content: the concrete items, facts and steps drawn for these knobs.
 - ``template``: which phrasing of the prompt is used.
 
+`admits` is the other direction of sampling: whether `sample_content` could have drawn a spec's
+content for its knobs (ranges, distinct items, the family's rules). `repro.world.parse` uses it to
+decide whether a prompt read back from text (e.g. written by a model) is a valid task of the world.
+
 From a complete spec, `render` writes the prompt and `solve` the answer tokens, both deterministic.
 The grading hooks used by the oracle live here too, next to the task they grade:
 
@@ -52,6 +56,8 @@ class Family:
     knobs: tuple[str, ...] = ()
     #: "list" (answer is a token list) or "single" (answer is one token).
     shape: str = "list"
+    #: Knobs `default_knobs` draws at random rather than setting from the difficulty (a prompt shows them).
+    variant_knobs: tuple[str, ...] = ()
 
     # -- sampling ---------------------------------------------------------------------------------
     def default_knobs(self, difficulty: int, rng: random.Random) -> dict[str, Any]:
@@ -63,6 +69,13 @@ class Family:
 
     def sample_content(self, rng: random.Random, knobs: dict[str, Any]) -> dict[str, Any]:
         """Draw the concrete items for complete knobs."""
+        raise NotImplementedError
+
+    def admits(self, spec: Spec) -> bool:
+        """Whether `sample_content` could have drawn the spec's content for the spec's knobs.
+
+        The knobs are assumed to pass `check_knobs`; content of the wrong type is simply not admitted.
+        """
         raise NotImplementedError
 
     def templates(self, spec: Spec) -> tuple[str, ...]:
@@ -134,6 +147,10 @@ class Family:
 
 def _items(values: list[Any]) -> str:
     return " ".join(str(v) for v in values)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _need(cond: bool, family: str, message: str) -> None:
@@ -213,6 +230,7 @@ class Sort(ListFamily):
 
     name = "sort"
     knobs = ("length", "max_value", "items", "order")
+    variant_knobs = ("items", "order")
     TEMPLATES = {
         ("numbers", "ascending"): (
             "sort these numbers from small to large : {items} .",
@@ -255,6 +273,14 @@ class Sort(ListFamily):
         if knobs["items"] == "numbers":
             return {"values": rng.sample(range(knobs["max_value"] + 1), knobs["length"])}
         return {"values": rng.sample(ITEM_WORDS, knobs["length"])}
+
+    def admits(self, spec):
+        values = spec["values"]
+        if len(values) != spec["length"] or len(set(values)) != len(values):
+            return False
+        if spec["items"] == "numbers":
+            return all(_is_int(v) and 0 <= v <= spec["max_value"] for v in values)
+        return all(v in _ITEM_SET for v in values)
 
     def templates(self, spec):
         return self.TEMPLATES[(spec["items"], spec["order"])]
@@ -346,6 +372,31 @@ class Edit(ListFamily):
                 return {"items": items, "steps": steps}
         raise ValueError(f"edit: could not build a task with knobs {knobs} "
                          f"(the result is always shorter than {MIN_UNITS} items or unchanged)")
+
+    def admits(self, spec):
+        items, steps, ops = spec["items"], spec["steps"], spec["ops"]
+        if len(items) != spec["length"] or len(steps) != spec["n_ops"] or not items:
+            return False
+        words = next((ws for ws in CATEGORIES.values() if items[0] in ws), ())
+        if not all(w in words for w in items):  # one category per list
+            return False
+        current, last = list(items), None
+        for step in steps:
+            if not isinstance(step, list) or not step or step[0] not in ops:
+                return False
+            kind, args = step[0], step[1:]
+            if kind == last and any(o != last for o in ops):  # the same edit twice in a row
+                return False
+            ok = {
+                "reverse": len(args) == 0,
+                "remove": len(args) == 1 and args[0] in current,
+                "replace": len(args) == 2 and args[0] in current and args[1] in words and args[1] != args[0],
+                "append": len(args) == 1 and args[0] in words,
+            }.get(kind, False)
+            if not ok:
+                return False
+            current, last = self.apply(current, step), kind
+        return len(current) >= MIN_UNITS and current != items
 
     def templates(self, spec):
         return self.TEMPLATES
@@ -481,6 +532,31 @@ class Arithmetic(NumericFamily):
             steps.append([op, value])
         return {"start": start, "steps": steps}
 
+    def admits(self, spec):
+        top, ops, steps, current = spec["max_value"], spec["ops"], spec["steps"], spec["start"]
+        if len(steps) != spec["n_terms"] - 1 or not _is_int(current) or not 1 <= current <= top:
+            return False
+        for step in steps:
+            if not isinstance(step, list) or len(step) != 2 or not _is_int(step[1]):
+                return False
+            op, value = step
+            possible = {"plus": current < MAX_NUMBER, "minus": current >= 1,
+                        "times": 1 <= current <= MAX_NUMBER // 2}
+            valid = [o for o in ops if possible.get(o, False)]
+            fallback = [] if valid else ["plus"] if current < MAX_NUMBER else ["minus"]
+            if op not in valid + fallback:
+                return False
+            if op == "plus":
+                ok = 1 <= value <= min(top, MAX_NUMBER - current)
+            elif op == "minus":
+                ok = 1 <= value <= min(top, current)
+            else:
+                ok = 2 <= value <= min(9, MAX_NUMBER // current)
+            if not ok:
+                return False
+            current = self._apply(current, op, value)
+        return True
+
     @staticmethod
     def _apply(current: int, op: str, value: int) -> int:
         return current + value if op == "plus" else current - value if op == "minus" else current * value
@@ -515,6 +591,7 @@ class Count(NumericFamily):
 
     name = "count"
     knobs = ("length", "what")
+    variant_knobs = ("what",)
     TEMPLATES = {
         "word": (
             "how many times does the word {t} appear in this list : {items} ?",
@@ -552,6 +629,18 @@ class Count(NumericFamily):
         rng.shuffle(items)
         return {"target": target, "items": items}
 
+    def admits(self, spec):
+        items, target, n = spec["items"], spec["target"], spec["length"]
+        if len(items) != n or not isinstance(target, str):
+            return False
+        if spec["what"] == "word":
+            words = next((ws for ws in CATEGORIES.values() if target in ws), ())
+            hits = sum(w == target for w in items)
+            return all(w in words for w in items) and 1 <= hits <= max(1, n // 2)
+        if target not in CATEGORIES or not all(w in _ITEM_SET for w in items):
+            return False
+        return 1 <= sum(w in CATEGORIES[target] for w in items) <= n - 1
+
     def templates(self, spec):
         return self.TEMPLATES[spec["what"]]
 
@@ -576,6 +665,7 @@ class Extremum(Family):
 
     name = "extremum"
     knobs = ("length", "max_value", "which")
+    variant_knobs = ("which",)
     shape = "single"
     TEMPLATES = {
         "largest": (
@@ -601,6 +691,11 @@ class Extremum(Family):
 
     def sample_content(self, rng, knobs):
         return {"values": rng.sample(range(knobs["max_value"] + 1), knobs["length"])}
+
+    def admits(self, spec):
+        values = spec["values"]
+        return (len(values) == spec["length"] and len(set(values)) == len(values)
+                and all(_is_int(v) and 0 <= v <= spec["max_value"] for v in values))
 
     def templates(self, spec):
         return self.TEMPLATES[spec["which"]]
@@ -644,6 +739,7 @@ class Lookup(Family):
 
     name = "lookup"
     knobs = ("n_facts", "hops", "relation")
+    variant_knobs = ("relation",)
     shape = "single"
     RELATIONS = {
         "food": ("{s} likes {v}", "what does {s} like ?", FOODS),
@@ -683,6 +779,18 @@ class Lookup(Family):
             "order": order,  # attribute facts are listed in this order of people
             "query": rng.randrange(n),
         }
+
+    def admits(self, spec):
+        n, hops = spec["n_facts"], spec["hops"]
+        people, pets, values, order = spec["people"], spec["pets"], spec["values"], spec["order"]
+
+        def distinct(words, pool):
+            return len(words) == n and len(set(words)) == n and all(w in pool for w in words)
+
+        return (distinct(people, NAMES) and distinct(values, self.RELATIONS[spec["relation"]][2])
+                and (distinct(pets, ANIMALS) if hops == 2 else pets == [])
+                and sorted(order) == list(range(n)) and (hops == 2 or order == list(range(n)))
+                and _is_int(spec["query"]) and 0 <= spec["query"] < n)
 
     def templates(self, spec):
         return self.TEMPLATES

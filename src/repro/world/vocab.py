@@ -1,8 +1,8 @@
 """The world's vocabulary and version.
 
 `vocabulary()` lists every token the world can emit, so a word-level tokenizer built from it covers
-all world text exactly: the words of the lexicon, of every family's phrasing, of the response writer
-and of the corpus, the punctuation marks and the numbers 0..999.
+all world text exactly: the words of the lexicon, of every family's phrasing, of the response writer,
+of judgments and of the corpus, the punctuation marks and the numbers 0..999.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ from functools import lru_cache
 from . import lexicon
 from .corpus import TEXT_INTROS
 from .families import REGISTRY
+from .judging import PHRASES as JUDGMENT_PHRASES
 from .oracle import CONCISE_LEADS
 from .text import MAX_NUMBER, PUNCTUATION, tokenize
 from .writer import PHRASES
 
 #: Version of everything the world generates; bump it whenever generated content would change
 #: (it goes into cache keys of the run store).
-WORLD_VERSION = "world-1"
+WORLD_VERSION = "world-2"  # world-2: review documents in the corpus, judgments, parse_prompt
 
 
 @lru_cache(maxsize=1)
@@ -30,6 +31,7 @@ def _vocabulary() -> tuple[str, ...]:
         words.update(group)
     texts = [p for fam in REGISTRY.values() for p in fam.phrases()]
     texts += list(PHRASES) + list(TEXT_INTROS) + [" ".join(lead) for lead in CONCISE_LEADS]
+    texts += list(JUDGMENT_PHRASES)
     for text in texts:
         words.update(t for t in tokenize(text) if "{" not in t and "}" not in t)
     return tuple(sorted(words))
