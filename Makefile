@@ -31,7 +31,8 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py
+	mkdir -p bench-results
+	$(BIN)/python benchmarks/bench_generation.py --out bench-results/generation.json
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/

@@ -75,3 +75,12 @@ def glue(name: str, value: Any, display: bool = False) -> Any:
 
     _glue(name, value, display=display)
     return value
+
+
+def glue_md(name: str, text: str) -> str:
+    """Store a sentence of Markdown for the text of the chapter (``{glue:md}`name```)."""
+    from IPython.display import Markdown
+    from myst_nb import glue as _glue
+
+    _glue(name, Markdown(text), display=False)
+    return text

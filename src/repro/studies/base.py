@@ -31,13 +31,13 @@ class BaseSpec:
     """Everything that determines M0 (and so the key of its stages)."""
 
     world_seed: int = 0
-    corpus_docs: int = 30_000
-    difficulty: tuple[int, int] = (1, 3)
+    corpus_docs: int = 80_000
+    difficulty: tuple[int, int] = (1, 2)
     model_size: str = "S"
     seed: int = 0
     epochs: float = 1.0
-    learning_rate: float = 2e-3
-    batch_size: int = 32
+    learning_rate: float = 1e-3
+    batch_size: int = 8
     max_length: int = 256
 
 
@@ -90,11 +90,19 @@ def document_messages(doc: dict) -> list[dict[str, str]] | None:
 
 
 def corpus_texts(docs: list[dict], tokenizer) -> list[str]:
-    """Documents as training text: conversations through the chat template, task lists as they are."""
+    """Documents as training text: conversations through the chat template, task lists as they are.
+
+    The pre-training wrapper adds one ``<s>`` before and one ``</s>`` after every text, so the chat
+    template's own outer ``<s>`` / ``</s>`` are taken off here (each document has exactly one of each,
+    as at generation time)."""
     texts = []
     for doc in docs:
         messages = document_messages(doc)
-        texts.append(doc["text"] if messages is None else tokenizer.apply_chat_template(messages, tokenize=False))
+        if messages is None:
+            texts.append(doc["text"])
+            continue
+        text = tokenizer.apply_chat_template(messages, tokenize=False).strip()
+        texts.append(text.removeprefix(tokenizer.bos_token).removesuffix(tokenizer.eos_token).strip())
     return texts
 
 
@@ -226,3 +234,17 @@ def family_summary(samples: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
                      "accuracy_high": acc.high, "mean_score": score.value, "score_low": score.low,
                      "score_high": score.high, "distinct_responses": group.response.nunique() / len(group)})
     return pd.DataFrame(rows)
+
+
+def family_sentence(summary: pd.DataFrame) -> str:
+    """A sentence naming the families M0 does best and worst at (from `family_summary`)."""
+    ranked = summary.sort_values("accuracy", ascending=False)
+    best = ranked.iloc[0]
+    never = ranked[ranked.accuracy == 0].family.tolist()
+    sentence = f"It does best at *{best.family}* ({best.accuracy:.0%} of responses perfect)"
+    if never:
+        sentence += f" and never gives a perfect response in *{'*, *'.join(never)}*"
+    else:
+        worst = ranked.iloc[-1]
+        sentence += f" and worst at *{worst.family}* ({worst.accuracy:.0%})"
+    return sentence + "."
