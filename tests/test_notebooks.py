@@ -38,6 +38,9 @@ def test_every_notebook_executes_without_errors(smoke_book):
         errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
                   if o.get("output_type") == "error"]
         assert not errors, f"{source.name}: {errors[0]['ename']}: {errors[0]['evalue']}"
+        stderr = [o["text"] for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                  if o.get("output_type") == "stream" and o.get("name") == "stderr"]
+        assert not stderr, f"{source.name} wrote to stderr (warnings or progress bars in the book): {stderr[0][:300]}"
         record = json.loads((root / "book" / "generated" / f"{source.stem}.run.json").read_text())
         assert record["status"] == "complete" and record["profile"] == "smoke"
 

@@ -226,6 +226,8 @@ def execute(
     if store is not None:
         os.environ["REPRO_STORE"] = str(Path(store).resolve())
     os.environ["REPRO_PROFILE"] = profile["name"]
+    # papermill reports progress per cell: no progress bars inside the executed notebooks
+    os.environ.update(REPRO_PROGRESS="0", TQDM_DISABLE="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
     start = time.perf_counter()
     try:
         papermill.execute_notebook(

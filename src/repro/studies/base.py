@@ -19,6 +19,7 @@ import pandas as pd
 
 from repro import world
 from repro.judges.rubric import judge_messages, template_words
+from repro.progress import show_progress
 from repro.runs.store import RunStore, Stage, params_hash
 
 # Bump when the code of a stage changes what it produces (the world has its own WORLD_VERSION).
@@ -106,7 +107,7 @@ def corpus_texts(docs: list[dict], tokenizer) -> list[str]:
     return texts
 
 
-def pretrain_stage(store: RunStore, spec: BaseSpec, *, progress: bool = True) -> Stage:
+def pretrain_stage(store: RunStore, spec: BaseSpec, *, progress: bool | None = None) -> Stage:
     """M0: a tiny Llama pre-trained from scratch on the corpus (``model/`` in Hugging Face format)."""
     from transformers import AutoTokenizer
 
@@ -122,7 +123,7 @@ def pretrain_stage(store: RunStore, spec: BaseSpec, *, progress: bool = True) ->
         model = make_llama(spec.model_size, tokenizer, seed=spec.seed)
         train = PretrainParams(learning_rate=spec.learning_rate, num_train_epochs=spec.epochs,
                                batch_size=spec.batch_size, max_length=spec.max_length, seed=spec.seed,
-                               progress=progress)
+                               progress=show_progress(progress))
         result = pretrain(model, tokenizer, texts, train, workdir / "trainer")
         save_model(result.model, tokenizer, workdir / "model")
         (workdir / "log_history.json").write_text(json.dumps(result.log_history, indent=1))
@@ -135,7 +136,7 @@ def pretrain_stage(store: RunStore, spec: BaseSpec, *, progress: bool = True) ->
     return store.run("pretrain-m0", params, compute, upstream=[corpus, tok], seed=spec.seed)
 
 
-def base_model(store: RunStore, spec: BaseSpec, *, progress: bool = True) -> Stage:
+def base_model(store: RunStore, spec: BaseSpec, *, progress: bool | None = None) -> Stage:
     """The finished M0 stage (pre-training it first if needed)."""
     return pretrain_stage(store, spec, progress=progress)
 
@@ -184,11 +185,11 @@ class SampleSpec:
 
 
 def sample_and_score(model, tokenizer, tasks: list[world.Task], sample: SampleSpec,
-                     *, progress: bool = True) -> pd.DataFrame:
+                     *, progress: bool | None = None) -> pd.DataFrame:
     """Sample responses for each task (one batched pass) and score each with the oracle."""
     from repro.generation import GenerationConfig, HFGenerator
 
-    generator = HFGenerator(model, tokenizer, progress=progress)
+    generator = HFGenerator(model, tokenizer, progress=show_progress(progress))
     config = GenerationConfig(max_new_tokens=sample.max_new_tokens, temperature=sample.temperature,
                               top_p=sample.top_p, n=sample.samples_per_task, seed=sample.seed,
                               batch_size=sample.batch_size)
@@ -204,7 +205,7 @@ def sample_and_score(model, tokenizer, tasks: list[world.Task], sample: SampleSp
     return pd.DataFrame(rows)
 
 
-def evaluate_base_stage(store: RunStore, spec: BaseSpec, sample: SampleSpec, *, progress: bool = True) -> Stage:
+def evaluate_base_stage(store: RunStore, spec: BaseSpec, sample: SampleSpec, *, progress: bool | None = None) -> Stage:
     """Responses of M0 to held-out tasks, scored by the oracle (``samples.parquet``)."""
     model_stage = base_model(store, spec, progress=progress)
     corpus = corpus_stage(store, spec)
