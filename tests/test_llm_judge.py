@@ -1,0 +1,63 @@
+"""LLM-as-a-Judge: K samples per pair from one generator call, averaged; unreadable scores counted."""
+
+import math
+
+import pytest
+
+from repro.judges.llm_judge import JudgeConfig, judge
+from repro.judges.rubric import TEMPLATES, judge_prompt, template_words
+
+
+class ScriptedJudge:
+    """A fake judge model: returns canned judgments per pair and records each call."""
+
+    def __init__(self, answers):
+        self.answers = answers
+        self.calls = []
+
+    def generate(self, prompts, config):
+        self.calls.append((prompts, config))
+        return [self.answers[i][: config.n] for i in range(len(prompts))]
+
+
+def test_scores_are_averaged_over_readable_judgments_and_failures_counted():
+    fake = ScriptedJudge([
+        ["fine . score : 4 .", "score : 5", "score : 3 ."],        # mean 4
+        ["score : 2 .", "no score here", "score : 9 ."],           # only 2 is readable
+        ["i do not know .", "", "score : four"],                   # nothing readable
+    ])
+    result = judge(fake, [("t1", "r1"), ("t2", "r2"), ("t3", "r3")], JudgeConfig(samples=3))
+    assert len(fake.calls) == 1 and fake.calls[0][1].n == 3  # one batched call, K return sequences
+    assert result.scores[0] == pytest.approx(4.0) and result.scores[1] == pytest.approx(2.0)
+    assert math.isnan(result.scores[2])  # never a silent zero
+    assert result.frame.parsed.tolist() == [3, 1, 0]
+    assert result.frame.scores[1] == [2.0, None, None]
+    tally = result.tally.as_dict()
+    assert tally["ok"] == 4 and tally["total"] == 9 and tally["out_of_range"] == 1
+
+
+def test_judge_prompts_follow_the_template():
+    fake = ScriptedJudge([["score : 1 ."]])
+    judge(fake, [("sort these : 3 1 .", "1 3 .")], JudgeConfig(samples=1))
+    [message] = fake.calls[0][0][0]
+    assert message["role"] == "user"
+    assert message["content"] == judge_prompt("sort these : 3 1 .", "1 3 .")
+    assert "task : sort these : 3 1 . response : 1 3 ." in message["content"]
+
+
+def test_empty_input_and_bad_config():
+    result = judge(ScriptedJudge([]), [], JudgeConfig())
+    assert result.frame.empty and result.tally.total == 0
+    with pytest.raises(ValueError, match="samples must be >= 1"):
+        JudgeConfig(samples=0)
+    with pytest.raises(ValueError, match="unknown judge template"):
+        judge_prompt("a", "b", template="nope")
+
+
+def test_templates_follow_the_papers_structure():
+    for text in TEMPLATES.values():
+        lowered = text.lower()
+        for needle in ("relevant", "substantial", "basic elements", "direct", "score"):
+            assert needle in lowered
+        assert "{prompt}" in text and "{response}" in text
+    assert "score" in template_words("compact") and "{prompt}" not in " ".join(template_words("compact"))
