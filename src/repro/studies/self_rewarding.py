@@ -125,3 +125,108 @@ def oracle_judgments(frame: pd.DataFrame, seed: int = 0) -> list[str]:
         task = world.parse_prompt(row.prompt)
         out.append(world.judgment(task, row.response, row.gold, rng))
     return out
+
+
+# -- stages: the SFT baseline, EFT, M1 ---------------------------------------------------------------
+STAGE_VERSION = "sr-1"
+
+
+@dataclass(frozen=True)
+class FinetuneSpec:
+    """Supervised fine-tuning of the seed models (the paper: lr 5.5e-6 -> 1.1e-6 for 70B; far larger
+    steps suit models of a million parameters trained from scratch)."""
+
+    learning_rate: float = 5e-4
+    epochs: float = 3.0
+    batch_size: int = 16
+    seed: int = 0
+
+
+def _save_training(workdir, result, tokenizer) -> dict:
+    import json
+
+    from repro.models import save_model
+
+    save_model(result.model, tokenizer, workdir / "model")
+    (workdir / "log_history.json").write_text(json.dumps(result.log_history, indent=1))
+    losses = result.losses
+    return {"steps": result.steps, "train_seconds": round(result.wall_time_s, 2),
+            "first_loss": losses[0][1] if losses else None, "final_loss": losses[-1][1] if losses else None}
+
+
+def finetune_stage(store, name: str, start, records: list[dict], tune: FinetuneSpec, data_key: dict,
+                   *, upstream=(), progress: bool | None = None):
+    """A model fine-tuned with trl SFT from the model of stage ``start`` on ``records``.
+
+    ``data_key`` identifies the records (their generating parameters) in the stage key, so that the
+    records themselves need not be hashed.
+    """
+    from dataclasses import asdict
+
+    from repro.progress import show_progress
+    from repro.studies.base import load_stage_model
+    from repro.training import SFTParams, sft
+
+    params = {"version": STAGE_VERSION, "tune": asdict(tune), "data": data_key, "examples": len(records)}
+
+    def compute(workdir):
+        model, tokenizer = load_stage_model(start)
+        train = SFTParams(learning_rate=tune.learning_rate, num_train_epochs=tune.epochs,
+                          batch_size=tune.batch_size, seed=tune.seed, progress=show_progress(progress))
+        result = sft(model, tokenizer, records, train, workdir / "trainer")
+        return {**_save_training(workdir, result, tokenizer), "examples": len(records)}
+
+    return store.run(name, params, compute, upstream=[start, *upstream], seed=tune.seed)
+
+
+def judge_with_stage(stage, frame: pd.DataFrame, config, *, progress: bool | None = None):
+    """Judge the ``(prompt, response)`` rows of ``frame`` with the model of a stage."""
+    from repro.generation import HFGenerator
+    from repro.judges.llm_judge import judge
+    from repro.progress import show_progress
+    from repro.studies.base import load_stage_model
+
+    model, tokenizer = load_stage_model(stage)
+    generator = HFGenerator(model, tokenizer, progress=show_progress(progress))
+    return judge(generator, list(zip(frame.prompt, frame.response)), config)
+
+
+def eft_stage(store, spec: SeedDataSpec, sft_baseline, judge_config, *, source: str = "model",
+              exclude: set[str] = frozenset(), progress: bool | None = None):
+    """EFT train and eval sets (``eft_train.parquet``, ``eft_eval.parquet``).
+
+    ``source="model"``: the SFT baseline judges every train candidate once; a prompt's judgments are
+    kept when their scores rank its responses as the oracle does; the kept judgments are rebalanced.
+    ``source="oracle"``: every train candidate gets the world's judgment of its true quality.
+    The eval set is never filtered: it measures reward modelling against the oracle's ranking.
+    """
+    from dataclasses import asdict, replace
+
+    if source not in ("model", "oracle"):
+        raise ValueError(f"EFT source must be 'model' or 'oracle', got {source!r}")
+    params = {"version": STAGE_VERSION, "seed_data": asdict(spec), "judge": asdict(replace(judge_config, samples=1)),
+              "source": source, "exclude": sorted(exclude)}
+
+    def compute(workdir):
+        train = eft_candidates(spec, spec.eft_train_prompts, stream=0, exclude=set(exclude))
+        evaluation = eft_candidates(spec, spec.eft_eval_prompts, stream=1, exclude=set(exclude) | set(train.prompt_id))
+        results = {"candidate_prompts": int(train.prompt_id.nunique()), "candidates": len(train)}
+        if source == "model":
+            judged = judge_with_stage(sft_baseline, train, replace(judge_config, samples=1), progress=progress)
+            train["judgment"] = [texts[0] for texts in judged.frame.judgments]
+            train["judge"] = judged.frame.score.to_numpy()
+            agree = rankings_agree(train)
+            kept = train[train.prompt_id.map(agree)]
+            results.update(parse=judged.tally.as_dict(), agreeing_prompts=int(agree.sum()))
+            train = rebalance(kept, "judge", seed=judge_config.seed)
+        else:
+            train["judgment"] = oracle_judgments(train, seed=judge_config.seed)
+            train["judge"] = train.gold.astype(float)
+        train.to_parquet(workdir / "eft_train.parquet", index=False)
+        evaluation.to_parquet(workdir / "eft_eval.parquet", index=False)
+        score_counts = {str(int(k)): int(v) for k, v in train.judge.value_counts().sort_index().items()}
+        return {**results, "train_examples": len(train), "train_scores": score_counts,
+                "eval_prompts": int(evaluation.prompt_id.nunique()), "eval_responses": len(evaluation)}
+
+    upstream = [sft_baseline] if source == "model" else []
+    return store.run("sr-eft", params, compute, upstream=upstream, seed=judge_config.seed)
