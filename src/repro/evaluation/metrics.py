@@ -342,14 +342,7 @@ def best_pick_accuracy(
     are gold-best (the expected result of breaking the tie at random). ``n`` counts scored prompts.
     """
     prompts, _ = _group(gold, judge, prompt_ids, missing)
-    credits, skipped = [], 0
-    for p in prompts:
-        if not _scorable(p):
-            skipped += 1
-            continue
-        favourite = p.judge == p.judge.max()
-        credits.append(float(np.mean(p.gold[favourite] == p.gold.max())))
-    return Metric(float(np.mean(credits)) if credits else float("nan"), len(credits), skipped)
+    return _mean_over_prompts(prompts, lambda p: float(np.mean(p.gold[p.judge == p.judge.max()] == p.gold.max())))
 
 
 def exact_match_pct(
@@ -361,13 +354,20 @@ def exact_match_pct(
 ) -> Metric:
     """Fraction of prompts whose judge ranking equals the gold ranking exactly (order and ties)."""
     prompts, _ = _group(gold, judge, prompt_ids, missing)
-    matches, skipped = [], 0
+    return _mean_over_prompts(prompts, lambda p: float(np.array_equal(_pair_signs(p.gold), _pair_signs(p.judge))))
+
+
+def _mean_over_prompts(prompts, score_one) -> Metric:
+    """The mean of ``score_one(prompt)`` over scorable prompts; prompts that are not scorable, or for
+    which ``score_one`` returns None, are counted as skipped."""
+    values, skipped = [], 0
     for p in prompts:
-        if not _scorable(p):
+        value = score_one(p) if _scorable(p) else None
+        if value is None:
             skipped += 1
-            continue
-        matches.append(bool(np.array_equal(_pair_signs(p.gold), _pair_signs(p.judge))))
-    return Metric(float(np.mean(matches)) if matches else float("nan"), len(matches), skipped)
+        else:
+            values.append(value)
+    return Metric(float(np.mean(values)) if values else float("nan"), len(values), skipped)
 
 
 def _spearman_one(g: np.ndarray, j: np.ndarray) -> float:
@@ -385,18 +385,13 @@ def _mean_correlation(gold, judge, prompt_ids, one, missing, constant_judge) -> 
     if constant_judge not in ("skip", "zero"):
         raise ValueError(f"constant_judge must be 'skip' or 'zero', got {constant_judge!r}")
     prompts, _ = _group(gold, judge, prompt_ids, missing)
-    values, skipped = [], 0
-    for p in prompts:
-        if not _scorable(p):
-            skipped += 1
-        elif np.unique(p.judge).size < 2:
-            if constant_judge == "zero":
-                values.append(0.0)
-            else:
-                skipped += 1
-        else:
-            values.append(one(p.gold, p.judge))
-    return Metric(float(np.mean(values)) if values else float("nan"), len(values), skipped)
+
+    def score_one(p):
+        if np.unique(p.judge).size < 2:  # a constant judge has no ranking to correlate
+            return 0.0 if constant_judge == "zero" else None
+        return one(p.gold, p.judge)
+
+    return _mean_over_prompts(prompts, score_one)
 
 
 def spearman(

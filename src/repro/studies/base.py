@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from repro import world
+from repro.generation import GenerationConfig
 from repro.judges.rubric import judge_messages, template_words
 from repro.progress import show_progress
 from repro.runs.store import RunStore, Stage, params_hash
@@ -173,28 +174,22 @@ def held_out_tasks(world_seed: int, per_family: int, corpus: Stage | None = None
 
 @dataclass(frozen=True)
 class SampleSpec:
-    """How responses are sampled for an oracle measurement."""
+    """How responses are sampled for an oracle measurement: tasks per family, and the sampling
+    (``generation.n`` responses per task)."""
 
     tasks_per_family: int = 40
-    samples_per_task: int = 4
-    temperature: float = 0.7
-    top_p: float = 0.9
-    max_new_tokens: int = 48
-    seed: int = 0
-    batch_size: int = 64
+    generation: GenerationConfig = GenerationConfig(max_new_tokens=48, temperature=0.7, top_p=0.9, n=4,
+                                                    batch_size=64)
 
 
 def sample_and_score(model, tokenizer, tasks: list[world.Task], sample: SampleSpec,
                      *, progress: bool | None = None) -> pd.DataFrame:
     """Sample responses for each task (one batched pass) and score each with the oracle."""
-    from repro.generation import GenerationConfig, HFGenerator
+    from repro.generation import HFGenerator
 
     generator = HFGenerator(model, tokenizer, progress=show_progress(progress))
-    config = GenerationConfig(max_new_tokens=sample.max_new_tokens, temperature=sample.temperature,
-                              top_p=sample.top_p, n=sample.samples_per_task, seed=sample.seed,
-                              batch_size=sample.batch_size)
     prompts = [[{"role": "user", "content": t.prompt}] for t in tasks]
-    outputs = generator.generate(prompts, config)
+    outputs = generator.generate(prompts, sample.generation)
     rows = []
     for task, responses in zip(tasks, outputs):
         for index, response in enumerate(responses):
@@ -219,7 +214,7 @@ def evaluate_base_stage(store: RunStore, spec: BaseSpec, sample: SampleSpec, *, 
         return {"tasks": len(tasks), "responses": len(frame), "accuracy": float((frame.score == 5).mean()),
                 "mean_score": float(frame.score.mean())}
 
-    return store.run("evaluate-m0", params, compute, upstream=[model_stage, corpus], seed=sample.seed)
+    return store.run("evaluate-m0", params, compute, upstream=[model_stage, corpus], seed=sample.generation.seed)
 
 
 def family_summary(samples: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
