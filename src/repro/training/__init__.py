@@ -2,21 +2,34 @@
 
 >>> result = pretrain(model, tokenizer, texts, PretrainParams(max_steps=200), "runs/x/pretrain")  # doctest: +SKIP
 >>> result = sft(model, tokenizer, records, SFTParams(num_train_epochs=3), "runs/x/sft")         # doctest: +SKIP
+>>> result = train_preference(model, tokenizer, pairs, PreferenceParams(method="dpo"), "runs/x/dpo")  # doctest: +SKIP
 >>> result.losses[-1], result.tokens_per_second                                               # doctest: +SKIP
 """
 
 from repro.training.common import TrainParams, TrainResult
+from repro.training.preference import (
+    PreferenceParams,
+    make_preference_trainer,
+    preference_config,
+    preference_dataset,
+    train_preference,
+)
 from repro.training.pretrain import PretrainParams, make_pretrain_trainer, pretrain
 from repro.training.sft import SFTParams, make_sft_trainer, sft, sft_dataset
 
 __all__ = [
+    "PreferenceParams",
     "PretrainParams",
     "SFTParams",
     "TrainParams",
     "TrainResult",
+    "make_preference_trainer",
     "make_pretrain_trainer",
     "make_sft_trainer",
+    "preference_config",
+    "preference_dataset",
     "pretrain",
     "sft",
     "sft_dataset",
+    "train_preference",
 ]

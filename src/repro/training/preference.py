@@ -1,0 +1,233 @@
+"""Preference optimisation on chosen/rejected pairs: DPO, SPPO, SimPO and ORPO, with trl's trainers.
+
+Records are in trl's conversational preference format::
+
+    {"prompt": [{"role": "user", "content": "..."}],
+     "chosen": [{"role": "assistant", "content": "..."}],
+     "rejected": [{"role": "assistant", "content": "..."}]}
+
+Each method is one trl trainer and loss (log-probabilities are of the completion tokens only, its
+closing ``</s>`` included; ``beta`` is the config's ``beta`` in every case):
+
+- ``"dpo"``: `trl.DPOTrainer`, ``loss_type="sigmoid"`` (Rafailov et al. 2023): ``-log sigmoid(beta *
+  (log-ratio of chosen - log-ratio of rejected))``, log-ratios taken against a frozen reference model.
+- ``"sppo"``: `trl.DPOTrainer`, ``loss_type="sppo_hard"`` (Wu et al. 2024, with the hard win probabilities
+  1 and 0): ``(chosen log-ratio - 1 / (2 beta))^2 + (rejected log-ratio + 1 / (2 beta))^2``; SPPO's
+  eta is ``1 / beta``. Against the same reference model.
+- ``"simpo"``: `trl.experimental.cpo.CPOTrainer`, ``loss_type="simpo"``, ``cpo_alpha=0`` (Meng et al.
+  2024): ``-log sigmoid(beta * (mean token log-prob of chosen - that of rejected) - simpo_gamma)``.
+  Reference-free; ``cpo_alpha=0`` drops CPO's behaviour-cloning term, which leaves pure SimPO.
+- ``"orpo"``: `trl.experimental.orpo.ORPOTrainer` (Hong et al. 2024): the NLL of the chosen sequence
+  minus ``beta * log sigmoid(log odds(chosen) - log odds(rejected))``, odds from mean token
+  log-probs; ``beta`` is the paper's lambda. Reference-free, and no SFT step is needed before it.
+  In trl 1.16 that NLL covers the prompt tokens too, not only the completion as in the paper.
+
+The reference model of DPO and SPPO is a frozen copy of the starting policy unless one is given.
+(trl 1.16, given ``ref_model=None``, would instead reload the policy from ``config._name_or_path``:
+that fails for a model built in memory and silently loads stale weights for a checkpoint trained
+further since it was loaded, as in the iterations of Self-Rewarding.)
+
+The log history holds trl's reward metrics at every logged step, for plots: ``rewards/chosen``,
+``rewards/rejected``, ``rewards/margins``, ``rewards/accuracies``, ``logps/chosen``,
+``logps/rejected`` (plus ``nll_loss`` for SimPO/ORPO and ``log_odds_ratio`` for ORPO). The rewards
+are ``beta`` times the log-ratio to the reference (DPO, SPPO) or times the (mean token, for SimPO)
+log-probability (SimPO, ORPO).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+from datasets import Dataset
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer
+from trl import DPOConfig, DPOTrainer
+from trl.experimental.cpo import CPOConfig, CPOTrainer
+from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+from repro.training.common import TrainParams, TrainResult, dataset_progress, run_trainer
+from repro.training.sft import _check_messages
+
+
+class _CountPairTokens:
+    """Count the tokens of trl's paired batches (``chosen_*`` and ``rejected_*`` tensors, prompt included).
+
+    CPO's and ORPO's batches have no ``input_ids``, so `transformers.Trainer` would warn at every step and
+    count nothing; this counts what `DPOTrainer` counts: prompt + chosen and prompt + rejected.
+    """
+
+    def _track_num_input_tokens(self, inputs: dict[str, Any]) -> None:
+        if self.args.include_num_input_tokens_seen == "no":
+            return
+        key = "attention_mask" if self.args.include_num_input_tokens_seen == "non_padding" else "input_ids"
+        sides = [inputs[f"{side}_{key}"] for side in ("chosen", "rejected")]
+        tokens = sum(int(side.sum() if key == "attention_mask" else side.numel()) for side in sides)
+        tokens = torch.as_tensor(tokens, device=self.args.device, dtype=torch.int64)
+        self.state.num_input_tokens_seen += self.accelerator.gather(tokens).sum().item()
+
+
+class TokenCountingCPOTrainer(_CountPairTokens, CPOTrainer):
+    """`trl.experimental.cpo.CPOTrainer` that counts the tokens it sees."""
+
+
+class TokenCountingORPOTrainer(_CountPairTokens, ORPOTrainer):
+    """`trl.experimental.orpo.ORPOTrainer` that counts the tokens it sees."""
+
+
+#: The trl config and trainer behind each method.
+METHODS: dict[str, tuple[type, type[Trainer]]] = {
+    "dpo": (DPOConfig, DPOTrainer),
+    "sppo": (DPOConfig, DPOTrainer),
+    "simpo": (CPOConfig, TokenCountingCPOTrainer),
+    "orpo": (ORPOConfig, TokenCountingORPOTrainer),
+}
+#: The methods that need a reference model.
+REFERENCE_METHODS = ("dpo", "sppo")
+
+
+@dataclass
+class PreferenceParams(TrainParams):
+    """`TrainParams` for preference optimisation plus the method and its loss parameters.
+
+    The papers' DPO learning rates (Self-Rewarding: 1e-6 on Llama 2 70B; eva: 5e-7 on gemma-2-9b) barely
+    move a model of a million parameters trained from scratch. The default here is a tenth of the tiny
+    SFT learning rate (`SFTParams`: 5e-4), within the range of DPO-to-SFT ratios of published recipes
+    (Self-Rewarding 1e-6 vs 5.5e-6; Zephyr 5e-7 vs 2e-5); it is a scale choice, not tuned on any result.
+    The batch size is Self-Rewarding's (16), the cosine schedule both papers', the two epochs eva's.
+
+    Attributes:
+        method: "dpo", "sppo", "simpo" or "orpo" (see the module docstring for the trl trainer and loss).
+        beta: DPO/SPPO: inverse strength of the pull to the reference (Self-Rewarding 0.1, eva 0.05;
+            SPPO's eta is 1 / beta). SimPO: the reward scale (its paper tunes 2.0-2.5 on 7-8B models).
+            ORPO: lambda, the weight of the odds-ratio term (its paper: 0.1).
+        simpo_gamma: SimPO's target reward margin gamma, in reward units (trl's ``simpo_gamma``). The
+            default keeps gamma / beta = 0.5, about the ratio the SimPO paper settles on (beta 2, gamma 1).
+            Used by "simpo" only.
+    """
+
+    method: str = "dpo"
+    beta: float = 0.1
+    simpo_gamma: float = 0.05
+    learning_rate: float = 5e-5
+    num_train_epochs: float = 2.0
+    batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.method not in METHODS:
+            raise ValueError(f"PreferenceParams.method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.beta <= 0:
+            raise ValueError(f"PreferenceParams.beta must be > 0, got {self.beta}")
+        if self.simpo_gamma < 0:
+            raise ValueError(f"PreferenceParams.simpo_gamma must be >= 0, got {self.simpo_gamma}")
+
+    def trl_kwargs(self) -> dict[str, Any]:
+        """`TrainParams.trl_kwargs` for the method's trl config, with its loss; ``extra`` still overrides all."""
+        kwargs = super().trl_kwargs()
+        del kwargs["method"]  # not a trl field: it picks the config and the loss below
+        if "simpo_gamma" not in self.extra:  # a field of CPOConfig only
+            del kwargs["simpo_gamma"]
+        loss = {
+            "dpo": {"loss_type": ["sigmoid"]},
+            "sppo": {"loss_type": ["sppo_hard"]},
+            "simpo": {"loss_type": "simpo", "cpo_alpha": 0.0, "simpo_gamma": self.simpo_gamma},
+            "orpo": {},
+        }[self.method]
+        if self.method in ("simpo", "orpo"):  # their collator needs every column; trl warns and sets it otherwise
+            loss["remove_unused_columns"] = False
+        return {**loss, **kwargs}
+
+
+def preference_dataset(records: Sequence[Mapping[str, Any]]) -> Dataset:
+    """A `datasets.Dataset` of conversational prompt/chosen/rejected records, checked field by field."""
+    if not records:
+        raise ValueError("preference optimisation needs at least one record")
+    rows = {"prompt": [], "chosen": [], "rejected": []}
+    for index, record in enumerate(records):
+        if not isinstance(record, Mapping) or any(key not in record for key in rows):
+            raise ValueError(
+                f"preference record {index} must have 'prompt', 'chosen' and 'rejected' message lists"
+            )
+        for key in rows:
+            rows[key].append(_check_messages(record[key], f"preference record {index}: {key}"))
+    return Dataset.from_dict(rows)
+
+
+def preference_config(params: PreferenceParams, output_dir: str | os.PathLike) -> DPOConfig | CPOConfig | ORPOConfig:
+    """The trl config of ``params.method``; a field of ``params.extra`` that it lacks is an error, not dropped."""
+    config_class = METHODS[params.method][0]
+    kwargs = params.trl_kwargs()
+    unknown = sorted(set(kwargs) - {f.name for f in fields(config_class)})
+    if unknown:
+        raise ValueError(
+            f"PreferenceParams.extra: {config_class.__name__} (method {params.method!r}) has no field "
+            f"{', '.join(map(repr, unknown))}"
+        )
+    return config_class(output_dir=os.fspath(output_dir), **kwargs)
+
+
+def _frozen_copy(model: PreTrainedModel) -> PreTrainedModel:
+    """A copy of ``model`` that no optimiser will touch, in eval mode, to serve as the reference."""
+    reference = copy.deepcopy(model)
+    # trl's trainers (SFT, DPO, ...) replace `forward` on the instance by a closure over the forward of
+    # *that* model; a deep copy would keep the closure, and its plain forward would run the original's weights.
+    reference.__dict__.pop("forward", None)
+    return reference.requires_grad_(False).eval()
+
+
+def make_preference_trainer(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    records: Sequence[Mapping[str, Any]],
+    params: PreferenceParams,
+    output_dir: str | os.PathLike,
+    ref_model: PreTrainedModel | None = None,
+) -> Trainer:
+    """The configured trainer behind `train_preference` (its dataset is tokenized, not yet trained).
+
+    A `trl.DPOTrainer` for "dpo" and "sppo" (its ``ref_model`` is the reference), a
+    `trl.experimental.cpo.CPOTrainer` for "simpo" and a `trl.experimental.orpo.ORPOTrainer` for "orpo"
+    (both subclassed only to count the tokens they see).
+    """
+    if params.method not in REFERENCE_METHODS and ref_model is not None:
+        raise ValueError(f"method {params.method!r} is reference-free; ref_model is used by dpo and sppo only")
+    config = preference_config(params, output_dir)
+    trainer_class = METHODS[params.method][1]
+    dataset = preference_dataset(records)
+    with dataset_progress(params.progress):
+        if params.method in REFERENCE_METHODS:
+            return trainer_class(
+                model=model,
+                ref_model=_frozen_copy(model) if ref_model is None else ref_model,
+                args=config,
+                train_dataset=dataset,
+                processing_class=tokenizer,
+            )
+        return trainer_class(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
+
+
+def train_preference(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    records: Sequence[Mapping[str, Any]],
+    params: PreferenceParams,
+    output_dir: str | os.PathLike,
+    ref_model: PreTrainedModel | None = None,
+) -> TrainResult:
+    """Train ``model`` in place on preference pairs with ``params.method``.
+
+    Args:
+        model: the policy to train, e.g. an SFT checkpoint (ORPO may start from a pre-trained model).
+        tokenizer: its tokenizer, with a chat template.
+        records: ``{"prompt": [messages], "chosen": [messages], "rejected": [messages]}`` dicts (other keys
+            are ignored).
+        params: the method, its loss parameters and the optimisation parameters.
+        output_dir: the trainer's working folder (no checkpoints are written there by default).
+        ref_model: the reference of "dpo" and "sppo" (default: a frozen copy of ``model`` as passed in);
+            it is not trained. The reference-free "simpo" and "orpo" refuse one.
+    """
+    return run_trainer(make_preference_trainer(model, tokenizer, records, params, output_dir, ref_model))
