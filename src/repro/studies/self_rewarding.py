@@ -191,12 +191,15 @@ def judge_with_stage(stage, frame: pd.DataFrame, config, *, progress: bool | Non
     return judge(generator, list(zip(frame.prompt, frame.response)), config)
 
 
-def eft_stage(store, spec: SeedDataSpec, sft_baseline, judge_config, *, source: str = "model",
+def eft_stage(store, spec: SeedDataSpec, writer, judge_config, *, source: str = "model",
               exclude: set[str] = frozenset(), progress: bool | None = None):
     """EFT train and eval sets (``eft_train.parquet``, ``eft_eval.parquet``).
 
-    ``source="model"``: the SFT baseline judges every train candidate once; a prompt's judgments are
-    kept when their scores rank its responses as the oracle does; the kept judgments are rebalanced.
+    ``source="model"``: the model of stage ``writer`` judges every train candidate once; a prompt's
+    judgments are kept when their scores rank its responses as the oracle does; the kept judgments
+    are rebalanced. The paper's writer is the SFT baseline. On the tiny world, instruction tuning
+    makes the model answer the judge prompt as if it were a task (no judgment, no score), so the
+    study passes the base model M0, which learnt the judgment format from the corpus's reviews.
     ``source="oracle"``: every train candidate gets the world's judgment of its true quality.
     The eval set is never filtered: it measures reward modelling against the oracle's ranking.
     """
@@ -212,7 +215,7 @@ def eft_stage(store, spec: SeedDataSpec, sft_baseline, judge_config, *, source: 
         evaluation = eft_candidates(spec, spec.eft_eval_prompts, stream=1, exclude=set(exclude) | set(train.prompt_id))
         results = {"candidate_prompts": int(train.prompt_id.nunique()), "candidates": len(train)}
         if source == "model":
-            judged = judge_with_stage(sft_baseline, train, replace(judge_config, samples=1), progress=progress)
+            judged = judge_with_stage(writer, train, replace(judge_config, samples=1), progress=progress)
             train["judgment"] = [texts[0] for texts in judged.frame.judgments]
             train["judge"] = judged.frame.score.to_numpy()
             agree = rankings_agree(train)
@@ -228,5 +231,5 @@ def eft_stage(store, spec: SeedDataSpec, sft_baseline, judge_config, *, source: 
         return {**results, "train_examples": len(train), "train_scores": score_counts,
                 "eval_prompts": int(evaluation.prompt_id.nunique()), "eval_responses": len(evaluation)}
 
-    upstream = [sft_baseline] if source == "model" else []
+    upstream = [writer] if source == "model" else []
     return store.run("sr-eft", params, compute, upstream=upstream, seed=judge_config.seed)
