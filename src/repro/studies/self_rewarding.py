@@ -233,3 +233,177 @@ def eft_stage(store, spec: SeedDataSpec, writer, judge_config, *, source: str = 
 
     upstream = [writer] if source == "model" else []
     return store.run("sr-eft", params, compute, upstream=upstream, seed=judge_config.seed)
+
+
+# -- one self-rewarding iteration: new prompts -> candidates -> self-judgment -> pairs -> DPO ---------
+@dataclass(frozen=True)
+class IterationSpec:
+    """One iteration of self-rewarding training (the paper's values in comments).
+
+    The tiny profile lowers the few-shot count: M0's corpus lists hold 2 to 4 tasks and its context
+    is 256 tokens, where the paper's 8-shot prompts fit a 4k-token Llama 2.
+    """
+
+    prompts: int = 1000  # new prompts per iteration (the paper: as many as the filters keep, ~4-7k pairs)
+    shots: int = 4  # paper: 8
+    seed_shots: int = 3  # paper: 6
+    prompt_temperature: float = 0.6
+    prompt_top_p: float = 0.9
+    prompt_max_new_tokens: int = 48
+    rouge_threshold: float = 0.7
+    candidates: int = 4  # N
+    temperature: float = 0.7
+    top_p: float = 0.9
+    max_new_tokens: int = 48
+    judge_samples: int = 3  # K
+    judge_temperature: float = 0.7
+    judge_max_new_tokens: int = 40
+    method: str = "dpo"
+    beta: float = 0.1
+    learning_rate: float = 5e-5
+    epochs: float = 2.0
+    batch_size: int = 16
+    seed: int = 0
+
+
+def self_instruct_stage(store, generator_stage, seed_prompts: list[str], spec: IterationSpec, iteration: int,
+                        *, exclude_prompts: set[str] = frozenset(), data_key: dict | None = None,
+                        progress: bool | None = None):
+    """New prompts written by the fixed prompt-generator model (``prompts.parquet``)."""
+    from dataclasses import asdict
+
+    from repro.generation import HFGenerator
+    from repro.progress import show_progress
+    from repro.studies.base import load_stage_model
+    from repro.studies.self_instruct import generate_prompts
+
+    fields = ("prompts", "shots", "seed_shots", "prompt_temperature", "prompt_top_p", "prompt_max_new_tokens",
+              "rouge_threshold", "seed")
+    params = {"version": STAGE_VERSION, "iteration": iteration, **{k: asdict(spec)[k] for k in fields},
+              "seeds": data_key or len(seed_prompts), "exclude": len(exclude_prompts)}
+
+    def valid_new_task(text: str):
+        task = world.parse_prompt(text)
+        return task if task is not None and task.prompt not in exclude_prompts else None
+
+    def compute(workdir):
+        model, tokenizer = load_stage_model(generator_stage)
+        result = generate_prompts(
+            HFGenerator(model, tokenizer, progress=show_progress(progress)), seed_prompts, spec.prompts,
+            shots=spec.shots, seed_shots=spec.seed_shots, temperature=spec.prompt_temperature,
+            top_p=spec.prompt_top_p, max_new_tokens=spec.prompt_max_new_tokens,
+            seed=spec.seed * 1000 + iteration, rouge_threshold=spec.rouge_threshold, validate=valid_new_task)
+        tasks = [world.parse_prompt(p) for p in result.prompts]
+        pd.DataFrame([{"uid": t.uid, "family": t.family, "prompt": t.prompt} for t in tasks],
+                     columns=["uid", "family", "prompt"]).to_parquet(workdir / "prompts.parquet", index=False)
+        return {"accepted": len(result.prompts), "candidates": result.candidates, "rounds": result.rounds,
+                "rejections": result.rejections}
+
+    return store.run("sr-prompts", params, compute, upstream=[generator_stage], seed=spec.seed)
+
+
+def preference_pairs(candidates: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Highest- vs lowest-scored candidate per prompt (the paper's pairs); prompts whose scores tie,
+    or with fewer than two scored candidates, give no pair. Returns the pairs and the counts."""
+    pairs, ties, unscored = [], 0, 0
+    for prompt_id, group in candidates.groupby("prompt_id", sort=False):
+        scored = group.dropna(subset=["judge"])
+        if len(scored) < 2:
+            unscored += 1
+            continue
+        best, worst = scored.loc[scored.judge.idxmax()], scored.loc[scored.judge.idxmin()]
+        if best.judge == worst.judge:
+            ties += 1
+            continue
+        pairs.append({"prompt_id": prompt_id, "prompt": best.prompt, "chosen": best.response,
+                      "rejected": worst.response, "chosen_judge": best.judge, "rejected_judge": worst.judge,
+                      "chosen_oracle": best.oracle, "rejected_oracle": worst.oracle})
+    counts = {"prompts": int(candidates.prompt_id.nunique()), "pairs": len(pairs), "ties": ties,
+              "unscored": unscored}
+    columns = ["prompt_id", "prompt", "chosen", "rejected", "chosen_judge", "rejected_judge", "chosen_oracle",
+               "rejected_oracle"]
+    return pd.DataFrame(pairs, columns=columns), counts
+
+
+def aift_stage(store, model_stage, prompts_stage, spec: IterationSpec, iteration: int,
+               *, progress: bool | None = None):
+    """AI feedback training data of one iteration: N candidates per prompt from the current model,
+    judged K times each by the same model, turned into preference pairs (``candidates.parquet``,
+    ``pairs.parquet``). The oracle's score of each candidate is kept alongside, for measurement only."""
+    from dataclasses import asdict
+
+    from repro.generation import GenerationConfig, HFGenerator
+    from repro.judges.llm_judge import JudgeConfig, judge
+    from repro.progress import show_progress
+    from repro.studies.base import load_stage_model
+
+    fields = ("candidates", "temperature", "top_p", "max_new_tokens", "judge_samples", "judge_temperature",
+              "judge_max_new_tokens", "seed")
+    params = {"version": STAGE_VERSION, "iteration": iteration, **{k: asdict(spec)[k] for k in fields}}
+
+    def compute(workdir):
+        tasks = [world.parse_prompt(p) for p in pd.read_parquet(prompts_stage / "prompts.parquet").prompt]
+        model, tokenizer = load_stage_model(model_stage)
+        generator = HFGenerator(model, tokenizer, progress=show_progress(progress))
+        sampled = generator.generate([chat(t.prompt) for t in tasks], GenerationConfig(
+            n=spec.candidates, temperature=spec.temperature, top_p=spec.top_p,
+            max_new_tokens=spec.max_new_tokens, seed=spec.seed * 1000 + iteration))
+        rows = [{"prompt_id": t.uid, "family": t.family, "prompt": t.prompt, "candidate": i, "response": r,
+                 "oracle": world.oracle_score(t, r), "words": len(r.split())}
+                for t, responses in zip(tasks, sampled) for i, r in enumerate(responses)]
+        frame = pd.DataFrame(rows, columns=["prompt_id", "family", "prompt", "candidate", "response", "oracle", "words"])
+        judged = judge(generator, list(zip(frame.prompt, frame.response)), JudgeConfig(
+            samples=spec.judge_samples, temperature=spec.judge_temperature,
+            max_new_tokens=spec.judge_max_new_tokens, seed=spec.seed * 1000 + iteration))
+        frame["judge"] = judged.frame.score.to_numpy()
+        frame["parsed"] = judged.frame.parsed.to_numpy()
+        frame.to_parquet(workdir / "candidates.parquet", index=False)
+        pairs, counts = preference_pairs(frame)
+        pairs.to_parquet(workdir / "pairs.parquet", index=False)
+        agreement = frame[["judge", "oracle"]].dropna()
+        return {**counts, "candidates": len(frame), "parse": judged.tally.as_dict(),
+                "judge_oracle_correlation": float(agreement.judge.corr(agreement.oracle)) if len(agreement) > 2 else None,
+                "pairs_oracle_agree": float((pairs.chosen_oracle > pairs.rejected_oracle).mean()) if len(pairs) else None}
+
+    return store.run("sr-aift", params, compute, upstream=[model_stage, prompts_stage], seed=spec.seed)
+
+
+def preference_stage(store, model_stage, aift, spec: IterationSpec, iteration: int, *, progress: bool | None = None):
+    """The next model: preference optimisation (DPO by default) from the current model on its pairs."""
+    from dataclasses import asdict
+
+    from repro.progress import show_progress
+    from repro.studies.base import load_stage_model
+    from repro.training import PreferenceParams, train_preference
+
+    fields = ("method", "beta", "learning_rate", "epochs", "batch_size", "seed")
+    params = {"version": STAGE_VERSION, "iteration": iteration, **{k: asdict(spec)[k] for k in fields}}
+
+    def compute(workdir):
+        pairs = pd.read_parquet(aift / "pairs.parquet")
+        model, tokenizer = load_stage_model(model_stage)
+        if pairs.empty:  # nothing to learn from: the next model is the current one, said in the results
+            from repro.models import save_model
+
+            save_model(model, tokenizer, workdir / "model")
+            (workdir / "log_history.json").write_text("[]")
+            return {"pairs": 0, "steps": 0}
+        records = [{"prompt": chat(r.prompt), "chosen": [{"role": "assistant", "content": r.chosen}],
+                    "rejected": [{"role": "assistant", "content": r.rejected}]} for r in pairs.itertuples()]
+        train = PreferenceParams(method=spec.method, beta=spec.beta, learning_rate=spec.learning_rate,
+                                 num_train_epochs=spec.epochs, batch_size=spec.batch_size, seed=spec.seed,
+                                 progress=show_progress(progress))
+        result = train_preference(model, tokenizer, records, train, workdir / "trainer")
+        return {**_save_training(workdir, result, tokenizer), "pairs": len(pairs)}
+
+    return store.run("sr-model", params, compute, upstream=[model_stage, aift], seed=spec.seed)
+
+
+def self_rewarding_iteration(store, model_stage, generator_stage, seed_prompts, spec: IterationSpec, iteration: int,
+                             *, exclude_prompts: set[str] = frozenset(), data_key: dict | None = None,
+                             progress: bool | None = None):
+    """One full iteration: returns ``(next_model_stage, prompts_stage, aift_stage)``."""
+    prompts = self_instruct_stage(store, generator_stage, seed_prompts, spec, iteration,
+                                  exclude_prompts=exclude_prompts, data_key=data_key, progress=progress)
+    aift = aift_stage(store, model_stage, prompts, spec, iteration, progress=progress)
+    return preference_stage(store, model_stage, aift, spec, iteration, progress=progress), prompts, aift
