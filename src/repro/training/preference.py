@@ -198,16 +198,11 @@ def make_preference_trainer(
     config = preference_config(params, output_dir)
     trainer_class = METHODS[params.method][1]
     dataset = preference_dataset(records)
+    reference = {}
+    if params.method in REFERENCE_METHODS:
+        reference["ref_model"] = _frozen_copy(model) if ref_model is None else ref_model
     with dataset_progress(params.progress):
-        if params.method in REFERENCE_METHODS:
-            return trainer_class(
-                model=model,
-                ref_model=_frozen_copy(model) if ref_model is None else ref_model,
-                args=config,
-                train_dataset=dataset,
-                processing_class=tokenizer,
-            )
-        return trainer_class(model=model, args=config, train_dataset=dataset, processing_class=tokenizer)
+        return trainer_class(model=model, args=config, train_dataset=dataset, processing_class=tokenizer, **reference)
 
 
 def train_preference(
