@@ -86,3 +86,21 @@ def test_preference_pairs_take_best_and_worst_and_drop_ties():
     pairs, counts = sr.preference_pairs(frame)
     assert counts == {"prompts": 3, "pairs": 1, "ties": 1, "unscored": 1}
     assert pairs.iloc[0][["chosen", "rejected", "chosen_oracle", "rejected_oracle"]].tolist() == ["a2", "a3", 5, 1]
+
+
+def test_evaluation_and_reward_modelling_stages(chain):
+    store, m1, m2, *_ = chain
+    base_spec = base.BaseSpec(corpus_docs=300, model_size="XS")
+    corpus = base.corpus_stage(store, base_spec)
+    spec = sr.EvalSpec(prompts_per_family=2, samples=2, max_new_tokens=12, judge_samples=1)
+    e1 = sr.evaluate_stage(store, m1, corpus, base_spec, spec, progress=False)
+    e2 = sr.evaluate_stage(store, m2, corpus, base_spec, spec, progress=False)
+    r1 = pd.read_parquet(e1 / "responses.parquet")
+    assert len(r1) == e1.results["responses"] == e1.results["prompts"] * 2
+    assert r1.oracle.between(0, 5).all()
+    result = sr.head_to_head(r1, pd.read_parquet(e2 / "responses.parquet"))
+    assert result.wins + result.ties + result.losses == e1.results["prompts"]
+    assert sr.head_to_head(r1, r1).ties == e1.results["prompts"]  # a model ties with itself
+    eft = [s for s in store.stages() if s.name == "sr-eft"][0]
+    rm = sr.reward_modelling_stage(store, m1, eft, JudgeConfig(samples=1, max_new_tokens=12), progress=False)
+    assert rm.results["n_responses"] == 4 * 3 and rm.results["parse"]["total"] == 12

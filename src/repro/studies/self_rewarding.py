@@ -407,3 +407,87 @@ def self_rewarding_iteration(store, model_stage, generator_stage, seed_prompts, 
                                   exclude_prompts=exclude_prompts, data_key=data_key, progress=progress)
     aift = aift_stage(store, model_stage, prompts, spec, iteration, progress=progress)
     return preference_stage(store, model_stage, aift, spec, iteration, progress=progress), prompts, aift
+
+
+# -- evaluation against the oracle (the gold judge: the analog of GPT-4 and human raters) ------------
+@dataclass(frozen=True)
+class EvalSpec:
+    """Held-out evaluation: prompts per family, responses sampled per prompt, and how."""
+
+    prompts_per_family: int = 40
+    samples: int = 4
+    temperature: float = 0.7
+    top_p: float = 0.9
+    max_new_tokens: int = 48
+    judge_samples: int = 3
+    seed: int = 0
+
+
+def evaluate_stage(store, model_stage, corpus_stage, base_spec, spec: EvalSpec, *, exclude: set[str] = frozenset(),
+                   progress: bool | None = None):
+    """The model's responses to held-out prompts, scored by the oracle and by the model itself as judge
+    (``responses.parquet``: prompt, sample, response, oracle score, self-judged score, words)."""
+    from dataclasses import asdict
+
+    from repro.generation import GenerationConfig, HFGenerator
+    from repro.judges.llm_judge import JudgeConfig, judge
+    from repro.progress import show_progress
+    from repro.studies.base import held_out_tasks, load_stage_model
+
+    params = {"version": STAGE_VERSION, **asdict(spec), "difficulty": list(base_spec.difficulty),
+              "world_seed": base_spec.world_seed, "exclude": len(exclude)}
+
+    def compute(workdir):
+        tasks = [t for t in held_out_tasks(base_spec.world_seed, spec.prompts_per_family, corpus_stage,
+                                           difficulty=tuple(base_spec.difficulty)) if t.uid not in exclude]
+        model, tokenizer = load_stage_model(model_stage)
+        generator = HFGenerator(model, tokenizer, progress=show_progress(progress))
+        sampled = generator.generate([chat(t.prompt) for t in tasks], GenerationConfig(
+            n=spec.samples, temperature=spec.temperature, top_p=spec.top_p, max_new_tokens=spec.max_new_tokens,
+            seed=spec.seed))
+        frame = pd.DataFrame([{"prompt_id": t.uid, "family": t.family, "prompt": t.prompt, "sample": i,
+                               "response": r, "oracle": world.oracle_score(t, r), "words": len(r.split())}
+                              for t, responses in zip(tasks, sampled) for i, r in enumerate(responses)])
+        judged = judge(generator, list(zip(frame.prompt, frame.response)),
+                       JudgeConfig(samples=spec.judge_samples, seed=spec.seed))
+        frame["self_judge"] = judged.frame.score.to_numpy()
+        frame.to_parquet(workdir / "responses.parquet", index=False)
+        return {"prompts": len(tasks), "responses": len(frame), "accuracy": float((frame.oracle == 5).mean()),
+                "mean_oracle": float(frame.oracle.mean()), "mean_words": float(frame.words.mean()),
+                "self_judge_parse": judged.tally.as_dict()}
+
+    return store.run("sr-evaluate", params, compute, upstream=[model_stage, corpus_stage], seed=spec.seed)
+
+
+def head_to_head(responses_a: pd.DataFrame, responses_b: pd.DataFrame):
+    """Win / tie / loss of model A against model B on the same prompts, judged by the oracle: per
+    prompt, the mean oracle score of each model's sampled responses; higher wins, equal ties."""
+    from repro.evaluation.metrics import win_tie_loss
+
+    a = responses_a.groupby("prompt_id").oracle.mean()
+    b = responses_b.groupby("prompt_id").oracle.mean()
+    common = a.index.intersection(b.index)
+    if len(common) != len(a) or len(common) != len(b):
+        raise ValueError("head_to_head needs both models' responses to the same prompts")
+    return win_tie_loss(a.loc[common].to_numpy(), b.loc[common].to_numpy())
+
+
+def reward_modelling_stage(store, model_stage, eft, judge_config, *, progress: bool | None = None):
+    """The model as a reward model on the held-out EFT set: its averaged judge scores against the
+    oracle's ranking (``judged.parquet``; the report in the results)."""
+    from dataclasses import asdict
+
+    from repro.evaluation.metrics import reward_model_report
+
+    params = {"version": STAGE_VERSION, "judge": asdict(judge_config)}
+
+    def compute(workdir):
+        frame = pd.read_parquet(eft / "eft_eval.parquet")
+        judged = judge_with_stage(model_stage, frame, judge_config, progress=progress)
+        frame["judge"] = judged.frame.score.to_numpy()
+        frame["response_id"] = range(len(frame))
+        frame.to_parquet(workdir / "judged.parquet", index=False)
+        report = reward_model_report(frame[["prompt_id", "response_id", "gold", "judge"]])
+        return {**report.as_dict(), "parse": judged.tally.as_dict()}
+
+    return store.run("sr-reward-modelling", params, compute, upstream=[model_stage, eft], seed=judge_config.seed)
