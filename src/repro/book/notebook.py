@@ -41,13 +41,6 @@ def _yaml_inline(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
 
 
-def parameter_table(params: Mapping[str, Any]):
-    """The effective parameters as a small DataFrame (name, value, help)."""
-    import pandas as pd
-
-    return pd.DataFrame({"parameter": list(params), "value": [repr(v) for v in params.values()]})
-
-
 def show_run_header(notebook: str, params: Mapping[str, Any]) -> None:
     """Print the profile, the effective parameters and the command that reproduces this page."""
     from IPython.display import Markdown, display

@@ -222,12 +222,13 @@ def execute(
     output = output_dir / notebook.name
     record = {"notebook": notebook.stem, "profile": profile["name"], "parameters": parameters,
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "running"}
-    env_backup = dict(os.environ)
+    # The kernel inherits these. Papermill reports progress per cell: no progress bars in the notebooks.
+    kernel_env = {"REPRO_PROFILE": profile["name"], "REPRO_PROGRESS": "0", "TQDM_DISABLE": "1",
+                  "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
     if store is not None:
-        os.environ["REPRO_STORE"] = str(Path(store).resolve())
-    os.environ["REPRO_PROFILE"] = profile["name"]
-    # papermill reports progress per cell: no progress bars inside the executed notebooks
-    os.environ.update(REPRO_PROGRESS="0", TQDM_DISABLE="1", HF_HUB_DISABLE_PROGRESS_BARS="1")
+        kernel_env["REPRO_STORE"] = str(Path(store).resolve())
+    env_backup = {key: os.environ.get(key) for key in kernel_env}
+    os.environ.update(kernel_env)
     start = time.perf_counter()
     try:
         papermill.execute_notebook(
@@ -241,8 +242,11 @@ def execute(
     else:
         record["status"] = "complete"
     finally:
-        os.environ.clear()
-        os.environ.update(env_backup)
+        for key, value in env_backup.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         record["duration_s"] = round(time.perf_counter() - start, 2)
         if output.exists():
             _hide_injected_cell(output)

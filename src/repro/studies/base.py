@@ -112,7 +112,7 @@ def pretrain_stage(store: RunStore, spec: BaseSpec, *, progress: bool | None = N
     """M0: a tiny Llama pre-trained from scratch on the corpus (``model/`` in Hugging Face format)."""
     from transformers import AutoTokenizer
 
-    from repro.models import count_parameters, make_llama, save_model
+    from repro.models import count_parameters, make_llama
     from repro.training import PretrainParams, pretrain
 
     corpus, tok = corpus_stage(store, spec), tokenizer_stage(store)
@@ -126,15 +126,21 @@ def pretrain_stage(store: RunStore, spec: BaseSpec, *, progress: bool | None = N
                                batch_size=spec.batch_size, max_length=spec.max_length, seed=spec.seed,
                                progress=show_progress(progress))
         result = pretrain(model, tokenizer, texts, train, workdir / "trainer")
-        save_model(result.model, tokenizer, workdir / "model")
-        (workdir / "log_history.json").write_text(json.dumps(result.log_history, indent=1))
-        losses = result.losses
-        return {"parameters": count_parameters(result.model), "steps": result.steps,
-                "tokens_seen": result.tokens_seen, "train_seconds": round(result.wall_time_s, 2),
-                "tokens_per_second": round(result.tokens_per_second, 1),
-                "first_loss": losses[0][1] if losses else None, "final_loss": losses[-1][1] if losses else None}
+        return {**save_training(workdir, result, tokenizer), "parameters": count_parameters(result.model),
+                "tokens_seen": result.tokens_seen, "tokens_per_second": round(result.tokens_per_second, 1)}
 
     return store.run("pretrain-m0", params, compute, upstream=[corpus, tok], seed=spec.seed)
+
+
+def save_training(workdir: Path, result, tokenizer) -> dict:
+    """Save a training stage's model (``model/``) and log history; its summary for the manifest."""
+    from repro.models import save_model
+
+    save_model(result.model, tokenizer, workdir / "model")
+    (workdir / "log_history.json").write_text(json.dumps(result.log_history, indent=1))
+    losses = result.losses
+    return {"steps": result.steps, "train_seconds": round(result.wall_time_s, 2),
+            "first_loss": losses[0][1] if losses else None, "final_loss": losses[-1][1] if losses else None}
 
 
 def base_model(store: RunStore, spec: BaseSpec, *, progress: bool | None = None) -> Stage:
@@ -182,14 +188,13 @@ class SampleSpec:
                                                     batch_size=64)
 
 
-def sample_and_score(model, tokenizer, tasks: list[world.Task], sample: SampleSpec,
-                     *, progress: bool | None = None) -> pd.DataFrame:
-    """Sample responses for each task (one batched pass) and score each with the oracle."""
-    from repro.generation import HFGenerator
+def sample_and_score(generator, tasks: list[world.Task], generation: GenerationConfig) -> pd.DataFrame:
+    """Sample ``generation.n`` responses for each task (one batched call) and score each with the oracle.
 
-    generator = HFGenerator(model, tokenizer, progress=show_progress(progress))
+    One row per response: uid, family, difficulty, prompt, answer, sample, response, score, words.
+    """
     prompts = [[{"role": "user", "content": t.prompt}] for t in tasks]
-    outputs = generator.generate(prompts, sample.generation)
+    outputs = generator.generate(prompts, generation)
     rows = []
     for task, responses in zip(tasks, outputs):
         for index, response in enumerate(responses):
@@ -197,7 +202,8 @@ def sample_and_score(model, tokenizer, tasks: list[world.Task], sample: SampleSp
                          "prompt": task.prompt, "answer": task.answer, "sample": index,
                          "response": response, "score": world.oracle_score(task, response),
                          "words": len(response.split())})
-    return pd.DataFrame(rows)
+    columns = ["uid", "family", "difficulty", "prompt", "answer", "sample", "response", "score", "words"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def evaluate_base_stage(store: RunStore, spec: BaseSpec, sample: SampleSpec, *, progress: bool | None = None) -> Stage:
@@ -207,9 +213,12 @@ def evaluate_base_stage(store: RunStore, spec: BaseSpec, sample: SampleSpec, *, 
     params = {"version": STAGE_VERSION, **asdict(sample)}
 
     def compute(workdir: Path) -> dict:
+        from repro.generation import HFGenerator
+
         model, tokenizer = load_stage_model(model_stage)
         tasks = held_out_tasks(spec.world_seed, sample.tasks_per_family, corpus, difficulty=tuple(spec.difficulty))
-        frame = sample_and_score(model, tokenizer, tasks, sample, progress=progress)
+        frame = sample_and_score(HFGenerator(model, tokenizer, progress=show_progress(progress)), tasks,
+                                 sample.generation)
         frame.to_parquet(workdir / "samples.parquet", index=False)
         return {"tasks": len(tasks), "responses": len(frame), "accuracy": float((frame.score == 5).mean()),
                 "mean_score": float(frame.score.mean())}

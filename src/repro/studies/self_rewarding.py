@@ -142,18 +142,6 @@ class FinetuneSpec:
     seed: int = 0
 
 
-def _save_training(workdir, result, tokenizer) -> dict:
-    import json
-
-    from repro.models import save_model
-
-    save_model(result.model, tokenizer, workdir / "model")
-    (workdir / "log_history.json").write_text(json.dumps(result.log_history, indent=1))
-    losses = result.losses
-    return {"steps": result.steps, "train_seconds": round(result.wall_time_s, 2),
-            "first_loss": losses[0][1] if losses else None, "final_loss": losses[-1][1] if losses else None}
-
-
 def finetune_stage(store, name: str, start, records: list[dict], tune: FinetuneSpec, data_key: dict,
                    *, upstream=(), progress: bool | None = None):
     """A model fine-tuned with trl SFT from the model of stage ``start`` on ``records``.
@@ -164,7 +152,7 @@ def finetune_stage(store, name: str, start, records: list[dict], tune: FinetuneS
     from dataclasses import asdict
 
     from repro.progress import show_progress
-    from repro.studies.base import load_stage_model
+    from repro.studies.base import load_stage_model, save_training
     from repro.training import SFTParams, sft
 
     params = {"version": STAGE_VERSION, "tune": asdict(tune), "data": data_key, "examples": len(records)}
@@ -174,7 +162,7 @@ def finetune_stage(store, name: str, start, records: list[dict], tune: FinetuneS
         train = SFTParams(learning_rate=tune.learning_rate, num_train_epochs=tune.epochs,
                           batch_size=tune.batch_size, seed=tune.seed, progress=show_progress(progress))
         result = sft(model, tokenizer, records, train, workdir / "trainer")
-        return {**_save_training(workdir, result, tokenizer), "examples": len(records)}
+        return {**save_training(workdir, result, tokenizer), "examples": len(records)}
 
     return store.run(name, params, compute, upstream=[start, *upstream], seed=tune.seed)
 
@@ -325,6 +313,15 @@ def preference_pairs(candidates: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(pairs, columns=columns), counts
 
 
+def _scored_responses(generator, tasks, generation, sample: str = "sample") -> pd.DataFrame:
+    """`repro.studies.base.sample_and_score` in this study's column names: ``prompt_id`` (the task uid),
+    ``oracle`` (the oracle's score) and ``sample`` renamed as asked."""
+    from repro.studies.base import sample_and_score
+
+    frame = sample_and_score(generator, tasks, generation)
+    return frame.rename(columns={"uid": "prompt_id", "score": "oracle", "sample": sample})
+
+
 def aift_stage(store, model_stage, prompts_stage, spec: IterationSpec, iteration: int,
                *, progress: bool | None = None):
     """AI feedback training data of one iteration: N candidates per prompt from the current model,
@@ -345,13 +342,9 @@ def aift_stage(store, model_stage, prompts_stage, spec: IterationSpec, iteration
         tasks = [world.parse_prompt(p) for p in pd.read_parquet(prompts_stage / "prompts.parquet").prompt]
         model, tokenizer = load_stage_model(model_stage)
         generator = HFGenerator(model, tokenizer, progress=show_progress(progress))
-        sampled = generator.generate([chat(t.prompt) for t in tasks], GenerationConfig(
+        frame = _scored_responses(generator, tasks, GenerationConfig(
             n=spec.candidates, temperature=spec.temperature, top_p=spec.top_p,
-            max_new_tokens=spec.max_new_tokens, seed=spec.seed * 1000 + iteration))
-        rows = [{"prompt_id": t.uid, "family": t.family, "prompt": t.prompt, "candidate": i, "response": r,
-                 "oracle": world.oracle_score(t, r), "words": len(r.split())}
-                for t, responses in zip(tasks, sampled) for i, r in enumerate(responses)]
-        frame = pd.DataFrame(rows, columns=["prompt_id", "family", "prompt", "candidate", "response", "oracle", "words"])
+            max_new_tokens=spec.max_new_tokens, seed=spec.seed * 1000 + iteration), sample="candidate")
         judged = judge(generator, list(zip(frame.prompt, frame.response)), JudgeConfig(
             samples=spec.judge_samples, temperature=spec.judge_temperature,
             max_new_tokens=spec.judge_max_new_tokens, seed=spec.seed * 1000 + iteration))
@@ -373,7 +366,7 @@ def preference_stage(store, model_stage, aift, spec: IterationSpec, iteration: i
     from dataclasses import asdict
 
     from repro.progress import show_progress
-    from repro.studies.base import load_stage_model
+    from repro.studies.base import load_stage_model, save_training
     from repro.training import PreferenceParams, train_preference
 
     fields = ("method", "beta", "learning_rate", "epochs", "batch_size", "seed")
@@ -394,7 +387,7 @@ def preference_stage(store, model_stage, aift, spec: IterationSpec, iteration: i
                                  num_train_epochs=spec.epochs, batch_size=spec.batch_size, seed=spec.seed,
                                  progress=show_progress(progress))
         result = train_preference(model, tokenizer, records, train, workdir / "trainer")
-        return {**_save_training(workdir, result, tokenizer), "pairs": len(pairs)}
+        return {**save_training(workdir, result, tokenizer), "pairs": len(pairs)}
 
     return store.run("sr-model", params, compute, upstream=[model_stage, aift], seed=spec.seed)
 
@@ -442,12 +435,9 @@ def evaluate_stage(store, model_stage, corpus_stage, base_spec, spec: EvalSpec, 
                                            difficulty=tuple(base_spec.difficulty)) if t.uid not in exclude]
         model, tokenizer = load_stage_model(model_stage)
         generator = HFGenerator(model, tokenizer, progress=show_progress(progress))
-        sampled = generator.generate([chat(t.prompt) for t in tasks], GenerationConfig(
+        frame = _scored_responses(generator, tasks, GenerationConfig(
             n=spec.samples, temperature=spec.temperature, top_p=spec.top_p, max_new_tokens=spec.max_new_tokens,
             seed=spec.seed))
-        frame = pd.DataFrame([{"prompt_id": t.uid, "family": t.family, "prompt": t.prompt, "sample": i,
-                               "response": r, "oracle": world.oracle_score(t, r), "words": len(r.split())}
-                              for t, responses in zip(tasks, sampled) for i, r in enumerate(responses)])
         judged = judge(generator, list(zip(frame.prompt, frame.response)),
                        JudgeConfig(samples=spec.judge_samples, seed=spec.seed))
         frame["self_judge"] = judged.frame.score.to_numpy()
