@@ -19,3 +19,16 @@ def test_every_reported_number_names_its_paper_metric_and_source():
     assert len(head_to_head) == 6
     for e in head_to_head:  # win + tie + loss add up to 100 (up to the paper's rounding)
         assert abs(e["win"] + e["tie"] + e["loss"] - 100) <= 0.2, e
+
+
+def test_the_reader_returns_the_files_numbers():
+    from repro.book import reported
+
+    assert reported.values("self_rewarding", "alpacaeval2_win_rate") == {"M1": 9.94, "M2": 15.38, "M3": 20.44}
+    assert reported.values("self_rewarding", "pairwise_accuracy")["M3"] == 81.7
+    assert reported.head_to_head()["M3 vs SFT"] == {"win": 62.5, "tie": 27.7, "loss": 9.8}
+    assert "2401.10020" in reported.source("self_rewarding", "head_to_head")
+    import pytest
+
+    with pytest.raises(KeyError, match="no 'nothing'"):
+        reported.entries("self_rewarding", "nothing")

@@ -23,3 +23,15 @@ def test_bootstrap_is_reproducible_and_handles_edge_cases():
     assert median.value == 2.5
     with pytest.raises(ValueError, match="at least one"):
         bootstrap_ci([])
+
+
+def test_seed_interval_is_the_student_t_interval_computed_by_hand():
+    from repro.evaluation.stats import seed_ci
+
+    # values 1, 2, 3: mean 2, sd 1, t(0.975, 2) = 4.302653 -> half-width 4.302653 / sqrt(3) = 2.484138
+    est = seed_ci([1.0, 2.0, 3.0])
+    assert est.value == 2.0 and est.n == 3
+    assert abs(est.high - 4.484138) < 1e-5 and abs(est.low + 0.484138) < 1e-5
+    assert seed_ci([0.5]).low == seed_ci([0.5]).high == 0.5
+    assert seed_ci([0.2, float("nan"), 0.2]).n == 2 and seed_ci([0.2, 0.2]).high == 0.2
+    assert np.isnan(seed_ci([]).value)

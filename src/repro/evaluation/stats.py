@@ -48,3 +48,24 @@ def bootstrap_ci(
     alpha = (1 - level) / 2
     low, high = np.quantile(stats, [alpha, 1 - alpha])
     return Estimate(point, float(low), float(high), int(data.size), level)
+
+
+def seed_ci(values: Sequence[float] | np.ndarray, *, level: float = 0.95) -> Estimate:
+    """Mean over seeds with a Student-t interval: ``mean +- t(level, n-1) * sd / sqrt(n)``.
+
+    Each value is one seed's result (a whole run). With so few seeds a bootstrap over them would be
+    far too narrow, so the exact t interval is used; it assumes roughly normal seed-to-seed
+    variation. NaN values (a seed where the metric is undefined) are dropped and ``n`` counts the
+    rest. One value gives a zero-width interval; none gives NaNs.
+    """
+    from scipy import stats
+
+    data = np.asarray(values, dtype=float)
+    data = data[~np.isnan(data)]
+    if data.size == 0:
+        return Estimate(float("nan"), float("nan"), float("nan"), 0, level)
+    point = float(data.mean())
+    if data.size == 1:
+        return Estimate(point, point, point, 1, level)
+    half = float(stats.t.ppf((1 + level) / 2, data.size - 1) * data.std(ddof=1) / np.sqrt(data.size))
+    return Estimate(point, point - half, point + half, int(data.size), level)

@@ -21,6 +21,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from repro import world
@@ -481,3 +482,23 @@ def reward_modelling_stage(store, model_stage, eft, judge_config, *, progress: b
         return {**report.as_dict(), "parse": judged.tally.as_dict()}
 
     return store.run("sr-reward-modelling", params, compute, upstream=[model_stage, eft], seed=judge_config.seed)
+
+
+# -- choosing the near-duplicate threshold for the world ---------------------------------------------
+CALIBRATION_SEED_OFFSET = 4_000_037
+
+
+def rouge_calibration(seed_prompts: list[str], *, world_seed: int = 0, difficulty=(1, 2), fresh: int = 300,
+                      thresholds=(0.7, 0.8, 0.9, 0.95)) -> pd.DataFrame:
+    """How a ROUGE-L near-duplicate filter treats *genuinely new* world tasks: ``fresh`` tasks from
+    a seed stream of their own, none equal to a seed prompt, each compared with all ``seed_prompts``.
+    One row per threshold: the share of the fresh tasks it would reject (max ROUGE-L above it)."""
+    from repro.studies.self_instruct import RougeIndex
+
+    index = RougeIndex(seed_prompts)
+    known = set(seed_prompts)
+    tasks = [t for t in world.sample_tasks(fresh, seed=world_seed + CALIBRATION_SEED_OFFSET, difficulty=difficulty)
+             if t.prompt not in known]
+    best = np.array([index.nearest(t.prompt)[0] for t in tasks])
+    return pd.DataFrame({"threshold": list(thresholds), "rejected": [float((best > th).mean()) for th in thresholds],
+                         "fresh_tasks": len(tasks), "seed_prompts": len(seed_prompts)})

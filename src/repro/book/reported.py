@@ -1,0 +1,56 @@
+"""The papers' reported numbers (``repro/book/data/reported.yaml``), read for the book's tables.
+
+The data file is the only place a paper's number is written; chapters ask for them here.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Any
+
+
+@cache
+def _data() -> dict[str, Any]:
+    import yaml
+
+    return yaml.safe_load(resources.files("repro.book").joinpath("data", "reported.yaml").read_text())
+
+
+def paper(name: str) -> dict[str, Any]:
+    """Title, authors, year and arXiv id of one paper (``self_rewarding``, ``rlaif``, ``eva``)."""
+    try:
+        return _data()["papers"][name]
+    except KeyError:
+        raise KeyError(f"no paper {name!r} in reported.yaml; papers: {sorted(_data()['papers'])}") from None
+
+
+def entries(paper_name: str, metric: str) -> list[dict[str, Any]]:
+    """Every entry of one paper for one metric (a copy, so callers cannot change the data)."""
+    found = [dict(e) for e in _data()["reported"] if e["paper"] == paper_name and e["metric"] == metric]
+    if not found:
+        raise KeyError(f"reported.yaml has no {metric!r} for paper {paper_name!r}")
+    return found
+
+
+def values(paper_name: str, metric: str) -> dict[str, float]:
+    """``{label: number}`` of a metric reported per model or setting (``values:`` entries), or
+    ``{model: value}`` of single-value entries."""
+    out: dict[str, float] = {}
+    for entry in entries(paper_name, metric):
+        if "values" in entry:
+            out.update(entry["values"])
+        elif "model" in entry:
+            out[entry["model"]] = entry["value"]
+    return out
+
+
+def source(paper_name: str, metric: str) -> str:
+    """Where the paper reports a metric, with the citation: "Yuan et al. 2024 (arXiv ...): ..."."""
+    info = paper(paper_name)
+    return f"{info['authors']} {info['year']} (arXiv {info['arxiv']}): {entries(paper_name, metric)[0]['source']}"
+
+
+def head_to_head(paper_name: str = "self_rewarding") -> dict[str, dict[str, float]]:
+    """``{pair: {win, tie, loss}}`` of the head-to-head entries, in percent."""
+    return {e["pair"]: {k: e[k] for k in ("win", "tie", "loss")} for e in entries(paper_name, "head_to_head")}

@@ -1,0 +1,124 @@
+"""The study-level tables of the self-rewarding chapter, on hand-made runs whose answers are known."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from repro.evaluation.stats import Estimate
+from repro.runs import RunStore
+from repro.studies import self_rewarding_study as study
+
+
+def responses(scores: dict[str, list[float]], words: int = 3) -> pd.DataFrame:
+    """Held-out responses: per prompt id, one row per sampled answer with that oracle score."""
+    rows = [{"prompt_id": p, "sample": i, "oracle": s, "words": words, "self_judge": s}
+            for p, values in scores.items() for i, s in enumerate(values)]
+    return pd.DataFrame(rows)
+
+
+class FakeRun(study.SeedRun):
+    """A SeedRun whose evaluations are given frames instead of stages."""
+
+    def __init__(self, seed, spec, frames):
+        super().__init__(seed=seed, spec=spec)
+        self.frames = frames
+        self.models = dict.fromkeys(frames)
+
+    def responses(self, name):
+        return self.frames[name]
+
+
+SPEC = study.StudySpec(iterations=2, ablations=False)
+
+
+def test_compare_uses_each_models_mean_score_per_prompt():
+    a = responses({"p1": [5, 5], "p2": [3, 3], "p3": [2, 2]})
+    b = responses({"p1": [4, 4], "p2": [2, 4], "p3": [5, 3]})
+    # per-prompt means: A 5, 3, 2; B 4, 3, 4 -> win, tie, loss
+    assert study.compare(a, b) == {"win": 1 / 3, "tie": 1 / 3, "loss": 1 / 3, "win_rate": 0.5, "prompts": 3}
+    with pytest.raises(ValueError, match="same prompts"):
+        study.compare(a, responses({"p1": [1]}))
+
+
+def test_head_to_head_pairs_are_the_papers_for_two_iterations():
+    pairs = study.head_to_head_pairs(SPEC)
+    assert pairs == [("M1", "SFT"), ("M2", "SFT"), ("M3", "SFT"), ("M2", "M1"), ("M3", "M2"), ("M3", "M1")]
+    with_ablations = study.head_to_head_pairs(study.StudySpec(iterations=1))
+    assert with_ablations[:3] == [("M1", "SFT"), ("M2", "SFT"), ("M2", "M1")]
+    assert (study.NO_EFT, "SFT") in with_ablations and (study.TOP_SCORED_SFT, "M1") in with_ablations
+    with pytest.raises(ValueError, match="iterations"):
+        study.StudySpec(iterations=0)
+
+
+def test_tables_over_seeds_and_the_verdict_rule():
+    good, bad = responses({"p1": [5], "p2": [4]}), responses({"p1": [1], "p2": [4]})
+    frames = {"SFT": bad, "M1": bad, "M2": good, "M3": good}
+    runs = [FakeRun(seed, SPEC, frames) for seed in (0, 1, 2)]
+    table = study.head_to_head_table(runs)
+    assert len(table) == 6 * 3
+    m2 = table[table.pair == "M2 vs SFT"]
+    assert (m2.win == 0.5).all() and (m2.tie == 0.5).all() and (m2.win_rate == 0.75).all()
+    summary = study.summarise_over_seeds(table, "pair", ["win_rate"])
+    row = summary.set_index("pair").loc["M2 vs SFT"]
+    assert row.win_rate == 0.75 and row.win_rate_low == row.win_rate_high == 0.75 and row.seeds == 3
+    # the reference: a model equal to it wins nothing and ties everything
+    ref = study.reference_win_rates(runs, good)
+    assert set(ref[ref.model == "M3"].win_rate) == {0.5} and set(ref[ref.model == "SFT"].win_rate) == {0.25}
+    diff = study.per_seed_difference(ref, "win_rate", "M3", "M1")
+    assert list(diff) == [0.25, 0.25, 0.25]
+    # the rule, on intervals computed by hand
+    assert study.verdict(Estimate(0.6, 0.55, 0.65, 3), 0.5) == "reproduced"
+    assert study.verdict(Estimate(0.6, 0.45, 0.75, 3), 0.5) == "not reproduced at this scale"
+    assert study.verdict(Estimate(0.4, 0.35, 0.45, 3), 0.5) == "opposite"
+    assert study.verdict(Estimate(-3, -4, -2, 3), 0.0, expect="less") == "reproduced"
+    assert study.verdict(Estimate(0.6, 0.6, 0.6, 1), 0.5) == "not testable"
+
+
+def test_summaries_carry_the_student_t_interval_and_keep_the_model_order():
+    frame = pd.DataFrame({"model": ["M2"] * 3 + ["M1"] * 3, "seed": [0, 1, 2] * 2,
+                          "x": [0.5, 0.6, 0.7, 0.1, 0.1, 0.1]})
+    out = study.summarise_over_seeds(frame, "model", ["x"], order=["M1", "M2"])
+    assert list(out.model) == ["M1", "M2"]
+    half = 4.302652729749462 * 0.1 / math.sqrt(3)
+    assert out.x[1] == pytest.approx(0.6) and out.x_high[1] == pytest.approx(0.6 + half)
+    text = study.with_interval(out, ["x"], fmt="{:.2f}")
+    assert text.x[1] == f"0.60 [{0.6 - half:.2f}, {0.6 + half:.2f}]" and "x_low" not in text
+
+
+def test_judge_vs_oracle_measures_correlation_and_overrating():
+    frame = responses({"p1": [1, 2], "p2": [3, 4]})
+    frame["self_judge"] = frame.oracle + 1.0  # perfectly correlated, one point too generous
+    frame.loc[0, "self_judge"] = np.nan  # one unreadable judgment
+    runs = [FakeRun(0, SPEC, {"SFT": frame, "M1": frame, "M2": frame, "M3": frame})]
+    out = study.judge_vs_oracle(runs).set_index("model").loc["M1"]
+    assert out.correlation == pytest.approx(1.0) and out.overrating == pytest.approx(1.0) and out.parsed == 0.75
+
+
+def test_top_scored_records_keep_self_judged_fives_once(tmp_path):
+    store = RunStore(tmp_path)
+    frame = pd.DataFrame({"prompt_id": ["a", "a", "b", "b"], "candidate": [0, 1, 0, 1],
+                          "prompt": ["pa", "pa", "pb", "pb"], "response": ["x", "x", "y", "z"],
+                          "judge": [5.0, 5.0, 4.67, np.nan]})
+    stage = store.run("aift", {}, lambda d: frame.to_parquet(d / "candidates.parquet") or {})
+    records = study.top_scored_records(stage, 5.0)
+    assert [(r["prompt"][0]["content"], r["completion"][0]["content"]) for r in records] == [("pa", "x")]
+    assert len(study.top_scored_records(stage, 4.5)) == 2
+
+
+def test_the_fixed_reference_is_the_corpus_writer_on_the_held_out_prompts(tmp_path):
+    from repro.studies import base
+    from repro.studies import self_rewarding as sr
+
+    store = RunStore(tmp_path)
+    spec = study.StudySpec(base=base.BaseSpec(corpus_docs=50), evaluation=sr.EvalSpec(prompts_per_family=5, samples=4))
+    corpus = base.corpus_stage(store, spec.base)
+    stage = study.reference_stage(store, spec, corpus)
+    frame = pd.read_parquet(stage / "responses.parquet")
+    prompts = study.evaluation_prompts(spec, corpus)
+    assert len(frame) == 4 * len(prompts) and set(frame.prompt_id) == {t.uid for t in prompts}
+    assert frame.oracle.between(0, 5).all() and frame.oracle.nunique() >= 4  # mixed quality
+    assert study.reference_stage(store, spec, corpus).key == stage.key  # independent of any seed
+    only_perfect = study.reference_stage(store, spec, corpus, quality_weights={5: 1.0})
+    assert (pd.read_parquet(only_perfect / "responses.parquet").oracle == 5).all()
