@@ -93,8 +93,9 @@ def test_evaluation_and_reward_modelling_stages(chain):
     base_spec = base.BaseSpec(corpus_docs=300, model_size="XS")
     corpus = base.corpus_stage(store, base_spec)
     spec = sr.EvalSpec(prompts_per_family=2, samples=2, max_new_tokens=12, judge_samples=1)
-    e1 = sr.evaluate_stage(store, m1, corpus, base_spec, spec, progress=False)
-    e2 = sr.evaluate_stage(store, m2, corpus, base_spec, spec, progress=False)
+    prompts = sr.world_prompts_stage(store, corpus, base_spec, spec)
+    e1 = sr.evaluate_stage(store, m1, prompts, spec, progress=False)
+    e2 = sr.evaluate_stage(store, m2, prompts, spec, progress=False)
     r1 = pd.read_parquet(e1 / "responses.parquet")
     assert len(r1) == e1.results["responses"] == e1.results["prompts"] * 2
     assert r1.oracle.between(0, 5).all()

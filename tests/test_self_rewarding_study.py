@@ -112,13 +112,14 @@ def test_the_fixed_reference_is_the_corpus_writer_on_the_held_out_prompts(tmp_pa
     from repro.studies import self_rewarding as sr
 
     store = RunStore(tmp_path)
-    spec = study.StudySpec(base=base.BaseSpec(corpus_docs=50), evaluation=sr.EvalSpec(prompts_per_family=5, samples=4))
-    corpus = base.corpus_stage(store, spec.base)
-    stage = study.reference_stage(store, spec, corpus)
+    base_spec = base.BaseSpec(corpus_docs=50)
+    corpus = base.corpus_stage(store, base_spec)
+    prompts = sr.world_prompts_stage(store, corpus, base_spec, sr.EvalSpec(prompts_per_family=5))
+    stage = study.reference_stage(store, prompts, samples=4)
     frame = pd.read_parquet(stage / "responses.parquet")
-    prompts = study.evaluation_prompts(spec, corpus)
-    assert len(frame) == 4 * len(prompts) and set(frame.prompt_id) == {t.uid for t in prompts}
+    held_out = sr.prompt_rows(prompts)
+    assert len(held_out) == 5 * 6 and len(frame) == 4 * len(held_out) and set(frame.prompt_id) == set(held_out.prompt_id)
     assert frame.oracle.between(0, 5).all() and frame.oracle.nunique() >= 4  # mixed quality
-    assert study.reference_stage(store, spec, corpus).key == stage.key  # independent of any seed
-    only_perfect = study.reference_stage(store, spec, corpus, quality_weights={5: 1.0})
+    assert study.reference_stage(store, prompts, samples=4).key == stage.key  # independent of any seed
+    only_perfect = study.reference_stage(store, prompts, samples=2, quality_weights={5: 1.0})
     assert (pd.read_parquet(only_perfect / "responses.parquet").oracle == 5).all()

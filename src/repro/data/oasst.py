@@ -32,11 +32,7 @@ replies, second turns.
 
 from __future__ import annotations
 
-import gzip
-import json
 import math
-import re
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -44,12 +40,12 @@ from pathlib import Path
 from typing import Any
 
 from repro.data import DataError
+from repro.data.records import HUB_ID, hub_records, jsonl_records, parquet_records
 
 ROLES = ("prompter", "assistant")
 #: File endings read from a folder, and their reader.
 SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet")
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 @dataclass(frozen=True)
@@ -178,62 +174,6 @@ def _replace_tree_id(message: OasstMessage, tree_id: str) -> OasstMessage:
     return replace(message, message_tree_id=tree_id)
 
 
-def _jsonl_records(path: Path) -> Iterator[tuple[Any, str]]:
-    """(parsed JSON, 'file line n') for each non-blank line of a .jsonl or .jsonl.gz file."""
-    opener = gzip.open if path.name.endswith(".gz") else open
-    seen = False
-    line_no = 0
-    try:
-        with opener(path, "rb") as handle:
-            for line_no, raw in enumerate(handle, 1):
-                where = f"{path} line {line_no}"
-                try:
-                    line = raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
-                except UnicodeDecodeError as exc:
-                    raise DataError(f"{where}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); "
-                                    "is the line truncated?") from None
-                seen = True
-                yield record, where
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}: could not read the file after line {line_no} ({exc})") from None
-    if not seen:
-        raise DataError(f"{path}: no records (the file is empty)")
-
-
-def _parquet_records(path: Path) -> Iterator[tuple[Any, str]]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        rows = pq.read_table(path).to_pylist()
-    except (OSError, pa.ArrowException) as exc:
-        raise DataError(f"{path}: not a readable parquet file ({exc})") from None
-    if not rows:
-        raise DataError(f"{path}: no records (the table is empty)")
-    for i, row in enumerate(rows):
-        yield row, f"{path} row {i}"
-
-
-def _hub_records(name: str, split: str | None) -> Iterator[tuple[Any, str]]:
-    import datasets
-
-    try:
-        loaded = datasets.load_dataset(name, split=split)
-    except Exception as exc:  # network, authentication, unknown name or split: all are the user's to fix
-        raise DataError(f"{name}: no such local path, and loading it from the Hugging Face hub failed "
-                        f"({type(exc).__name__}: {exc})") from None
-    parts = loaded.items() if isinstance(loaded, datasets.DatasetDict) else [(split, loaded)]
-    for part, dataset in parts:
-        for i, row in enumerate(dataset):
-            yield row, f"{name}[{part}] row {i}"
-
-
 def _files_in(folder: Path) -> list[Path]:
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))
     if not files:
@@ -246,13 +186,13 @@ def _records(source: str | Path, split: str | None) -> Iterator[tuple[Any, str]]
     if path.exists():
         for file in _files_in(path) if path.is_dir() else [path]:
             if file.name.endswith(".parquet"):
-                yield from _parquet_records(file)
+                yield from parquet_records(file)
             elif file.name.endswith((".jsonl", ".jsonl.gz")):
-                yield from _jsonl_records(file)
+                yield from jsonl_records(file)
             else:
                 raise DataError(f"{file}: unknown file type; expected one of {', '.join(SUFFIXES)}")
-    elif isinstance(source, str) and _HUB_ID.match(source) and not source.endswith(SUFFIXES):
-        yield from _hub_records(source, split)
+    elif isinstance(source, str) and HUB_ID.match(source) and not source.endswith(SUFFIXES):
+        yield from hub_records(source, split)
     else:
         raise DataError(f"{source}: no such file or folder (and not a hub dataset id like 'OpenAssistant/oasst1')")
 

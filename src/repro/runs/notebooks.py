@@ -164,10 +164,22 @@ def check_value(notebook: str, param: Parameter, value: Any, source: str) -> Any
     if param.type == "float":
         value = float(value)
     if param.name.endswith("_path") and isinstance(value, str) and value:
-        if not Path(value).expanduser().exists() and not _HUB_ID.match(value):
+        local = _existing_path(value)
+        if local is not None:
+            value = str(local)  # absolute, so the kernel finds it whatever its working folder
+        elif not _HUB_ID.match(value):
             raise ParameterError(f"{notebook}: {param.name} = {value!r} does not exist "
                                  "(give a local folder or a hub id such as org/name)")
     return value
+
+
+def _existing_path(value: str) -> Path | None:
+    """``value`` as an existing path: as given (relative to the working folder), else relative to the
+    project root (so profiles can name ``configs/...`` files); None if neither exists."""
+    for candidate in (Path(value).expanduser(), paths.project_root() / value):
+        if candidate.exists():
+            return candidate.resolve()
+    return None
 
 
 def resolve_parameters(notebook: Path, profile: dict, overrides: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -138,6 +139,11 @@ def save_training(workdir: Path, result, tokenizer) -> dict:
 
     save_model(result.model, tokenizer, workdir / "model")
     (workdir / "log_history.json").write_text(json.dumps(result.log_history, indent=1))
+    return training_summary(result)
+
+
+def training_summary(result) -> dict:
+    """Steps, seconds and first and last training loss of a `repro.training.TrainResult`."""
     losses = result.losses
     return {"steps": result.steps, "train_seconds": round(result.wall_time_s, 2),
             "first_loss": losses[0][1] if losses else None, "final_loss": losses[-1][1] if losses else None}
@@ -148,11 +154,83 @@ def base_model(store: RunStore, spec: BaseSpec, *, progress: bool | None = None)
     return pretrain_stage(store, spec, progress=progress)
 
 
+MODEL_REF = "model_ref.json"
+
+
+def external_model_stage(store: RunStore, model: str, *, revision: str | None = None,
+                         name: str = "external-model") -> Stage:
+    """A stage standing for a model that lives outside the run store (paper scale: a local checkpoint
+    folder or a hub id such as ``meta-llama/Llama-2-70b-hf``), so that stages built on it chain and
+    cache like those built on the tiny M0. Nothing is copied: the stage records where the model is
+    (``model_ref.json``). A local folder must hold a ``config.json``; anything else is taken as a hub id."""
+    from repro.errors import ReproError
+
+    path = Path(model).expanduser()
+    local = path.exists()
+    if local and not (path / "config.json").is_file():
+        raise ReproError(f"model folder {path} has no config.json (not a Hugging Face checkpoint)")
+    where = str(path.resolve()) if local else model
+    params = {"version": STAGE_VERSION, "model": where, "revision": revision,
+              "config": params_hash((path / "config.json").read_text()) if local else None}
+
+    def compute(workdir: Path) -> dict:
+        (workdir / MODEL_REF).write_text(json.dumps({"model": where, "revision": revision}))
+        return {"model": where, "local": local}
+
+    return store.run(name, params, compute)
+
+
+def model_location(stage: Stage, subdir: str = "model") -> str:
+    """Where a stage's model is: its own ``model/`` folder, or the path or hub id it refers to."""
+    if (stage / subdir).is_dir():
+        return str(stage / subdir)
+    ref = stage / MODEL_REF
+    if ref.is_file():
+        return json.loads(ref.read_text())["model"]
+    raise FileNotFoundError(f"stage {stage.name}/{stage.key} holds no model ({subdir}/ or {MODEL_REF})")
+
+
 def load_stage_model(stage: Stage, subdir: str = "model"):
-    """``(model, tokenizer)`` saved by a stage."""
+    """``(model, tokenizer)`` saved by a stage (or referred to by an external-model stage)."""
     from repro.models import load_model
 
-    return load_model(stage / subdir)
+    return load_model(model_location(stage, subdir))
+
+
+@dataclass(frozen=True)
+class Engine:
+    """The generation backend every stage of a study uses: ``"transformers"`` (batched ``generate``,
+    the tiny default) or ``"vllm"`` (paper scale), with the backend's engine options (for vLLM:
+    ``tensor_parallel_size``, ``gpu_memory_utilization``, ``max_model_len``, ``dtype``, ...).
+    Part of every generating stage's key, since backends sample differently."""
+
+    backend: str = "transformers"
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        from repro.generation import BACKENDS
+
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown generation backend {self.backend!r}; valid backends: {', '.join(BACKENDS)}")
+
+    @classmethod
+    def of(cls, backend: str = "transformers", **options: Any) -> Engine:
+        return cls(backend, tuple(sorted(options.items())))
+
+    def key(self) -> dict:
+        return {"backend": self.backend, **dict(self.options)}
+
+    def generator(self, stage: Stage, *, progress: bool | None = None):
+        """A generator over the model of ``stage``."""
+        from repro.generation import HFGenerator, make_generator
+
+        if self.backend == "transformers":
+            model, tokenizer = load_stage_model(stage)
+            return HFGenerator(model, tokenizer, progress=show_progress(progress), **dict(self.options))
+        return make_generator(self.backend, model_location(stage), **dict(self.options))
+
+
+DEFAULT_ENGINE = Engine()
 
 
 def training_curve(stage: Stage) -> pd.DataFrame:
@@ -188,22 +266,43 @@ class SampleSpec:
                                                     batch_size=64)
 
 
+def respond_and_score(generator, prompts: pd.DataFrame, generation: GenerationConfig, gold=None,
+                      sample: str = "sample") -> pd.DataFrame:
+    """Sample ``generation.n`` responses to each prompt (one batched call) and score each with the gold
+    judge (default: the world's oracle; `repro.evaluation.gold`).
+
+    ``prompts`` has a ``prompt`` column and any others (ids, family, ...), which every response row
+    carries along; added: ``sample`` (renamed as asked), ``response``, ``oracle`` (the gold score) and
+    ``words``.
+    """
+    from repro.evaluation.gold import ORACLE
+
+    outputs = generator.generate([[{"role": "user", "content": p}] for p in prompts.prompt], generation)
+    rows = [{**record, sample: index, "response": response, "words": len(response.split())}
+            for record, responses in zip(prompts.to_dict("records"), outputs)
+            for index, response in enumerate(responses)]
+    columns = [*prompts.columns, sample, "response", "words"]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["oracle"] = (gold or ORACLE).score(frame.prompt.tolist(), frame.response.tolist()) if len(frame) else []
+    return frame
+
+
+def task_frame(tasks: list[world.Task]) -> pd.DataFrame:
+    """World tasks as prompt rows: uid, family, difficulty, prompt, answer."""
+    return pd.DataFrame([{"uid": t.uid, "family": t.family, "difficulty": t.difficulty, "prompt": t.prompt,
+                          "answer": t.answer} for t in tasks],
+                        columns=["uid", "family", "difficulty", "prompt", "answer"])
+
+
 def sample_and_score(generator, tasks: list[world.Task], generation: GenerationConfig) -> pd.DataFrame:
     """Sample ``generation.n`` responses for each task (one batched call) and score each with the oracle.
 
     One row per response: uid, family, difficulty, prompt, answer, sample, response, score, words.
     """
-    prompts = [[{"role": "user", "content": t.prompt}] for t in tasks]
-    outputs = generator.generate(prompts, generation)
-    rows = []
-    for task, responses in zip(tasks, outputs):
-        for index, response in enumerate(responses):
-            rows.append({"uid": task.uid, "family": task.family, "difficulty": task.difficulty,
-                         "prompt": task.prompt, "answer": task.answer, "sample": index,
-                         "response": response, "score": world.oracle_score(task, response),
-                         "words": len(response.split())})
+    frame = respond_and_score(generator, task_frame(tasks), generation)
+    frame["score"] = frame.pop("oracle").astype(int)
     columns = ["uid", "family", "difficulty", "prompt", "answer", "sample", "response", "score", "words"]
-    return pd.DataFrame(rows, columns=columns)
+    return frame[columns]
 
 
 def evaluate_base_stage(store: RunStore, spec: BaseSpec, sample: SampleSpec, *, progress: bool | None = None) -> Stage:

@@ -143,9 +143,22 @@ class FinetuneSpec:
     seed: int = 0
 
 
+def launch_key(accelerate_config: str | None) -> dict | None:
+    """The part of a training stage's key that says how it was launched (the config file's content)."""
+    from pathlib import Path
+
+    from repro.runs.store import params_hash
+
+    if not accelerate_config:
+        return None
+    path = Path(accelerate_config)
+    return {"accelerate_config": path.name, "content": params_hash(path.read_text()) if path.is_file() else None}
+
+
 def finetune_stage(store, name: str, start, records: list[dict], tune: FinetuneSpec, data_key: dict,
-                   *, upstream=(), progress: bool | None = None):
-    """A model fine-tuned with trl SFT from the model of stage ``start`` on ``records``.
+                   *, upstream=(), accelerate_config: str | None = None, progress: bool | None = None):
+    """A model fine-tuned with trl SFT from the model of stage ``start`` on ``records`` (in this
+    process, or under ``accelerate launch`` with ``accelerate_config``; `repro.studies.jobs`).
 
     ``data_key`` identifies the records (their generating parameters) in the stage key, so that the
     records themselves need not be hashed.
@@ -153,58 +166,72 @@ def finetune_stage(store, name: str, start, records: list[dict], tune: FinetuneS
     from dataclasses import asdict
 
     from repro.progress import show_progress
-    from repro.studies.base import load_stage_model, save_training
-    from repro.training import SFTParams, sft
+    from repro.studies.base import model_location
+    from repro.studies.jobs import run_job
+    from repro.training import SFTParams
 
-    params = {"version": STAGE_VERSION, "tune": asdict(tune), "data": data_key, "examples": len(records)}
+    params = {"version": STAGE_VERSION, "tune": asdict(tune), "data": data_key, "examples": len(records),
+              "launch": launch_key(accelerate_config)}
 
     def compute(workdir):
-        model, tokenizer = load_stage_model(start)
         train = SFTParams(learning_rate=tune.learning_rate, num_train_epochs=tune.epochs,
                           batch_size=tune.batch_size, seed=tune.seed, progress=show_progress(progress))
-        result = sft(model, tokenizer, records, train, workdir / "trainer")
-        return {**save_training(workdir, result, tokenizer), "examples": len(records)}
+        summary = run_job("sft", model_location(start), records, train, workdir, accelerate_config=accelerate_config)
+        return {**summary, "examples": len(records)}
 
     return store.run(name, params, compute, upstream=[start, *upstream], seed=tune.seed)
 
 
-def judge_with_stage(stage, frame: pd.DataFrame, config, *, progress: bool | None = None):
+def judge_with_stage(stage, frame: pd.DataFrame, config, *, engine=None, progress: bool | None = None):
     """Judge the ``(prompt, response)`` rows of ``frame`` with the model of a stage."""
-    from repro.generation import HFGenerator
     from repro.judges.llm_judge import judge
-    from repro.progress import show_progress
-    from repro.studies.base import load_stage_model
+    from repro.studies.base import DEFAULT_ENGINE
 
-    model, tokenizer = load_stage_model(stage)
-    generator = HFGenerator(model, tokenizer, progress=show_progress(progress))
+    generator = (engine or DEFAULT_ENGINE).generator(stage, progress=progress)
     return judge(generator, list(zip(frame.prompt, frame.response)), config)
 
 
+def world_eft_frames(spec: SeedDataSpec, exclude: set[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """World EFT candidates: train and held-out eval sets, no prompt in both or in ``exclude``."""
+    train = eft_candidates(spec, spec.eft_train_prompts, stream=0, exclude=set(exclude))
+    evaluation = eft_candidates(spec, spec.eft_eval_prompts, stream=1, exclude=set(exclude) | set(train.prompt_id))
+    return train, evaluation
+
+
 def eft_stage(store, spec: SeedDataSpec, writer, judge_config, *, source: str = "model",
-              exclude: set[str] = frozenset(), progress: bool | None = None):
+              exclude: set[str] = frozenset(), frames: tuple[pd.DataFrame, pd.DataFrame, dict] | None = None,
+              engine=None, progress: bool | None = None):
     """EFT train and eval sets (``eft_train.parquet``, ``eft_eval.parquet``).
 
     ``source="model"``: the model of stage ``writer`` judges every train candidate once; a prompt's
-    judgments are kept when their scores rank its responses as the oracle does; the kept judgments
-    are rebalanced. The paper's writer is the SFT baseline. On the tiny world, instruction tuning
-    makes the model answer the judge prompt as if it were a task (no judgment, no score), so the
-    study passes the base model M0, which learnt the judgment format from the corpus's reviews.
+    judgments are kept when their scores rank its responses as the gold ranking does; the kept
+    judgments are rebalanced. The paper's writer is the SFT baseline. On the tiny world, instruction
+    tuning makes the model answer the judge prompt as if it were a task (no judgment, no score), so
+    the study passes the base model M0, which learnt the judgment format from the corpus's reviews.
     ``source="oracle"``: every train candidate gets the world's judgment of its true quality.
-    The eval set is never filtered: it measures reward modelling against the oracle's ranking.
+    The eval set is never filtered: it measures reward modelling against the gold ranking.
+
+    The candidates are the world's (`world_eft_frames`) unless ``frames`` gives ``(train, eval,
+    data_key)`` from real data (`oasst_seed_data`; ``gold`` is then the human ranking, higher better).
     """
     from dataclasses import asdict, replace
 
+    from repro.studies.base import DEFAULT_ENGINE
+
     if source not in ("model", "oracle"):
         raise ValueError(f"EFT source must be 'model' or 'oracle', got {source!r}")
-    params = {"version": STAGE_VERSION, "seed_data": asdict(spec), "judge": asdict(replace(judge_config, samples=1)),
-              "source": source, "exclude": sorted(exclude)}
+    if source == "oracle" and frames is not None:
+        raise ValueError("EFT source 'oracle' needs the world's candidates; real data has no oracle")
+    engine = engine or DEFAULT_ENGINE
+    data = {"seed_data": asdict(spec), "exclude": sorted(exclude)} if frames is None else {"data": frames[2]}
+    params = {"version": STAGE_VERSION, **data, "judge": asdict(replace(judge_config, samples=1)),
+              "source": source, "engine": engine.key()}
 
     def compute(workdir):
-        train = eft_candidates(spec, spec.eft_train_prompts, stream=0, exclude=set(exclude))
-        evaluation = eft_candidates(spec, spec.eft_eval_prompts, stream=1, exclude=set(exclude) | set(train.prompt_id))
+        train, evaluation = world_eft_frames(spec, set(exclude)) if frames is None else (frames[0].copy(), frames[1])
         results = {"candidate_prompts": int(train.prompt_id.nunique()), "candidates": len(train)}
         if source == "model":
-            judged = judge_with_stage(writer, train, replace(judge_config, samples=1), progress=progress)
+            judged = judge_with_stage(writer, train, replace(judge_config, samples=1), engine=engine, progress=progress)
             train["judgment"] = [texts[0] for texts in judged.frame.judgments]
             train["judge"] = judged.frame.score.to_numpy()
             agree = rankings_agree(train)
@@ -224,13 +251,38 @@ def eft_stage(store, spec: SeedDataSpec, writer, judge_config, *, source: str = 
     return store.run("sr-eft", params, compute, upstream=upstream, seed=judge_config.seed)
 
 
+def oasst_seed_data(source, *, ift_size: int | None = 3200, eft_train_prompts: int | None = None,
+                    eft_eval_prompts: int | None = None, seed: int = 0, lang: str = "en"):
+    """The paper's seed data from Open Assistant (a hub id, file or folder; `repro.data.oasst`):
+    IFT records, and EFT train / eval candidate frames (one row per ranked reply, ``gold`` = higher
+    for a better human rank), split so that no conversation tree is in two of them. Returns
+    ``(ift, eft_train, eft_eval, data_key)``."""
+    from repro.data import oasst
+
+    messages = oasst.load_oasst_messages(source)
+    split = oasst.split_by_tree(oasst.ift_examples(messages, lang=lang), oasst.eft_candidates(messages, lang=lang),
+                                n_ift=ift_size, n_eft_train=eft_train_prompts, n_eft_eval=eft_eval_prompts, seed=seed)
+
+    def frame(candidates) -> pd.DataFrame:
+        rows = [{"prompt_id": c.prompt_id, "family": "", "prompt": c.prompt, "response": r.text,
+                 "gold": float(max(x.rank for x in c.replies) - r.rank)} for c in candidates for r in c.replies]
+        return pd.DataFrame(rows, columns=["prompt_id", "family", "prompt", "response", "gold"])
+
+    ift = [{**r, "uid": r["id"]} for r in split.ift]
+    key = {"oasst": str(source), "lang": lang, "seed": seed, **split.counts()}
+    return ift, frame(split.eft_train), frame(split.eft_eval), key
+
+
 # -- one self-rewarding iteration: new prompts -> candidates -> self-judgment -> pairs -> DPO ---------
 @dataclass(frozen=True)
 class IterationSpec:
     """One iteration of self-rewarding training (the paper's values in comments).
 
     The tiny profile lowers the few-shot count: M0's corpus lists hold 2 to 4 tasks and its context
-    is 256 tokens, where the paper's 8-shot prompts fit a 4k-token Llama 2.
+    is 256 tokens, where the paper's 8-shot prompts fit a 4k-token Llama 2. ``prompt_style`` is
+    ``"world"`` (a task list continued by a base model, kept only if it is a valid world task) or
+    ``"chat"`` (an instruction-tuned generator asked for one new task, Self-Instruct's keyword
+    filter; the paper-scale path).
     """
 
     prompts: int = 1000  # new prompts per iteration (the paper: as many as the filters keep, ~4-7k pairs)
@@ -240,6 +292,7 @@ class IterationSpec:
     prompt_top_p: float = 0.9
     prompt_max_new_tokens: int = 48
     rouge_threshold: float = 0.7
+    prompt_style: str = "world"
     candidates: int = 4  # N
     temperature: float = 0.7
     top_p: float = 0.9
@@ -254,37 +307,53 @@ class IterationSpec:
     batch_size: int = 16
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.prompt_style not in ("world", "chat"):
+            raise ValueError(f"prompt_style must be 'world' or 'chat', got {self.prompt_style!r}")
+
+
+def prompt_id(text: str) -> str:
+    """A stable id for a prompt that is not a world task (16 hex digits of its SHA-1)."""
+    import hashlib
+
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
 
 def self_instruct_stage(store, generator_stage, seed_prompts: list[str], spec: IterationSpec, iteration: int,
                         *, exclude_prompts: set[str] = frozenset(), data_key: dict | None = None,
-                        progress: bool | None = None):
-    """New prompts written by the fixed prompt-generator model (``prompts.parquet``)."""
+                        engine=None, progress: bool | None = None):
+    """New prompts written by the fixed prompt-generator model (``prompts.parquet``: uid, family, prompt)."""
     from dataclasses import asdict
 
-    from repro.generation import HFGenerator
-    from repro.progress import show_progress
-    from repro.studies.base import load_stage_model
-    from repro.studies.self_instruct import generate_prompts
+    from repro.studies.base import DEFAULT_ENGINE
+    from repro.studies.self_instruct import generate_prompts, keyword_check
 
+    engine = engine or DEFAULT_ENGINE
     fields = ("prompts", "shots", "seed_shots", "prompt_temperature", "prompt_top_p", "prompt_max_new_tokens",
-              "rouge_threshold", "seed")
+              "rouge_threshold", "prompt_style", "seed")
     params = {"version": STAGE_VERSION, "iteration": iteration, **{k: asdict(spec)[k] for k in fields},
-              "seeds": data_key or len(seed_prompts), "exclude": len(exclude_prompts)}
+              "seeds": data_key or len(seed_prompts), "exclude": len(exclude_prompts), "engine": engine.key()}
+    keywords = keyword_check()
 
-    def valid_new_task(text: str):
-        task = world.parse_prompt(text)
-        return task if task is not None and task.prompt not in exclude_prompts else None
+    def valid_new(text: str):
+        if spec.prompt_style == "world":
+            task = world.parse_prompt(text)
+            return task if task is not None and task.prompt not in exclude_prompts else None
+        return text if text not in exclude_prompts and keywords(text) else None
 
     def compute(workdir):
-        model, tokenizer = load_stage_model(generator_stage)
         result = generate_prompts(
-            HFGenerator(model, tokenizer, progress=show_progress(progress)), seed_prompts, spec.prompts,
+            engine.generator(generator_stage, progress=progress), seed_prompts, spec.prompts,
             shots=spec.shots, seed_shots=spec.seed_shots, temperature=spec.prompt_temperature,
             top_p=spec.prompt_top_p, max_new_tokens=spec.prompt_max_new_tokens,
-            seed=spec.seed * 1000 + iteration, rouge_threshold=spec.rouge_threshold, validate=valid_new_task)
-        tasks = [world.parse_prompt(p) for p in result.prompts]
-        pd.DataFrame([{"uid": t.uid, "family": t.family, "prompt": t.prompt} for t in tasks],
-                     columns=["uid", "family", "prompt"]).to_parquet(workdir / "prompts.parquet", index=False)
+            seed=spec.seed * 1000 + iteration, rouge_threshold=spec.rouge_threshold, validate=valid_new,
+            style="list" if spec.prompt_style == "world" else "chat")
+        if spec.prompt_style == "world":
+            tasks = [world.parse_prompt(p) for p in result.prompts]
+            rows = [{"uid": t.uid, "family": t.family, "prompt": t.prompt} for t in tasks]
+        else:
+            rows = [{"uid": prompt_id(p), "family": "", "prompt": p} for p in result.prompts]
+        pd.DataFrame(rows, columns=["uid", "family", "prompt"]).to_parquet(workdir / "prompts.parquet", index=False)
         return {"accepted": len(result.prompts), "candidates": result.candidates, "rounds": result.rounds,
                 "rejections": result.rejections}
 
@@ -295,7 +364,7 @@ def preference_pairs(candidates: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """Highest- vs lowest-scored candidate per prompt (the paper's pairs); prompts whose scores tie,
     or with fewer than two scored candidates, give no pair. Returns the pairs and the counts."""
     pairs, ties, unscored = [], 0, 0
-    for prompt_id, group in candidates.groupby("prompt_id", sort=False):
+    for prompt_id_, group in candidates.groupby("prompt_id", sort=False):
         scored = group.dropna(subset=["judge"])
         if len(scored) < 2:
             unscored += 1
@@ -304,7 +373,7 @@ def preference_pairs(candidates: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
         if best.judge == worst.judge:
             ties += 1
             continue
-        pairs.append({"prompt_id": prompt_id, "prompt": best.prompt, "chosen": best.response,
+        pairs.append({"prompt_id": prompt_id_, "prompt": best.prompt, "chosen": best.response,
                       "rejected": worst.response, "chosen_judge": best.judge, "rejected_judge": worst.judge,
                       "chosen_oracle": best.oracle, "rejected_oracle": worst.oracle})
     counts = {"prompts": int(candidates.prompt_id.nunique()), "pairs": len(pairs), "ties": ties,
@@ -314,38 +383,47 @@ def preference_pairs(candidates: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(pairs, columns=columns), counts
 
 
-def _scored_responses(generator, tasks, generation, sample: str = "sample") -> pd.DataFrame:
-    """`repro.studies.base.sample_and_score` in this study's column names: ``prompt_id`` (the task uid),
-    ``oracle`` (the oracle's score) and ``sample`` renamed as asked."""
-    from repro.studies.base import sample_and_score
+def prompt_rows(stage, file: str = "prompts.parquet") -> pd.DataFrame:
+    """A prompts stage's rows as ``prompt_id, family, prompt`` (the columns every response row carries)."""
+    frame = pd.read_parquet(stage / file)
+    return frame.rename(columns={"uid": "prompt_id"})[["prompt_id", "family", "prompt"]]
 
-    frame = sample_and_score(generator, tasks, generation)
-    return frame.rename(columns={"uid": "prompt_id", "score": "oracle", "sample": sample})
+
+def _gold_key(gold) -> dict:
+    from repro.evaluation.gold import ORACLE
+
+    return (gold or ORACLE).key()
 
 
 def aift_stage(store, model_stage, prompts_stage, spec: IterationSpec, iteration: int,
-               *, progress: bool | None = None):
+               *, gold=None, engine=None, progress: bool | None = None):
     """AI feedback training data of one iteration: N candidates per prompt from the current model,
     judged K times each by the same model, turned into preference pairs (``candidates.parquet``,
-    ``pairs.parquet``). The oracle's score of each candidate is kept alongside, for measurement only."""
+    ``pairs.parquet``). The gold score of each candidate (the oracle's; at paper scale the gold
+    judge's, or none with ``gold=False``) is kept alongside, for measurement only."""
     from dataclasses import asdict
 
-    from repro.generation import GenerationConfig, HFGenerator
+    from repro.generation import GenerationConfig
     from repro.judges.llm_judge import JudgeConfig, judge
-    from repro.progress import show_progress
-    from repro.studies.base import load_stage_model
+    from repro.studies.base import DEFAULT_ENGINE, respond_and_score
 
+    engine = engine or DEFAULT_ENGINE
+    measure = gold is not False
     fields = ("candidates", "temperature", "top_p", "max_new_tokens", "judge_samples", "judge_temperature",
               "judge_max_new_tokens", "seed")
-    params = {"version": STAGE_VERSION, "iteration": iteration, **{k: asdict(spec)[k] for k in fields}}
+    params = {"version": STAGE_VERSION, "iteration": iteration, **{k: asdict(spec)[k] for k in fields},
+              "gold": _gold_key(gold) if measure else None, "engine": engine.key()}
+
+    class NoGold:
+        def score(self, prompts, responses):
+            return np.full(len(prompts), np.nan)
 
     def compute(workdir):
-        tasks = [world.parse_prompt(p) for p in pd.read_parquet(prompts_stage / "prompts.parquet").prompt]
-        model, tokenizer = load_stage_model(model_stage)
-        generator = HFGenerator(model, tokenizer, progress=show_progress(progress))
-        frame = _scored_responses(generator, tasks, GenerationConfig(
+        generator = engine.generator(model_stage, progress=progress)
+        frame = respond_and_score(generator, prompt_rows(prompts_stage), GenerationConfig(
             n=spec.candidates, temperature=spec.temperature, top_p=spec.top_p,
-            max_new_tokens=spec.max_new_tokens, seed=spec.seed * 1000 + iteration), sample="candidate")
+            max_new_tokens=spec.max_new_tokens, seed=spec.seed * 1000 + iteration),
+            gold=gold if measure else NoGold(), sample="candidate")
         judged = judge(generator, list(zip(frame.prompt, frame.response)), JudgeConfig(
             samples=spec.judge_samples, temperature=spec.judge_temperature,
             max_new_tokens=spec.judge_max_new_tokens, seed=spec.seed * 1000 + iteration))
@@ -355,30 +433,35 @@ def aift_stage(store, model_stage, prompts_stage, spec: IterationSpec, iteration
         pairs, counts = preference_pairs(frame)
         pairs.to_parquet(workdir / "pairs.parquet", index=False)
         agreement = frame[["judge", "oracle"]].dropna()
+        enough = len(agreement) > 2 and agreement.judge.nunique() > 1 and agreement.oracle.nunique() > 1
+        right = pairs.dropna(subset=["chosen_oracle", "rejected_oracle"])
         return {**counts, "candidates": len(frame), "parse": judged.tally.as_dict(),
-                "judge_oracle_correlation": float(agreement.judge.corr(agreement.oracle)) if len(agreement) > 2 else None,
-                "pairs_oracle_agree": float((pairs.chosen_oracle > pairs.rejected_oracle).mean()) if len(pairs) else None}
+                "judge_oracle_correlation": float(agreement.judge.corr(agreement.oracle)) if enough else None,
+                "pairs_oracle_agree": float((right.chosen_oracle > right.rejected_oracle).mean()) if len(right) else None}
 
     return store.run("sr-aift", params, compute, upstream=[model_stage, prompts_stage], seed=spec.seed)
 
 
-def preference_stage(store, model_stage, aift, spec: IterationSpec, iteration: int, *, progress: bool | None = None):
+def preference_stage(store, model_stage, aift, spec: IterationSpec, iteration: int, *,
+                     accelerate_config: str | None = None, progress: bool | None = None):
     """The next model: preference optimisation (DPO by default) from the current model on its pairs."""
     from dataclasses import asdict
 
     from repro.progress import show_progress
-    from repro.studies.base import load_stage_model, save_training
-    from repro.training import PreferenceParams, train_preference
+    from repro.studies.base import load_stage_model, model_location
+    from repro.studies.jobs import run_job
+    from repro.training import PreferenceParams
 
     fields = ("method", "beta", "learning_rate", "epochs", "batch_size", "seed")
-    params = {"version": STAGE_VERSION, "iteration": iteration, **{k: asdict(spec)[k] for k in fields}}
+    params = {"version": STAGE_VERSION, "iteration": iteration, **{k: asdict(spec)[k] for k in fields},
+              "launch": launch_key(accelerate_config)}
 
     def compute(workdir):
         pairs = pd.read_parquet(aift / "pairs.parquet")
-        model, tokenizer = load_stage_model(model_stage)
         if pairs.empty:  # nothing to learn from: the next model is the current one, said in the results
             from repro.models import save_model
 
+            model, tokenizer = load_stage_model(model_stage)
             save_model(model, tokenizer, workdir / "model")
             (workdir / "log_history.json").write_text("[]")
             return {"pairs": 0, "steps": 0}
@@ -387,23 +470,26 @@ def preference_stage(store, model_stage, aift, spec: IterationSpec, iteration: i
         train = PreferenceParams(method=spec.method, beta=spec.beta, learning_rate=spec.learning_rate,
                                  num_train_epochs=spec.epochs, batch_size=spec.batch_size, seed=spec.seed,
                                  progress=show_progress(progress))
-        result = train_preference(model, tokenizer, records, train, workdir / "trainer")
-        return {**save_training(workdir, result, tokenizer), "pairs": len(pairs)}
+        summary = run_job("preference", model_location(model_stage), records, train, workdir,
+                          accelerate_config=accelerate_config)
+        return {**summary, "pairs": len(pairs)}
 
     return store.run("sr-model", params, compute, upstream=[model_stage, aift], seed=spec.seed)
 
 
 def self_rewarding_iteration(store, model_stage, generator_stage, seed_prompts, spec: IterationSpec, iteration: int,
                              *, exclude_prompts: set[str] = frozenset(), data_key: dict | None = None,
+                             gold=None, engine=None, accelerate_config: str | None = None,
                              progress: bool | None = None):
     """One full iteration: returns ``(next_model_stage, prompts_stage, aift_stage)``."""
     prompts = self_instruct_stage(store, generator_stage, seed_prompts, spec, iteration,
-                                  exclude_prompts=exclude_prompts, data_key=data_key, progress=progress)
-    aift = aift_stage(store, model_stage, prompts, spec, iteration, progress=progress)
-    return preference_stage(store, model_stage, aift, spec, iteration, progress=progress), prompts, aift
+                                  exclude_prompts=exclude_prompts, data_key=data_key, engine=engine, progress=progress)
+    aift = aift_stage(store, model_stage, prompts, spec, iteration, gold=gold, engine=engine, progress=progress)
+    return preference_stage(store, model_stage, aift, spec, iteration, accelerate_config=accelerate_config,
+                            progress=progress), prompts, aift
 
 
-# -- evaluation against the oracle (the gold judge: the analog of GPT-4 and human raters) ------------
+# -- evaluation against the gold judge (the oracle: the analog of GPT-4 and human raters) ------------
 @dataclass(frozen=True)
 class EvalSpec:
     """Held-out evaluation: prompts per family, responses sampled per prompt, and how."""
@@ -417,42 +503,78 @@ class EvalSpec:
     seed: int = 0
 
 
-def evaluate_stage(store, model_stage, corpus_stage, base_spec, spec: EvalSpec, *, exclude: set[str] = frozenset(),
-                   progress: bool | None = None):
-    """The model's responses to held-out prompts, scored by the oracle and by the model itself as judge
-    (``responses.parquet``: prompt, sample, response, oracle score, self-judged score, words)."""
-    from dataclasses import asdict
+def world_prompts_stage(store, corpus_stage, base_spec, spec: EvalSpec):
+    """The held-out world prompts (``prompts.parquet``: uid, family, prompt): tasks from a seed stream
+    of their own, none in the corpus."""
+    from repro.studies.base import held_out_tasks
 
-    from repro.generation import GenerationConfig, HFGenerator
-    from repro.judges.llm_judge import JudgeConfig, judge
-    from repro.progress import show_progress
-    from repro.studies.base import held_out_tasks, load_stage_model
-
-    params = {"version": STAGE_VERSION, **asdict(spec), "difficulty": list(base_spec.difficulty),
-              "world_seed": base_spec.world_seed, "exclude": len(exclude)}
+    params = {"version": STAGE_VERSION, "world": world.WORLD_VERSION, "world_seed": base_spec.world_seed,
+              "per_family": spec.prompts_per_family, "difficulty": list(base_spec.difficulty)}
 
     def compute(workdir):
-        tasks = [t for t in held_out_tasks(base_spec.world_seed, spec.prompts_per_family, corpus_stage,
-                                           difficulty=tuple(base_spec.difficulty)) if t.uid not in exclude]
-        model, tokenizer = load_stage_model(model_stage)
-        generator = HFGenerator(model, tokenizer, progress=show_progress(progress))
-        frame = _scored_responses(generator, tasks, GenerationConfig(
+        tasks = held_out_tasks(base_spec.world_seed, spec.prompts_per_family, corpus_stage,
+                               difficulty=tuple(base_spec.difficulty))
+        pd.DataFrame([{"uid": t.uid, "family": t.family, "prompt": t.prompt} for t in tasks],
+                     columns=["uid", "family", "prompt"]).to_parquet(workdir / "prompts.parquet", index=False)
+        return {"prompts": len(tasks)}
+
+    return store.run("sr-eval-prompts", params, compute, upstream=[corpus_stage])
+
+
+def file_prompts_stage(store, source: str):
+    """Held-out prompts with a reference model's outputs from an AlpacaEval-format file or hub id
+    (`repro.data.alpaca_eval`; ``prompts.parquet``: uid, family, prompt, reference, generator)."""
+    from pathlib import Path
+
+    from repro.data.alpaca_eval import load_alpaca_eval
+    from repro.runs.store import params_hash
+
+    path = Path(source)
+    params = {"version": STAGE_VERSION, "source": str(path.resolve()) if path.exists() else source,
+              "content": params_hash(path.read_bytes().hex()) if path.is_file() else None}
+
+    def compute(workdir):
+        frame = load_alpaca_eval(source)
+        frame.to_parquet(workdir / "prompts.parquet", index=False)
+        return {"prompts": len(frame), "generators": sorted(set(frame.generator))}
+
+    return store.run("sr-eval-prompts", params, compute)
+
+
+def evaluate_stage(store, model_stage, prompts_stage, spec: EvalSpec, *, gold=None, engine=None,
+                   progress: bool | None = None):
+    """The model's responses to held-out prompts, scored by the gold judge and by the model itself as
+    judge (``responses.parquet``: prompt, sample, response, gold score ``oracle``, self-judged score,
+    words)."""
+    from dataclasses import asdict
+
+    from repro.generation import GenerationConfig
+    from repro.judges.llm_judge import JudgeConfig, judge
+    from repro.studies.base import DEFAULT_ENGINE, respond_and_score
+
+    engine = engine or DEFAULT_ENGINE
+    params = {"version": STAGE_VERSION, **asdict(spec), "gold": _gold_key(gold), "engine": engine.key()}
+
+    def compute(workdir):
+        generator = engine.generator(model_stage, progress=progress)
+        frame = respond_and_score(generator, prompt_rows(prompts_stage), GenerationConfig(
             n=spec.samples, temperature=spec.temperature, top_p=spec.top_p, max_new_tokens=spec.max_new_tokens,
-            seed=spec.seed))
+            seed=spec.seed), gold=gold)
         judged = judge(generator, list(zip(frame.prompt, frame.response)),
                        JudgeConfig(samples=spec.judge_samples, seed=spec.seed))
         frame["self_judge"] = judged.frame.score.to_numpy()
         frame.to_parquet(workdir / "responses.parquet", index=False)
-        return {"prompts": len(tasks), "responses": len(frame), "accuracy": float((frame.oracle == 5).mean()),
-                "mean_oracle": float(frame.oracle.mean()), "mean_words": float(frame.words.mean()),
-                "self_judge_parse": judged.tally.as_dict()}
+        return {"prompts": int(frame.prompt_id.nunique()), "responses": len(frame),
+                "accuracy": float((frame.oracle == 5).mean()), "mean_oracle": float(frame.oracle.mean()),
+                "mean_words": float(frame.words.mean()), "self_judge_parse": judged.tally.as_dict()}
 
-    return store.run("sr-evaluate", params, compute, upstream=[model_stage, corpus_stage], seed=spec.seed)
+    return store.run("sr-evaluate", params, compute, upstream=[model_stage, prompts_stage], seed=spec.seed)
 
 
 def head_to_head(responses_a: pd.DataFrame, responses_b: pd.DataFrame):
-    """Win / tie / loss of model A against model B on the same prompts, judged by the oracle: per
-    prompt, the mean oracle score of each model's sampled responses; higher wins, equal ties."""
+    """Win / tie / loss of model A against model B on the same prompts, judged by the gold score: per
+    prompt, the mean gold score of each model's sampled responses; higher wins, equal ties. Prompts
+    where the gold judge scored none of a model's responses (paper scale only) are left out."""
     from repro.evaluation.metrics import win_tie_loss
 
     a = responses_a.groupby("prompt_id").oracle.mean()
@@ -460,21 +582,24 @@ def head_to_head(responses_a: pd.DataFrame, responses_b: pd.DataFrame):
     common = a.index.intersection(b.index)
     if len(common) != len(a) or len(common) != len(b):
         raise ValueError("head_to_head needs both models' responses to the same prompts")
-    return win_tie_loss(a.loc[common].to_numpy(), b.loc[common].to_numpy())
+    scored = common[a.loc[common].notna().to_numpy() & b.loc[common].notna().to_numpy()]  # a gold judge may fail
+    return win_tie_loss(a.loc[scored].to_numpy(), b.loc[scored].to_numpy())
 
 
-def reward_modelling_stage(store, model_stage, eft, judge_config, *, progress: bool | None = None):
+def reward_modelling_stage(store, model_stage, eft, judge_config, *, engine=None, progress: bool | None = None):
     """The model as a reward model on the held-out EFT set: its averaged judge scores against the
-    oracle's ranking (``judged.parquet``; the report in the results)."""
+    gold ranking (``judged.parquet``; the report in the results)."""
     from dataclasses import asdict
 
     from repro.evaluation.metrics import reward_model_report
+    from repro.studies.base import DEFAULT_ENGINE
 
-    params = {"version": STAGE_VERSION, "judge": asdict(judge_config)}
+    engine = engine or DEFAULT_ENGINE
+    params = {"version": STAGE_VERSION, "judge": asdict(judge_config), "engine": engine.key()}
 
     def compute(workdir):
         frame = pd.read_parquet(eft / "eft_eval.parquet")
-        judged = judge_with_stage(model_stage, frame, judge_config, progress=progress)
+        judged = judge_with_stage(model_stage, frame, judge_config, engine=engine, progress=progress)
         frame["judge"] = judged.frame.score.to_numpy()
         frame["response_id"] = range(len(frame))
         frame.to_parquet(workdir / "judged.parquet", index=False)

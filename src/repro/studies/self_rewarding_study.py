@@ -34,7 +34,7 @@ from repro.evaluation.stats import seed_ci
 from repro.judges.llm_judge import JudgeConfig
 from repro.runs.store import RunStore, Stage
 from repro.studies import self_rewarding as sr
-from repro.studies.base import BaseSpec, held_out_tasks
+from repro.studies.base import BaseSpec
 
 #: Ablation model names (the book's labels).
 NO_EFT = "SFT+DPO (no EFT)"
@@ -48,6 +48,7 @@ class StudySpec:
     ``eft_writer``: which model writes the EFT judgments: ``"SFT"`` (the paper) or ``"M0"``.
     ``iterations``: self-rewarding iterations after M1 (the paper: 2, giving M2 and M3).
     ``score_threshold``: the self-judged average a response needs for the top-scored-SFT ablation.
+    ``accelerate_config``: train under ``accelerate launch`` with this config (paper scale).
     """
 
     base: BaseSpec = BaseSpec()
@@ -61,6 +62,7 @@ class StudySpec:
     iterations: int = 2
     ablations: bool = True
     score_threshold: float = 5.0
+    accelerate_config: str = ""
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
@@ -104,12 +106,6 @@ class SeedRun:
         return list({s.key: s for s in out}.values())
 
 
-def evaluation_prompts(spec: StudySpec, corpus: Stage) -> list[world.Task]:
-    """The held-out prompts every model answers (never used for training or self-instruction)."""
-    return held_out_tasks(spec.base.world_seed, spec.evaluation.prompts_per_family, corpus,
-                          difficulty=tuple(spec.base.difficulty))
-
-
 def top_scored_records(aift: Stage, threshold: float = 5.0) -> list[dict]:
     """SFT records from a model's own candidates whose self-judged average reaches ``threshold``
     (the paper's "SFT on score-5 self-generated responses" ablation); one per (prompt, response)."""
@@ -119,49 +115,67 @@ def top_scored_records(aift: Stage, threshold: float = 5.0) -> list[dict]:
              "completion": [{"role": "assistant", "content": row.response}]} for row in kept.itertuples()]
 
 
-def run_seed(store: RunStore, spec: StudySpec, seed: int, *, m0: Stage, prompt_generator: Stage, corpus: Stage,
+def run_seed(store: RunStore, spec: StudySpec, seed: int, *, m0: Stage, prompt_generator: Stage,
+             eval_prompts: Stage, real_data: tuple | None = None, gold=None, engine=None,
              progress: bool | None = None) -> SeedRun:
-    """Every stage of the study for one seed (each cached): models, evaluations, reward modelling."""
+    """Every stage of the study for one seed (each cached): models, evaluations, reward modelling.
+
+    ``eval_prompts``: a stage with ``prompts.parquet`` (`sr.world_prompts_stage`, or real prompts at
+    paper scale); none of them is used for training. ``real_data``: ``(ift, eft_train, eft_eval,
+    key)`` from `sr.oasst_seed_data` instead of the world's seed data. ``gold``: the gold judge
+    (default the oracle); ``engine``: the generation backend (`repro.studies.base.Engine`).
+    """
     spec = spec.seeded(seed)
     run = SeedRun(seed=seed, spec=spec)
-    held_out = evaluation_prompts(spec, corpus)
-    ift = sr.ift_records(spec.seed_data, exclude={t.uid for t in held_out})
-    ift_key = {"ift": asdict(spec.seed_data), "held_out": len(held_out)}
-    sft = sr.finetune_stage(store, "sr-sft", m0, ift, spec.tune, ift_key, progress=progress)
+    held_out = sr.prompt_rows(eval_prompts)
+    if real_data is None:
+        ift = sr.ift_records(spec.seed_data, exclude=set(held_out.prompt_id))
+        ift_key = {"ift": asdict(spec.seed_data), "held_out": eval_prompts.key}
+        frames = None
+    else:
+        ift, eft_train, eft_eval, data_key = real_data
+        ift_key, frames = {"ift": data_key}, (eft_train, eft_eval, data_key)
+    launch = spec.accelerate_config or None
+    sft = sr.finetune_stage(store, "sr-sft", m0, ift, spec.tune, ift_key, accelerate_config=launch, progress=progress)
     writer = sft if spec.eft_writer == "SFT" else m0
     run.eft = sr.eft_stage(store, spec.seed_data, writer, spec.judge, source=spec.eft_source,
-                           exclude={r["uid"] for r in ift} | {t.uid for t in held_out}, progress=progress)
-    eft_train = sr.eft_records(pd.read_parquet(run.eft / "eft_train.parquet"))
-    m1 = sr.finetune_stage(store, "sr-m1", m0, ift + eft_train, spec.tune, {**ift_key, "eft": run.eft.key},
-                           upstream=[run.eft], progress=progress)
+                           exclude={r["uid"] for r in ift} | set(held_out.prompt_id), frames=frames,
+                           engine=engine, progress=progress)
+    eft_train_records = sr.eft_records(pd.read_parquet(run.eft / "eft_train.parquet"))
+    m1 = sr.finetune_stage(store, "sr-m1", m0, ift + eft_train_records, spec.tune, {**ift_key, "eft": run.eft.key},
+                           upstream=[run.eft], accelerate_config=launch, progress=progress)
     run.models.update(SFT=sft, M1=m1)
 
     seed_prompts = [r["prompt"][0]["content"] for r in ift]
     current = m1
     for i in range(1, spec.iterations + 1):
         nxt, prompts, aift = sr.self_rewarding_iteration(
-            store, current, prompt_generator, seed_prompts, spec.iteration, i, exclude_prompts={t.prompt for t in held_out},
-            data_key=ift_key, progress=progress)
+            store, current, prompt_generator, seed_prompts, spec.iteration, i,
+            exclude_prompts=set(held_out.prompt), data_key=ift_key, gold=gold, engine=engine,
+            accelerate_config=launch, progress=progress)
         run.prompts[i], run.aift[f"M{i}"], run.models[f"M{i + 1}"] = prompts, aift, nxt
         current = nxt
 
     if spec.ablations:
         # Without EFT: the SFT baseline is both the policy and the judge of iteration 1's prompts.
-        aift_sft = sr.aift_stage(store, sft, run.prompts[1], spec.iteration, 1, progress=progress)
+        aift_sft = sr.aift_stage(store, sft, run.prompts[1], spec.iteration, 1, gold=gold, engine=engine,
+                                 progress=progress)
         run.aift["SFT"] = aift_sft
-        run.models[NO_EFT] = sr.preference_stage(store, sft, aift_sft, spec.iteration, 1, progress=progress)
+        run.models[NO_EFT] = sr.preference_stage(store, sft, aift_sft, spec.iteration, 1, accelerate_config=launch,
+                                                 progress=progress)
         # SFT on M1's own top-scored responses instead of DPO on its pairs.
         records = top_scored_records(run.aift["M1"], spec.score_threshold)
         run.models[TOP_SCORED_SFT] = (sr.finetune_stage(
             store, "sr-sft-top", m1, records, spec.tune, {"aift": run.aift["M1"].key, "threshold": spec.score_threshold},
-            upstream=[run.aift["M1"]], progress=progress) if records else m1)
+            upstream=[run.aift["M1"]], accelerate_config=launch, progress=progress) if records else m1)
 
     for name, model in run.models.items():
-        run.evaluations[name] = sr.evaluate_stage(store, model, corpus, spec.base, spec.evaluation, progress=progress)
+        run.evaluations[name] = sr.evaluate_stage(store, model, eval_prompts, spec.evaluation, gold=gold,
+                                                  engine=engine, progress=progress)
     judges = spec.model_names + ([NO_EFT] if spec.ablations else [])
     for name in judges:
         run.reward_modelling[name] = sr.reward_modelling_stage(store, run.models[name], run.eft, spec.judge,
-                                                               progress=progress)
+                                                               engine=engine, progress=progress)
     return run
 
 
@@ -169,36 +183,112 @@ def run_seed(store: RunStore, spec: StudySpec, seed: int, *, m0: Stage, prompt_g
 REFERENCE_VERSION = "sr-reference-1"
 
 
-def reference_stage(store: RunStore, spec: StudySpec, corpus: Stage,
+def reference_stage(store: RunStore, eval_prompts: Stage, *, samples: int, world_seed: int = 0,
                     quality_weights: dict[int, float] | None = None) -> Stage:
-    """A fixed, stronger reference: the world's writer answering every held-out prompt
-    ``evaluation.samples`` times at qualities drawn from the corpus's mixed-quality distribution
+    """A fixed, stronger reference: the world's writer answering every held-out prompt ``samples``
+    times at qualities drawn from the corpus's mixed-quality distribution
     (`repro.world.corpus.DEFAULT_QUALITY_WEIGHTS`: about a third perfect, mean score 3.2), the
     assistant that M0 learnt to imitate. It does not depend on the seed of the study, as AlpacaEval's
     reference outputs do not depend on the model evaluated. Same columns as the models' evaluations."""
     from repro.world.corpus import DEFAULT_QUALITY_WEIGHTS
 
     weights = dict(quality_weights or DEFAULT_QUALITY_WEIGHTS)
-    params = {"version": REFERENCE_VERSION, "world": world.WORLD_VERSION, "world_seed": spec.base.world_seed,
-              "prompts_per_family": spec.evaluation.prompts_per_family, "samples": spec.evaluation.samples,
-              "difficulty": list(spec.base.difficulty), "weights": {str(k): v for k, v in weights.items()}}
+    params = {"version": REFERENCE_VERSION, "world": world.WORLD_VERSION, "world_seed": world_seed,
+              "samples": samples, "weights": {str(k): v for k, v in weights.items()}}
 
     def compute(workdir):
-        rng = random.Random(spec.base.world_seed)
+        rng = random.Random(world_seed)
         levels, probs = zip(*sorted(weights.items()))
         rows = []
-        for task in evaluation_prompts(spec, corpus):
-            for sample in range(spec.evaluation.samples):
+        for prompt in sr.prompt_rows(eval_prompts).itertuples():
+            task = world.parse_prompt(prompt.prompt)
+            if task is None:
+                raise ValueError(f"the world's reference can only answer world prompts, not {prompt.prompt!r}")
+            for sample in range(samples):
                 response = world.write_response(task, rng.choices(levels, probs)[0], rng)
-                rows.append({"prompt_id": task.uid, "family": task.family, "prompt": task.prompt, "sample": sample,
-                             "response": response, "oracle": world.oracle_score(task, response),
+                rows.append({"prompt_id": prompt.prompt_id, "family": prompt.family, "prompt": prompt.prompt,
+                             "sample": sample, "response": response, "oracle": world.oracle_score(task, response),
                              "words": len(response.split())})
         frame = pd.DataFrame(rows)
         frame.to_parquet(workdir / "responses.parquet", index=False)
         return {"prompts": int(frame.prompt_id.nunique()), "responses": len(frame),
                 "mean_oracle": float(frame.oracle.mean()), "accuracy": float((frame.oracle == 5).mean())}
 
-    return store.run("sr-reference", params, compute, upstream=[corpus], seed=spec.base.world_seed)
+    return store.run("sr-reference", params, compute, upstream=[eval_prompts], seed=world_seed)
+
+
+def file_reference_stage(store: RunStore, eval_prompts: Stage, gold) -> Stage:
+    """The paper-scale reference: the reference outputs that come with the evaluation prompts
+    (AlpacaEval 2.0: GPT-4 Turbo's), scored by the gold judge. Same columns as the models' evaluations."""
+    params = {"version": REFERENCE_VERSION, "gold": gold.key()}
+
+    def compute(workdir):
+        frame = pd.read_parquet(eval_prompts / "prompts.parquet").rename(columns={"uid": "prompt_id"})
+        out = pd.DataFrame({"prompt_id": frame.prompt_id, "family": frame.family, "prompt": frame.prompt,
+                            "sample": 0, "response": frame.reference,
+                            "words": frame.reference.str.split().str.len()})
+        out["oracle"] = gold.score(out.prompt.tolist(), out.response.tolist())
+        out.to_parquet(workdir / "responses.parquet", index=False)
+        return {"prompts": len(out), "mean_oracle": float(out.oracle.mean()), "unscored": int(out.oracle.isna().sum())}
+
+    return store.run("sr-reference", params, compute, upstream=[eval_prompts])
+
+
+@dataclass
+class StudyInputs:
+    """What every seed of the study shares: the base model, the prompt generator, the held-out prompts
+    and the fixed reference, the seed data (None: the world's), the gold judge and the engine."""
+
+    m0: Stage
+    prompt_generator: Stage
+    eval_prompts: Stage
+    reference: Stage
+    real_data: tuple | None
+    gold: object
+    engine: object
+
+
+def prepare_inputs(store: RunStore, spec: StudySpec, *, base_model_path: str = "", prompt_generator_path: str = "",
+                   seed_data_path: str = "", eval_prompts_path: str = "", gold_judge_path: str = "",
+                   engine=None, progress: bool | None = None) -> StudyInputs:
+    """The shared inputs, at either scale. Empty paths mean the tiny world's: M0 pre-trained on the
+    world's corpus (`repro.studies.base`), M0 as prompt generator, world seed data, held-out world
+    prompts with the world's writer as reference, and the oracle as gold judge. At paper scale each
+    path names the real thing: a checkpoint folder or hub id for the models, an oasst1 source for the
+    seed data (`sr.oasst_seed_data`), an AlpacaEval-format source for the prompts and their reference
+    outputs, and a judge model standing in for GPT-4."""
+    from repro.evaluation.gold import ORACLE, JudgeGold
+    from repro.studies import base
+
+    engine = engine or base.DEFAULT_ENGINE
+    m0 = base.external_model_stage(store, base_model_path) if base_model_path else base.base_model(
+        store, spec.base, progress=progress)
+    generator = (base.external_model_stage(store, prompt_generator_path, name="external-generator")
+                 if prompt_generator_path else m0)
+    gold = (JudgeGold(base.external_model_stage(store, gold_judge_path, name="external-judge"), engine,
+                      replace(spec.judge, seed=0)) if gold_judge_path else ORACLE)
+    if eval_prompts_path:
+        eval_prompts = sr.file_prompts_stage(store, eval_prompts_path)
+        reference = file_reference_stage(store, eval_prompts, gold)
+    else:
+        corpus = base.corpus_stage(store, spec.base)
+        eval_prompts = sr.world_prompts_stage(store, corpus, spec.base, spec.evaluation)
+        reference = reference_stage(store, eval_prompts, samples=spec.evaluation.samples,
+                                    world_seed=spec.base.world_seed)
+    real_data = None
+    if seed_data_path:
+        sd = spec.seed_data
+        real_data = sr.oasst_seed_data(seed_data_path, ift_size=sd.ift_size, eft_train_prompts=sd.eft_train_prompts,
+                                       eft_eval_prompts=sd.eft_eval_prompts, seed=sd.world_seed)
+    return StudyInputs(m0, generator, eval_prompts, reference, real_data, gold, engine)
+
+
+def run_study(store: RunStore, spec: StudySpec, seeds: list[int], inputs: StudyInputs,
+              progress: bool | None = None) -> list[SeedRun]:
+    """`run_seed` for every seed, on the shared inputs."""
+    return [run_seed(store, spec, s, m0=inputs.m0, prompt_generator=inputs.prompt_generator,
+                     eval_prompts=inputs.eval_prompts, real_data=inputs.real_data, gold=inputs.gold,
+                     engine=inputs.engine, progress=progress) for s in seeds]
 
 
 # -- tables over seeds -------------------------------------------------------------------------------
@@ -225,7 +315,8 @@ def compare(responses_a: pd.DataFrame, responses_b: pd.DataFrame) -> dict[str, f
     from repro.evaluation.metrics import win_rate
 
     result = sr.head_to_head(responses_a, responses_b)
-    return {"win": result.win, "tie": result.ties / result.n, "loss": result.losses / result.n,
+    n = result.n or float("nan")
+    return {"win": result.wins / n, "tie": result.ties / n, "loss": result.losses / n,
             "win_rate": win_rate(result), "prompts": result.n}
 
 

@@ -111,6 +111,8 @@ class TrainResult:
         wall_time_s: seconds spent in ``trainer.train()``.
         tokens_seen: non-padding input tokens processed.
         steps: optimiser steps taken.
+        trainer: the trainer itself (for saving a sharded model under FSDP or DeepSpeed ZeRO-3, where
+            only ``trainer.save_model`` can gather the full weights).
     """
 
     model: PreTrainedModel
@@ -118,6 +120,7 @@ class TrainResult:
     wall_time_s: float
     tokens_seen: int
     steps: int
+    trainer: Trainer | None = field(default=None, repr=False)
 
     @property
     def losses(self) -> list[tuple[int, float]]:
@@ -164,4 +167,5 @@ def run_trainer(trainer: Trainer) -> TrainResult:
         wall_time_s=wall_time_s,
         tokens_seen=int(state.num_input_tokens_seen),
         steps=int(state.global_step),
+        trainer=trainer,
     )

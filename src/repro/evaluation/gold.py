@@ -1,0 +1,66 @@
+"""Gold judges: who scores responses for *measurement* (never for training).
+
+At the tiny scale the gold judge is the world's oracle: exact, free, and order-free. At paper scale
+the world cannot score real prompts, and the papers used GPT-4 or humans, which this project cannot
+call; the stand-in is a strong open model given by path, scoring each response 0-5 with the same
+additive rubric prompt as the self-judge (`repro.judges`), K samples averaged. Both give one float
+per (prompt, response), NaN where there is no score, and a ``key`` for the run store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class OracleGold:
+    """The world's oracle (`repro.world.oracle_score`); NaN for a prompt that is not a world task."""
+
+    def key(self) -> dict[str, Any]:
+        from repro import world
+
+        return {"gold": "oracle", "world": world.WORLD_VERSION}
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+        from repro import world
+
+        tasks: dict[str, Any] = {}
+        out = np.full(len(prompts), np.nan)
+        for i, (prompt, response) in enumerate(zip(prompts, responses, strict=True)):
+            if prompt not in tasks:
+                tasks[prompt] = world.parse_prompt(prompt)
+            if tasks[prompt] is not None:
+                out[i] = world.oracle_score(tasks[prompt], response)
+        return out
+
+
+@dataclass(frozen=True)
+class JudgeGold:
+    """An LLM judge used as the gold standard: the model of ``stage`` (usually an external-model
+    stage) through ``engine``, scoring with ``config`` (samples averaged; unreadable -> NaN)."""
+
+    stage: Any
+    engine: Any = None
+    config: Any = field(default=None)
+
+    def key(self) -> dict[str, Any]:
+        from repro.judges.llm_judge import JudgeConfig
+        from repro.studies.base import DEFAULT_ENGINE
+
+        return {"gold": "judge", "model": self.stage.key, "judge": asdict(self.config or JudgeConfig()),
+                "engine": (self.engine or DEFAULT_ENGINE).key()}
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+        from repro.judges.llm_judge import JudgeConfig, judge
+        from repro.studies.base import DEFAULT_ENGINE
+
+        generator = (self.engine or DEFAULT_ENGINE).generator(self.stage)
+        judged = judge(generator, list(zip(prompts, responses, strict=True)), self.config or JudgeConfig())
+        return judged.frame.score.to_numpy(dtype=float)
+
+
+ORACLE = OracleGold()

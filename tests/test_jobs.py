@@ -1,0 +1,53 @@
+"""Training jobs in this process and under `accelerate launch` give the same model."""
+
+import json
+
+import pytest
+
+from repro import paths
+from repro.errors import ReproError
+from repro.runs import RunStore
+from repro.studies import base, jobs
+from repro.studies import self_rewarding as sr
+
+CONFIGS = paths.project_root() / "configs" / "accelerate"
+
+
+def test_every_shipped_accelerate_config_is_accepted_by_accelerates_loader():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    kinds = {}
+    for path in sorted(CONFIGS.glob("*.yaml")):
+        config = load_config_from_file(str(path))
+        kinds[path.stem] = (str(config.distributed_type).split(".")[-1], config.num_processes)
+    assert kinds["cpu_2proc"] == ("MULTI_CPU", 2) and kinds["cpu_1proc"] == ("NO", 1)
+    assert kinds["fsdp_8gpu"][0] == "FSDP" and kinds["deepspeed_zero3_8gpu"][0] == "DEEPSPEED"
+    assert kinds["ddp_8gpu"] == ("MULTI_GPU", 8)
+
+
+def test_bad_jobs_are_refused_before_anything_runs(tmp_path):
+    with pytest.raises(ValueError, match="unknown training job kind 'rl'"):
+        jobs.run_job("rl", "m", [], None, tmp_path)
+    from repro.training import SFTParams
+
+    with pytest.raises(ReproError, match="does not exist"):
+        jobs.run_job("sft", "m", [], SFTParams(), tmp_path, accelerate_config=str(tmp_path / "none.yaml"))
+
+
+@pytest.mark.slow
+def test_a_launched_sft_job_matches_the_in_process_one(tmp_path):
+    from repro.training import SFTParams
+
+    store = RunStore(tmp_path / "store")
+    m0 = base.base_model(store, base.BaseSpec(corpus_docs=300, model_size="XS"), progress=False)
+    records = sr.ift_records(sr.SeedDataSpec(ift_size=16))
+    params = SFTParams(num_train_epochs=1.0, batch_size=4, seed=0)
+    here = jobs.run_job("sft", base.model_location(m0), records, params, tmp_path / "here")
+    launched = jobs.run_job("sft", base.model_location(m0), records, params, tmp_path / "launched",
+                            accelerate_config=str(CONFIGS / "cpu_1proc.yaml"))
+    assert launched["processes"] == 1 and launched["steps"] == here["steps"] == 4
+    assert launched["final_loss"] == pytest.approx(here["final_loss"], rel=1e-4)
+    assert (tmp_path / "launched" / "model" / "model.safetensors").is_file()
+    history = json.loads((tmp_path / "launched" / "log_history.json").read_text())
+    assert [e["loss"] for e in history if "loss" in e] == pytest.approx(
+        [e["loss"] for e in json.loads((tmp_path / "here" / "log_history.json").read_text()) if "loss" in e], rel=1e-4)

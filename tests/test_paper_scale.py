@@ -1,0 +1,117 @@
+"""The paper-scale path of the self-rewarding study: its profile, its loaders, external models, and
+the whole chain run on tiny stand-ins for every real thing (a saved tiny model as "Llama 2 70B" and
+as the gold judge, the shipped oasst1 and AlpacaEval samples as the datasets)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from repro.data import alpaca_eval, oasst
+from repro.errors import ReproError
+from repro.runs import RunStore
+from repro.runs.notebooks import load_profile, resolve_notebook, resolve_parameters
+from repro.studies import base
+from repro.studies import self_rewarding as sr
+from repro.studies import self_rewarding_study as study
+
+
+def paper_parameters():
+    return resolve_parameters(resolve_notebook("10_self_rewarding"), load_profile("paper"), {})
+
+
+def test_the_paper_profile_passes_validation_with_the_papers_sizes():
+    params = paper_parameters()
+    assert (params["ift_size"], params["eft_train_prompts"], params["eft_eval_prompts"]) == (3200, 1630, 541)
+    assert (params["candidates"], params["judge_samples"], params["dpo_beta"]) == (4, 3, 0.1)
+    assert params["generation_backend"] == "vllm" and params["prompt_style"] == "chat"
+    assert params["base_model_path"] == "meta-llama/Llama-2-70b-hf"
+    config = params["accelerate_config_path"]
+    assert config.startswith("/") and config.endswith("configs/accelerate/fsdp_8gpu.yaml")  # made absolute
+
+
+def test_the_profiles_hub_sources_go_through_the_real_loaders(monkeypatch):
+    import datasets
+
+    params = paper_parameters()
+    served = {params["seed_data_path"]: [json.loads(line) for line in oasst.sample_path().read_text().splitlines()],
+              params["eval_prompts_path"]: json.loads(alpaca_eval.sample_path().read_text())}
+    calls = []
+
+    def fake_load_dataset(name, *args, split=None):
+        calls.append(name)
+        return datasets.Dataset.from_list(served[name])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    ift, train, evaluation, key = sr.oasst_seed_data(params["seed_data_path"], ift_size=None)
+    assert key["oasst"] == "OpenAssistant/oasst1" and len(ift) >= 1 and len(train) and len(evaluation)
+    assert not set(train.prompt_id) & set(evaluation.prompt_id)
+    assert len(alpaca_eval.load_alpaca_eval(params["eval_prompts_path"])) == 6
+    assert calls == ["OpenAssistant/oasst1", "tatsu-lab/alpaca_eval"]
+    # the paper's sizes are more than the sample holds: a clear error, not a silent shortfall
+    with pytest.raises(Exception, match="asked for"):
+        sr.oasst_seed_data(params["seed_data_path"], ift_size=3200)
+
+
+def test_external_models_are_referenced_not_copied(tmp_path):
+    from repro.models import build_tokenizer, make_llama, save_model
+
+    store = RunStore(tmp_path / "store")
+    tokenizer = build_tokenizer(["a", "b"])
+    folder = tmp_path / "llama"
+    save_model(make_llama("XS", tokenizer), tokenizer, folder)
+    stage = base.external_model_stage(store, str(folder))
+    assert base.model_location(stage) == str(folder.resolve()) and not (stage / "model").exists()
+    model, _ = base.load_stage_model(stage)
+    assert model.config.model_type == "llama"
+    hub = base.external_model_stage(store, "meta-llama/Llama-2-70b-hf")
+    assert base.model_location(hub) == "meta-llama/Llama-2-70b-hf" and hub.key != stage.key
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ReproError, match="no config.json"):
+        base.external_model_stage(store, str(tmp_path / "empty"))
+
+
+def test_the_engine_names_its_backend_and_options():
+    engine = base.Engine.of("vllm", tensor_parallel_size=8, gpu_memory_utilization=0.9)
+    assert engine.key() == {"backend": "vllm", "gpu_memory_utilization": 0.9, "tensor_parallel_size": 8}
+    assert base.Engine().key() == {"backend": "transformers"}
+    with pytest.raises(ValueError, match="unknown generation backend"):
+        base.Engine("tgi")
+
+
+@pytest.mark.slow
+def test_the_paper_path_runs_end_to_end_on_tiny_stand_ins(tmp_path):
+    """Every paper-scale branch at once: external base model, chat-style self-instruction with the
+    keyword filter, oasst1 seed data with EFT written by the SFT baseline, AlpacaEval prompts with
+    reference outputs, an LLM gold judge, and training launched through accelerate."""
+    from dataclasses import replace
+
+    from repro import paths
+    from repro.judges.llm_judge import JudgeConfig
+
+    store = RunStore(tmp_path / "store")
+    m0 = base.base_model(store, base.BaseSpec(corpus_docs=300, model_size="XS"), progress=False)
+    llama = base.model_location(m0)  # a saved checkpoint folder, as a real model would be
+    spec = study.StudySpec(
+        seed_data=sr.SeedDataSpec(ift_size=None, eft_train_prompts=None, eft_eval_prompts=None),
+        tune=sr.FinetuneSpec(epochs=1.0),
+        iteration=sr.IterationSpec(prompts=2, prompt_style="chat", candidates=2, judge_samples=1, max_new_tokens=8,
+                                   judge_max_new_tokens=8, prompt_max_new_tokens=12, epochs=1.0),
+        evaluation=sr.EvalSpec(samples=1, max_new_tokens=8, judge_samples=1),
+        judge=JudgeConfig(samples=1, max_new_tokens=8), eft_writer="SFT", iterations=1, ablations=False,
+        accelerate_config=str(paths.project_root() / "configs" / "accelerate" / "cpu_1proc.yaml"))
+    inputs = study.prepare_inputs(store, spec, base_model_path=llama, prompt_generator_path=llama,
+                                  seed_data_path=str(oasst.sample_path()),
+                                  eval_prompts_path=str(alpaca_eval.sample_path()), gold_judge_path=llama)
+    assert inputs.m0.name == "external-model" and inputs.real_data is not None
+    [run] = study.run_study(store, spec, [0], inputs)
+    assert set(run.models) == {"SFT", "M1", "M2"}
+    responses = run.responses("M2")
+    assert len(responses) == 6 and set(responses.prompt_id) == set(pd.read_parquet(inputs.eval_prompts / "prompts.parquet").uid)
+    reference = pd.read_parquet(inputs.reference / "responses.parquet")
+    assert reference.response.str.len().min() > 0 and "oracle" in reference  # the gold judge's scores (or NaN)
+    assert run.models["SFT"].manifest["params"]["launch"]["accelerate_config"] == "cpu_1proc.yaml"
+    assert run.eft.results["candidate_prompts"] == len(inputs.real_data[1].prompt_id.unique())
+    assert run.reward_modelling["M1"].results["n_prompts"] >= 1
+    again = study.run_study(store, replace(spec), [0], inputs)[0]
+    assert again.models["M2"].key == run.models["M2"].key
