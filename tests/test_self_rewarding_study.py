@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from repro.evaluation.stats import Estimate
+from repro.evaluation.stats import Estimate, verdict
 from repro.runs import RunStore
 from repro.studies import self_rewarding_study as study
 
@@ -69,11 +69,15 @@ def test_tables_over_seeds_and_the_verdict_rule():
     diff = study.per_seed_difference(ref, "win_rate", "M3", "M1")
     assert list(diff) == [0.25, 0.25, 0.25]
     # the rule, on intervals computed by hand
-    assert study.verdict(Estimate(0.6, 0.55, 0.65, 3), 0.5) == "reproduced"
-    assert study.verdict(Estimate(0.6, 0.45, 0.75, 3), 0.5) == "not reproduced at this scale"
-    assert study.verdict(Estimate(0.4, 0.35, 0.45, 3), 0.5) == "opposite"
-    assert study.verdict(Estimate(-3, -4, -2, 3), 0.0, expect="less") == "reproduced"
-    assert study.verdict(Estimate(0.6, 0.6, 0.6, 1), 0.5) == "not testable"
+    assert verdict(Estimate(0.6, 0.55, 0.65, 3), 0.5) == "reproduced"
+    assert verdict(Estimate(0.6, 0.45, 0.75, 3), 0.5) == "not reproduced at this scale"
+    assert verdict(Estimate(0.4, 0.35, 0.45, 3), 0.5) == "opposite"
+    assert verdict(Estimate(-3, -4, -2, 3), 0.0, expect="less") == "reproduced"
+    assert verdict(Estimate(0.6, 0.6, 0.6, 1), 0.5) == "not testable"
+    assert verdict(Estimate(0.52, 0.45, 0.6, 3), 0.5, expect="equal") == "reproduced"
+    assert verdict(Estimate(0.7, 0.6, 0.8, 3), 0.5, expect="equal") == "not reproduced at this scale"
+    with pytest.raises(ValueError, match="expect"):
+        verdict(Estimate(0.7, 0.6, 0.8, 3), 0.5, expect="more")
 
 
 def test_summaries_carry_the_student_t_interval_and_keep_the_model_order():

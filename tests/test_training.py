@@ -96,3 +96,13 @@ def test_trl_config_defaults_suit_a_cpu():
     paper_scale = SFTParams(extra={"gradient_checkpointing": True, "bf16": True}).trl_kwargs()
     assert paper_scale["activation_checkpointing"] is True and paper_scale["bf16"] is True
     assert "gradient_checkpointing" not in paper_scale
+
+
+def test_sft_groups_examples_by_length_unless_told_not_to():
+    from trl import SFTConfig
+
+    assert SFTParams().trl_kwargs()["train_sampling_strategy"] == "group_by_length"
+    assert SFTParams(group_by_length=False).trl_kwargs()["train_sampling_strategy"] == "random"
+    assert "group_by_length" not in SFTParams().trl_kwargs()
+    config = SFTConfig(output_dir="/tmp/unused", **SFTParams().trl_kwargs())
+    assert config.train_sampling_strategy == "group_by_length"

@@ -69,3 +69,25 @@ def seed_ci(values: Sequence[float] | np.ndarray, *, level: float = 0.95) -> Est
         return Estimate(point, point, point, 1, level)
     half = float(stats.t.ppf((1 + level) / 2, data.size - 1) * data.std(ddof=1) / np.sqrt(data.size))
     return Estimate(point, point - half, point + half, int(data.size), level)
+
+
+def verdict(estimate: Estimate, null: float, *, expect: str = "greater") -> str:
+    """The written rule that turns a measurement over seeds into a verdict on a paper's claim.
+
+    ``expect="greater"`` (or ``"less"``): the paper found the value above (below) ``null``. It is
+    "reproduced" when the 95% interval lies entirely on that side, "opposite" when it lies entirely
+    on the other side, and otherwise "not reproduced at this scale" (the seeds cannot tell it from
+    no difference). ``expect="equal"``: the paper found no difference; "reproduced" when the interval
+    contains ``null``, else "not reproduced at this scale" (a weak test with few seeds: a wide
+    interval passes it). A NaN estimate or a single seed: "not testable".
+    """
+    if expect not in ("greater", "less", "equal"):
+        raise ValueError(f"expect must be 'greater', 'less' or 'equal', got {expect!r}")
+    if estimate.n < 2 or np.isnan(estimate.value):
+        return "not testable"
+    if expect == "equal":
+        return "reproduced" if estimate.low <= null <= estimate.high else "not reproduced at this scale"
+    above, below = estimate.low > null, estimate.high < null
+    if expect == "less":
+        above, below = below, above
+    return "reproduced" if above else "opposite" if below else "not reproduced at this scale"

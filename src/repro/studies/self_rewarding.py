@@ -129,7 +129,7 @@ def oracle_judgments(frame: pd.DataFrame, seed: int = 0) -> list[str]:
 
 
 # -- stages: the SFT baseline, EFT, M1 ---------------------------------------------------------------
-STAGE_VERSION = "sr-1"
+STAGE_VERSION = "sr-2"
 
 
 @dataclass(frozen=True)
@@ -437,7 +437,8 @@ def aift_stage(store, model_stage, prompts_stage, spec: IterationSpec, iteration
         right = pairs.dropna(subset=["chosen_oracle", "rejected_oracle"])
         return {**counts, "candidates": len(frame), "parse": judged.tally.as_dict(),
                 "judge_oracle_correlation": float(agreement.judge.corr(agreement.oracle)) if enough else None,
-                "pairs_oracle_agree": float((right.chosen_oracle > right.rejected_oracle).mean()) if len(right) else None}
+                "pairs_oracle_agree": float((right.chosen_oracle > right.rejected_oracle).mean()) if len(right) else None,
+                "pairs_oracle_equal": float((right.chosen_oracle == right.rejected_oracle).mean()) if len(right) else None}
 
     return store.run("sr-aift", params, compute, upstream=[model_stage, prompts_stage], seed=spec.seed)
 

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from repro import world
-from repro.evaluation.stats import seed_ci
+from repro.evaluation.stats import seed_ci, verdict
 from repro.judges.llm_judge import JudgeConfig
 from repro.runs.store import RunStore, Stage
 from repro.studies import self_rewarding as sr
@@ -336,6 +336,11 @@ def reference_win_rates(runs: list[SeedRun], reference: pd.DataFrame) -> pd.Data
                          for run in runs for name in run.models])
 
 
+def unparsable_share(tally: dict) -> float:
+    """Share of judgments without a usable score, from a `repro.judges.parsing.ScoreTally` dict."""
+    return 1 - tally["ok"] / tally["total"] if tally["total"] else float("nan")
+
+
 REWARD_METRICS = ("pairwise_accuracy", "five_best", "exact_match", "spearman", "kendall_tau")
 
 
@@ -346,7 +351,7 @@ def reward_modelling_table(runs: list[SeedRun]) -> pd.DataFrame:
         for name, stage in run.reward_modelling.items():
             res = stage.results
             rows.append({"model": name, "seed": run.seed, **{m: res[m] for m in REWARD_METRICS},
-                         "unparsable": res["parse"]["unparsable"] / max(res["parse"]["total"], 1)})
+                         "unparsable": unparsable_share(res["parse"])})
     return pd.DataFrame(rows)
 
 
@@ -363,9 +368,10 @@ def iteration_table(runs: list[SeedRun]) -> pd.DataFrame:
                          "prompts_written": prompts["candidates"], "prompts_kept": prompts["accepted"],
                          "candidates": res["candidates"], "pairs": res["pairs"], "ties": res["ties"],
                          "no_score": res["unscored"],
-                         "unparsable": res["parse"]["unparsable"] / max(res["parse"]["total"], 1),
+                         "unparsable": unparsable_share(res["parse"]),
                          "judge_oracle_correlation": res["judge_oracle_correlation"],
-                         "pairs_right_by_oracle": res["pairs_oracle_agree"]})
+                         "pairs_right_by_oracle": res["pairs_oracle_agree"],
+                         "pairs_equal_by_oracle": res.get("pairs_oracle_equal")})
     return pd.DataFrame(rows)
 
 
@@ -442,19 +448,6 @@ def per_seed_difference(frame: pd.DataFrame, metric: str, a: str, b: str, by: st
     return (pivot[a] - pivot[b]).rename(f"{a} - {b}")
 
 
-def verdict(estimate, null: float, *, expect: str = "greater") -> str:
-    """The written rule: the paper's direction holds ("reproduced") when the 95% interval over seeds
-    lies entirely on its side of ``null``; "opposite" when it lies entirely on the other side;
-    otherwise "not reproduced at this scale" (no difference the seeds can tell from none). NaN or a
-    single seed: "not testable"."""
-    if estimate.n < 2 or np.isnan(estimate.value):
-        return "not testable"
-    above, below = estimate.low > null, estimate.high < null
-    if expect == "less":
-        above, below = below, above
-    return "reproduced" if above else "opposite" if below else "not reproduced at this scale"
-
-
 def findings(runs: list[SeedRun], reference: pd.DataFrame) -> pd.DataFrame:
     """The paper's main claims, each measured over seeds with a verdict (`verdict`)."""
     spec = runs[0].spec
@@ -474,18 +467,14 @@ def findings(runs: list[SeedRun], reference: pd.DataFrame) -> pd.DataFrame:
     from repro.book import reported
 
     paper_h2h = reported.head_to_head()
-    for a, b in [("M1", "SFT"), ("M2", "SFT"), (last, "SFT"), (last, "M2" if last != "M2" else "M1")]:
-        expect = "greater"
+    for a, b in dict.fromkeys([("M1", "SFT"), ("M2", "SFT"), (last, "SFT"), (last, "M2" if last != "M2" else "M1")]):
         paper = paper_h2h.get(f"{a} vs {b}")
         paper_text = f"{paper['win']}% win / {paper['loss']}% loss" if paper else "-"
-        if (a, b) == ("M1", "SFT"):  # the paper finds M1 on par with SFT: a two-sided check
-            claim = "M1 is on par with the SFT baseline (win rate, ties half)"
-            est = seed_ci(pair_rate(a, b))
-            v = "not testable" if est.n < 2 else ("reproduced" if est.low <= 0.5 <= est.high else "opposite")
-            rows.append({"claim": claim, "paper": paper_text, "ours": est.value, "low": est.low, "high": est.high,
-                         "seeds": est.n, "null": 0.5, "unit": "share", "verdict": v})
-            continue
-        add(f"{a} beats {b} head to head (win rate, ties half)", pair_rate(a, b), 0.5, paper_text, expect)
+        if (a, b) == ("M1", "SFT"):  # the paper finds M1 on par with the SFT baseline
+            add("M1 is on par with the SFT baseline (win rate, ties half)", pair_rate(a, b), 0.5, paper_text,
+                expect="equal")
+        else:
+            add(f"{a} beats {b} head to head (win rate, ties half)", pair_rate(a, b), 0.5, paper_text)
     ref_paper = reported.values("self_rewarding", "alpacaeval2_win_rate")
     add(f"The win rate against a fixed reference rises from M1 to {last}",
         per_seed_difference(ref, "win_rate", last, first), 0.0,

@@ -30,12 +30,23 @@ class SFTParams(TrainParams):
 
     Attributes:
         completion_only_loss: take the loss on completion tokens only (False: on the whole conversation).
+        group_by_length: batch examples of similar length together (transformers' length-grouped
+            sampler: random groups of 50 batches, sorted by length within a group). Every batch is
+            padded to its longest example, so mixing short instructions with long judge prompts (M1's
+            IFT + EFT) otherwise pads nearly every batch to judge length: 2.4x slower on M1's data.
     """
 
     learning_rate: float = 5e-4
     num_train_epochs: float = 3.0
     batch_size: int = 16
     completion_only_loss: bool = True
+    group_by_length: bool = True
+
+    def trl_kwargs(self) -> dict[str, Any]:
+        kwargs = super().trl_kwargs()
+        grouped = kwargs.pop("group_by_length")
+        kwargs.setdefault("train_sampling_strategy", "group_by_length" if grouped else "random")
+        return kwargs
 
 
 def _check_messages(value: Any, where: str) -> list[dict[str, str]]:
