@@ -87,8 +87,9 @@ def test_summaries_carry_the_student_t_interval_and_keep_the_model_order():
     assert list(out.model) == ["M1", "M2"]
     half = 4.302652729749462 * 0.1 / math.sqrt(3)
     assert out.x[1] == pytest.approx(0.6) and out.x_high[1] == pytest.approx(0.6 + half)
-    text = study.with_interval(out, ["x"], fmt="{:.2f}")
+    text = study.with_interval(out, ["x"])
     assert text.x[1] == f"0.60 [{0.6 - half:.2f}, {0.6 + half:.2f}]" and "x_low" not in text
+    assert study.with_interval(out, ["x"], percent=True)["x %"][1] == f"60.0 [{60 - 100 * half:.1f}, {60 + 100 * half:.1f}]"
 
 
 def test_judge_vs_oracle_measures_correlation_and_overrating():
@@ -127,3 +128,49 @@ def test_the_fixed_reference_is_the_corpus_writer_on_the_held_out_prompts(tmp_pa
     assert study.reference_stage(store, prompts, samples=4).key == stage.key  # independent of any seed
     only_perfect = study.reference_stage(store, prompts, samples=2, quality_weights={5: 1.0})
     assert (pd.read_parquet(only_perfect / "responses.parquet").oracle == 5).all()
+
+
+def test_verdict_summary_groups_claims_in_words():
+    claims = pd.DataFrame({"claim": ["M2 beats SFT", "Judging improves", "Responses grow"],
+                           "verdict": ["reproduced", "not reproduced at this scale", "reproduced"]})
+    text = study.verdict_summary(claims)
+    assert text.startswith("**reproduced** (2): M2 beats SFT; Responses grow")
+    assert "**not reproduced at this scale** (1): Judging improves" in text and "opposite" not in text
+
+
+def test_findings_turn_known_runs_into_the_expected_verdicts():
+    from types import SimpleNamespace
+
+    spec = study.StudySpec(iterations=2, ablations=True)
+    low, high = responses({"p1": [1], "p2": [2]}, words=3), responses({"p1": [5], "p2": [4]}, words=9)
+    frames = {"SFT": low, "M1": low, "M2": high, "M3": high, study.NO_EFT: low, study.TOP_SCORED_SFT: low}
+
+    def rm(acc, seed):
+        return SimpleNamespace(results={"pairwise_accuracy": acc + 0.01 * seed, "five_best": 0.1, "exact_match": 0.1,
+                                        "spearman": 0.1, "kendall_tau": 0.1, "parse": {"ok": 9, "total": 10}})
+
+    def aift(pairs):
+        return SimpleNamespace(results={"candidates": 8, "pairs": pairs, "ties": 0, "unscored": 0,
+                                        "parse": {"ok": 4, "total": 8}, "judge_oracle_correlation": 0.1,
+                                        "pairs_oracle_agree": 0.5, "pairs_oracle_equal": 0.2})
+
+    runs = []
+    for seed in (0, 1, 2):
+        run = FakeRun(seed, spec, frames)
+        run.reward_modelling = {"SFT": rm(0.5, seed), "M1": rm(0.7, seed), "M2": rm(0.7, seed), "M3": rm(0.72, seed),
+                                study.NO_EFT: rm(0.5, seed)}
+        prompts = SimpleNamespace(results={"candidates": 10, "accepted": 4})
+        run.prompts = {1: prompts, 2: prompts}
+        run.aift = {"M1": aift(4 + seed), "M2": aift(4), "SFT": aift(seed % 2)}
+        runs.append(run)
+    claims = study.findings(runs, responses({"p1": [3], "p2": [3]})).set_index("claim")
+    verdicts = claims.verdict.to_dict()
+    assert verdicts["M1 is on par with the SFT baseline (win rate, ties half)"] == "reproduced"  # always ties
+    assert verdicts["M2 beats SFT head to head (win rate, ties half)"] == "reproduced"
+    assert verdicts["M3 beats M2 head to head (win rate, ties half)"] == "not reproduced at this scale"
+    assert verdicts["The win rate against a fixed reference rises from M1 to M3"] == "reproduced"
+    assert verdicts["EFT makes a better judge: pairwise accuracy of M1 above the SFT baseline's"] == "reproduced"
+    assert verdicts["Responses grow longer from M1 to M3 (words)"] == "reproduced"
+    assert verdicts["Without EFT, self-judging yields fewer preference pairs (AIFT(SFT) vs AIFT(M1))"] == "reproduced"
+    assert claims.loc["M2 beats SFT head to head (win rate, ties half)", "ours"] == 1.0
+    assert (claims.seeds == 3).all() and "62.5% win" in claims.loc["M3 beats SFT head to head (win rate, ties half)", "paper"]

@@ -35,3 +35,5 @@ def test_seed_interval_is_the_student_t_interval_computed_by_hand():
     assert seed_ci([0.5]).low == seed_ci([0.5]).high == 0.5
     assert seed_ci([0.2, float("nan"), 0.2]).n == 2 and seed_ci([0.2, 0.2]).high == 0.2
     assert np.isnan(seed_ci([]).value)
+    clipped = seed_ci([0.9, 1.0, 1.0], bounds=(0, 1))
+    assert clipped.high == 1.0 and clipped.low == seed_ci([0.9, 1.0, 1.0]).low

@@ -49,8 +49,9 @@ def show_run_header(notebook: str, params: Mapping[str, Any]) -> None:
     rows = "\n".join(f"| `{k}` | `{v!r}` |" for k, v in params.items())
     display(Markdown(
         f"**Profile** `{profile}` · **run store** `{paths.store_root().name}/`\n\n"
-        f"| parameter | value |\n|---|---|\n{rows}\n\n"
-        f"Reproduce this page:\n\n```bash\n{reproduce_command(notebook, params)}\n```"
+        f"Reproduce this page:\n\n```bash\n{reproduce_command(notebook, params)}\n```\n\n"
+        f"<details><summary>All {len(params)} parameters of this run</summary>\n\n"
+        f"| parameter | value |\n|---|---|\n{rows}\n\n</details>"
     ))
 
 

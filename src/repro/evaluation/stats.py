@@ -50,13 +50,15 @@ def bootstrap_ci(
     return Estimate(point, float(low), float(high), int(data.size), level)
 
 
-def seed_ci(values: Sequence[float] | np.ndarray, *, level: float = 0.95) -> Estimate:
+def seed_ci(values: Sequence[float] | np.ndarray, *, level: float = 0.95,
+            bounds: tuple[float, float] | None = None) -> Estimate:
     """Mean over seeds with a Student-t interval: ``mean +- t(level, n-1) * sd / sqrt(n)``.
 
     Each value is one seed's result (a whole run). With so few seeds a bootstrap over them would be
     far too narrow, so the exact t interval is used; it assumes roughly normal seed-to-seed
     variation. NaN values (a seed where the metric is undefined) are dropped and ``n`` counts the
-    rest. One value gives a zero-width interval; none gives NaNs.
+    rest. One value gives a zero-width interval; none gives NaNs. ``bounds``: the range the quantity
+    can take (``(0, 1)`` for a share); the interval is cut to it, as the t interval knows no range.
     """
     from scipy import stats
 
@@ -68,7 +70,10 @@ def seed_ci(values: Sequence[float] | np.ndarray, *, level: float = 0.95) -> Est
     if data.size == 1:
         return Estimate(point, point, point, 1, level)
     half = float(stats.t.ppf((1 + level) / 2, data.size - 1) * data.std(ddof=1) / np.sqrt(data.size))
-    return Estimate(point, point - half, point + half, int(data.size), level)
+    low, high = point - half, point + half
+    if bounds is not None:
+        low, high = max(low, bounds[0]), min(high, bounds[1])
+    return Estimate(point, low, high, int(data.size), level)
 
 
 def verdict(estimate: Estimate, null: float, *, expect: str = "greater") -> str:

@@ -399,7 +399,7 @@ def judge_vs_oracle(runs: list[SeedRun]) -> pd.DataFrame:
     (length exploitation)."""
     rows = []
     for run in runs:
-        for name in run.spec.model_names + ([NO_EFT] if run.spec.ablations else []):
+        for name in run.models:
             frame = run.responses(name)
             scored = frame.dropna(subset=["self_judge"])
             enough = len(scored) > 2 and scored.self_judge.nunique() > 1
@@ -411,17 +411,26 @@ def judge_vs_oracle(runs: list[SeedRun]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: The range of each bounded quantity of the study's tables (intervals are cut to it).
+BOUNDS = {**{m: (0.0, 1.0) for m in ("win", "tie", "loss", "win_rate", "pairwise_accuracy", "five_best",
+                                     "exact_match", "unparsable", "parsed", "accuracy", "pairs_right_by_oracle",
+                                     "pairs_equal_by_oracle")},
+          **{m: (-1.0, 1.0) for m in ("spearman", "kendall_tau", "correlation", "judge_oracle_correlation",
+                                      "length_correlation")}}
+
+
 def summarise_over_seeds(frame: pd.DataFrame, by: str | list[str], metrics: list[str] | tuple[str, ...],
                          *, order: list[str] | None = None) -> pd.DataFrame:
     """Mean and 95% Student-t interval over seeds (`repro.evaluation.stats.seed_ci`) of each metric,
-    one row per group: ``<metric>``, ``<metric>_low``, ``<metric>_high``, and ``seeds``."""
+    one row per group: ``<metric>``, ``<metric>_low``, ``<metric>_high``, and ``seeds``. Intervals of
+    bounded quantities (`BOUNDS`: shares, correlations) are cut to their range."""
     by = [by] if isinstance(by, str) else list(by)
     rows = []
     for key, group in frame.groupby(by, sort=False):
         key = key if isinstance(key, tuple) else (key,)
         row = dict(zip(by, key))
         for metric in metrics:
-            est = seed_ci(group[metric].astype(float))
+            est = seed_ci(group[metric].astype(float), bounds=BOUNDS.get(metric))
             row.update({metric: est.value, f"{metric}_low": est.low, f"{metric}_high": est.high})
         row["seeds"] = group.seed.nunique()
         rows.append(row)
@@ -432,13 +441,16 @@ def summarise_over_seeds(frame: pd.DataFrame, by: str | list[str], metrics: list
     return out
 
 
-def with_interval(summary: pd.DataFrame, metrics, fmt: str = "{:.1%}") -> pd.DataFrame:
-    """A readable table: each metric as ``value [low, high]`` text."""
+def with_interval(summary: pd.DataFrame, metrics, *, percent: bool = False, digits: int = 2) -> pd.DataFrame:
+    """A readable table: each metric as ``value [low, high]`` text; with ``percent``, shares are shown
+    as percentages to one decimal and their columns renamed ``<metric> %``."""
     out = summary.drop(columns=[c for c in summary.columns if c.endswith(("_low", "_high"))]).copy()
+    scale, digits = (100, 1) if percent else (1, digits)
     for metric in metrics:
-        out[metric] = [f"{fmt.format(v)} [{fmt.format(lo)}, {fmt.format(hi)}]" if not np.isnan(v) else "n/a"
+        out[metric] = [f"{scale * v:.{digits}f} [{scale * lo:.{digits}f}, {scale * hi:.{digits}f}]"
+                       if not np.isnan(v) else "n/a"
                        for v, lo, hi in zip(summary[metric], summary[f"{metric}_low"], summary[f"{metric}_high"])]
-    return out
+    return out.rename(columns={m: f"{m} %" for m in metrics}) if percent else out
 
 
 # -- the paper's findings, tested ---------------------------------------------------------------------
@@ -446,6 +458,18 @@ def per_seed_difference(frame: pd.DataFrame, metric: str, a: str, b: str, by: st
     """``metric`` of ``a`` minus that of ``b``, seed by seed (rows matched on ``seed``)."""
     pivot = frame.pivot_table(index="seed", columns=by, values=metric, aggfunc="mean")
     return (pivot[a] - pivot[b]).rename(f"{a} - {b}")
+
+
+def describe(estimate, unit: str) -> str:
+    """An estimate with its interval in the claim's unit: a share in %, a difference of shares in
+    percentage points, anything else as a number of its unit."""
+    if np.isnan(estimate.value):
+        return "n/a"
+    if unit == "share":
+        return f"{estimate.value:.1%} [{estimate.low:.1%}, {estimate.high:.1%}]"
+    if unit == "difference":
+        return f"{100 * estimate.value:+.1f} pts [{100 * estimate.low:+.1f}, {100 * estimate.high:+.1f}]"
+    return f"{estimate.value:+.1f} {unit} [{estimate.low:+.1f}, {estimate.high:+.1f}]"
 
 
 def findings(runs: list[SeedRun], reference: pd.DataFrame) -> pd.DataFrame:
@@ -457,9 +481,10 @@ def findings(runs: list[SeedRun], reference: pd.DataFrame) -> pd.DataFrame:
     rows = []
 
     def add(claim, values, null, paper, expect="greater", unit="share"):
-        est = seed_ci(values)
+        est = seed_ci(values, bounds=(0.0, 1.0) if unit == "share" else None)
         rows.append({"claim": claim, "paper": paper, "ours": est.value, "low": est.low, "high": est.high,
-                     "seeds": est.n, "null": null, "unit": unit, "verdict": verdict(est, null, expect=expect)})
+                     "seeds": est.n, "null": null, "unit": unit, "measured": describe(est, unit),
+                     "verdict": verdict(est, null, expect=expect)})
 
     def pair_rate(a, b):
         return h2h[(h2h.a == a) & (h2h.b == b)].sort_values("seed").win_rate
@@ -496,3 +521,13 @@ def findings(runs: list[SeedRun], reference: pd.DataFrame) -> pd.DataFrame:
             per_seed_difference(iters, "pairs", "SFT", "M1"), 0.0,
             f"{without['M1']} vs {pairs['M1']} pairs", expect="less", unit="pairs")
     return pd.DataFrame(rows)
+
+
+def verdict_summary(claims: pd.DataFrame) -> str:
+    """The claims grouped by verdict, in words (Markdown), for the chapter's text."""
+    parts = []
+    for name in ("reproduced", "not reproduced at this scale", "opposite", "not testable"):
+        listed = claims[claims.verdict == name].claim.tolist()
+        if listed:
+            parts.append(f"**{name}** ({len(listed)}): " + "; ".join(listed))
+    return "\n\n".join(parts) if parts else "No claim was measured."
