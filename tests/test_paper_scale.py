@@ -59,7 +59,7 @@ def test_external_models_are_referenced_not_copied(tmp_path):
     store = RunStore(tmp_path / "store")
     tokenizer = build_tokenizer(["a", "b"])
     folder = tmp_path / "llama"
-    save_model(make_llama("XS", tokenizer), tokenizer, folder)
+    save_model(make_llama("XS", tokenizer, seed=0), tokenizer, folder)
     stage = base.external_model_stage(store, str(folder))
     assert base.model_location(stage) == str(folder.resolve()) and not (stage / "model").exists()
     model, _ = base.load_stage_model(stage)

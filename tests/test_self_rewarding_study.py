@@ -168,6 +168,8 @@ def test_findings_turn_known_runs_into_the_expected_verdicts():
     assert verdicts["M1 is on par with the SFT baseline (win rate, ties half)"] == "reproduced"  # always ties
     assert verdicts["M2 beats SFT head to head (win rate, ties half)"] == "reproduced"
     assert verdicts["M3 beats M2 head to head (win rate, ties half)"] == "not reproduced at this scale"
+    assert verdicts["M3 beats M1 head to head (win rate, ties half)"] == "reproduced"
+    assert len([c for c in verdicts if "head to head" in c or "on par" in c]) == 6
     assert verdicts["The win rate against a fixed reference rises from M1 to M3"] == "reproduced"
     assert verdicts["EFT makes a better judge: pairwise accuracy of M1 above the SFT baseline's"] == "reproduced"
     assert verdicts["Responses grow longer from M1 to M3 (words)"] == "reproduced"

@@ -492,7 +492,7 @@ def findings(runs: list[SeedRun], reference: pd.DataFrame) -> pd.DataFrame:
     from repro.book import reported
 
     paper_h2h = reported.head_to_head()
-    for a, b in dict.fromkeys([("M1", "SFT"), ("M2", "SFT"), (last, "SFT"), (last, "M2" if last != "M2" else "M1")]):
+    for a, b in head_to_head_pairs(replace(spec, ablations=False)):  # the paper's table
         paper = paper_h2h.get(f"{a} vs {b}")
         paper_text = f"{paper['win']}% win / {paper['loss']}% loss" if paper else "-"
         if (a, b) == ("M1", "SFT"):  # the paper finds M1 on par with the SFT baseline
