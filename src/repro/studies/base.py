@@ -157,12 +157,13 @@ def base_model(store: RunStore, spec: BaseSpec, *, progress: bool | None = None)
 MODEL_REF = "model_ref.json"
 
 
-def external_model_stage(store: RunStore, model: str, *, revision: str | None = None,
-                         name: str = "external-model") -> Stage:
+def external_model_stage(store: RunStore, model: str, *, name: str = "external-model") -> Stage:
     """A stage standing for a model that lives outside the run store (paper scale: a local checkpoint
     folder or a hub id such as ``meta-llama/Llama-2-70b-hf``), so that stages built on it chain and
     cache like those built on the tiny M0. Nothing is copied: the stage records where the model is
-    (``model_ref.json``). A local folder must hold a ``config.json``; anything else is taken as a hub id."""
+    (``model_ref.json``). A local folder must hold a ``config.json`` (whose content is part of the
+    key); anything else is taken as a hub id, whose weights may change under the same name: to pin a
+    version, download a snapshot and give its folder."""
     from repro.errors import ReproError
 
     path = Path(model).expanduser()
@@ -170,11 +171,11 @@ def external_model_stage(store: RunStore, model: str, *, revision: str | None = 
     if local and not (path / "config.json").is_file():
         raise ReproError(f"model folder {path} has no config.json (not a Hugging Face checkpoint)")
     where = str(path.resolve()) if local else model
-    params = {"version": STAGE_VERSION, "model": where, "revision": revision,
+    params = {"version": STAGE_VERSION, "model": where,
               "config": params_hash((path / "config.json").read_text()) if local else None}
 
     def compute(workdir: Path) -> dict:
-        (workdir / MODEL_REF).write_text(json.dumps({"model": where, "revision": revision}))
+        (workdir / MODEL_REF).write_text(json.dumps({"model": where}))
         return {"model": where, "local": local}
 
     return store.run(name, params, compute)
