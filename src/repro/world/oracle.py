@@ -35,7 +35,7 @@ from typing import Any
 
 from .families import Family, get_family
 from .tasks import Task
-from .text import join, tokenize
+from .text import join, split_on, tokenize
 
 #: Lead-ins a concise answer may start with.
 CONCISE_LEADS: tuple[tuple[str, ...], ...] = ((), ("answer", ":"), ("the", "answer", "is", ":"))
@@ -63,17 +63,7 @@ def _read(response: object) -> list[str]:
 
 
 def _sentences(tokens: list[str]) -> list[list[str]]:
-    out, cur = [], []
-    for tok in tokens:
-        if tok in SENTENCE_ENDS:
-            if cur:
-                out.append(cur)
-            cur = []
-        else:
-            cur.append(tok)
-    if cur:
-        out.append(cur)
-    return out
+    return split_on(tokens, SENTENCE_ENDS)
 
 
 def extract_candidates(fam: Family, spec: dict[str, Any], tokens: list[str]) -> list[list[str]]:

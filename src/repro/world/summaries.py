@@ -36,6 +36,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from repro.world.text import split_on
+
 SUBJECTS = {  # main subject -> subreddit
     "my dog": "pets", "my cat": "pets", "my boss": "work", "my coworker": "work", "my landlord": "renting",
     "my roommate": "relationships", "my sister": "relationships", "my neighbour": "relationships",
@@ -156,18 +158,7 @@ def reference_summary(post: Post) -> str:
 
 # -- the oracle ---------------------------------------------------------------------------------------
 def _clauses(text: str) -> list[list[str]]:
-    words = str(text).lower().replace(",", " ").split()
-    out, current = [], []
-    for word in words:
-        if word in ("and", "."):
-            if current:
-                out.append(current)
-            current = []
-        else:
-            current.append(word)
-    if current:
-        out.append(current)
-    return out
+    return split_on(str(text).lower().replace(",", " ").split(), ("and", "."))
 
 
 def _read_clause(words: list[str]) -> tuple[str, str, str, str | None] | None:

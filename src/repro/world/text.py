@@ -75,3 +75,18 @@ def edit_distance(a: list[str], b: list[str]) -> int:
                 cur[j] = min(cur[j], prev2[j - 2] + 1)
         prev2, prev = prev, cur
     return prev[m]
+
+
+def split_on(tokens: list[str], separators) -> list[list[str]]:
+    """``tokens`` cut at every separator (dropped), empty pieces left out."""
+    out, current = [], []
+    for token in tokens:
+        if token in separators:
+            if current:
+                out.append(current)
+            current = []
+        else:
+            current.append(token)
+    if current:
+        out.append(current)
+    return out
