@@ -1,0 +1,238 @@
+"""The RLAIF preference labeller: which of two summaries is better, read from token probabilities.
+
+Lee et al. (2023) prompt an LLM with a preamble, optional few-shot exemplars, the text and two
+summaries, and an answer cue after which the model would write "1" or "2". Instead of sampling an
+answer they read the log-probabilities of the tokens "1" and "2" in one forward pass and take their
+softmax as a *soft label*. This module builds those prompts and reads them out, in batches:
+
+- preambles ``"base"`` (one sentence) and ``"detailed"`` (what makes a good summary: coherence,
+  accuracy, coverage, overall quality), each in two wordings: ``plain`` English for real models
+  and ``compact`` in the tiny world's words (every word a token of the word-level tokenizer, see
+  `template_words`);
+- k-shot exemplars (`Exemplar`), optionally with a rationale each;
+- **both orders**: every pair is read as (A, B) and as (B, A); the label is the average of the two
+  distributions, and the per-order results are kept so that position bias can be measured;
+- **chain of thought**: a rationale is generated first (greedy), appended to the prompt, and the
+  answer cue read after it; **self-consistency**: several rationales sampled at a temperature, their
+  distributions averaged;
+- **d-RLAIF** (`direct_scores`): the labeller rates one summary from 1 to 10; the reward is the
+  expected score under the token probabilities, rescaled to [-1, 1].
+
+Any generator with ``generate`` and ``score_next_token_logprobs`` (`repro.generation.HFGenerator`)
+serves; the read-out never samples.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from repro.generation.base import GenerationConfig
+
+PREAMBLES = {
+    "plain": {
+        "base": "Read the text and the two summaries of it below, and decide which summary is better.",
+        "detailed": (
+            "A good summary is a short piece of writing that gives the most important points of a text to "
+            "someone who has not read it. Judge each summary on four things. Coherence: it reads clearly "
+            "and makes sense on its own. Accuracy: every statement in it is supported by the text. "
+            "Coverage: it keeps the points that matter most and leaves out what does not. Overall quality: "
+            "taking everything together, how useful it is as a summary of this text. Read the text and the "
+            "two summaries below, and decide which summary is better."),
+    },
+    "compact": {
+        "base": "which summary of the text is better ?",
+        "detailed": (
+            "a good summary keeps the main facts of the text , says nothing the text does not say , and "
+            "adds no other facts . which summary of the text is better ?"),
+    },
+}
+LAYOUT = {  # the parts of a prompt, per wording
+    "plain": {"text": "Text - {text}", "first": "Summary 1 - {s1}", "second": "Summary 2 - {s2}",
+              "ask_rationale": "Explain which summary is better and why.\nRationale:",
+              "rationale": "Rationale: {rationale}", "cue": "Preferred Summary=",
+              "score_preamble": "Rate how good the summary of the text below is, from 1 (worst) to 10 (best).",
+              "summary": "Summary - {s1}", "score_cue": "Score="},
+    "compact": {"text": "text : {text}", "first": "summary 1 : {s1}", "second": "summary 2 : {s2}",
+                "ask_rationale": "explain which summary is better . rationale :",
+                "rationale": "rationale : {rationale}", "cue": "better summary :",
+                "score_preamble": "rate the summary of the text from 1 to 10 .",
+                "summary": "summary : {s1}", "score_cue": "score :"},
+}
+ANSWERS = ("1", "2")
+SCORES = tuple(str(i) for i in range(1, 11))
+
+
+@dataclass(frozen=True)
+class Exemplar:
+    """A worked example for few-shot prompts: a text, two summaries, the preferred one (1 or 2)."""
+
+    text: str
+    first: str
+    second: str
+    preferred: int
+    rationale: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.preferred not in (1, 2):
+            raise ValueError(f"an exemplar's preferred summary is 1 or 2, got {self.preferred!r}")
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """How pairs are labelled (the paper's techniques).
+
+    Attributes:
+        preamble: ``"base"`` or ``"detailed"``.
+        wording: ``"plain"`` (real models) or ``"compact"`` (the tiny world's words).
+        exemplars: the few-shot examples (empty: 0-shot).
+        cot: write a rationale first (chain of thought).
+        rationales: rationales per prompt with ``cot`` (1: greedy; more: self-consistency, sampled).
+        temperature: sampling temperature of the rationales when ``rationales > 1``.
+        max_rationale_tokens: longest rationale.
+        both_orders: also read each pair swapped and average (position-bias mitigation).
+        seed: sampling seed.
+        batch_size: prompts per forward pass.
+    """
+
+    preamble: str = "base"
+    wording: str = "plain"
+    exemplars: tuple[Exemplar, ...] = ()
+    cot: bool = False
+    rationales: int = 1
+    temperature: float = 0.7
+    max_rationale_tokens: int = 64
+    both_orders: bool = True
+    seed: int = 0
+    batch_size: int = 64
+
+    def __post_init__(self) -> None:
+        if self.wording not in PREAMBLES:
+            raise ValueError(f"unknown wording {self.wording!r}; valid: {', '.join(PREAMBLES)}")
+        if self.preamble not in PREAMBLES[self.wording]:
+            raise ValueError(f"unknown preamble {self.preamble!r}; valid: {', '.join(PREAMBLES[self.wording])}")
+        if self.rationales < 1:
+            raise ValueError(f"rationales must be at least 1, got {self.rationales}")
+
+    @property
+    def name(self) -> str:
+        """The technique as the paper names it, e.g. ``Detailed + CoT 1-shot``."""
+        return (f"{self.preamble.capitalize()}{' + CoT' if self.cot else ''} {len(self.exemplars)}-shot"
+                + (f", {self.rationales} samples at T {self.temperature:g}" if self.cot and self.rationales > 1 else ""))
+
+
+def labeller_prompt(text: str, first: str, second: str, config: LabelConfig = LabelConfig(), *,
+                    rationale: str | None = None, for_rationale: bool = False) -> str:
+    """The labeller's prompt for one ordered pair: preamble, exemplars, the text and the two summaries,
+    then the answer cue (or, with ``for_rationale``, the request for a rationale; with ``rationale``,
+    that rationale followed by the answer cue)."""
+    parts = LAYOUT[config.wording]
+    blocks = [PREAMBLES[config.wording][config.preamble]]
+    for ex in config.exemplars:
+        lines = [parts["text"].format(text=ex.text), parts["first"].format(s1=ex.first),
+                 parts["second"].format(s2=ex.second)]
+        if config.cot and ex.rationale:
+            lines.append(parts["rationale"].format(rationale=ex.rationale))
+        lines.append(f"{parts['cue']}{' ' if config.wording == 'compact' else ''}{ex.preferred}")
+        blocks.append("\n".join(lines))
+    lines = [parts["text"].format(text=text), parts["first"].format(s1=first), parts["second"].format(s2=second)]
+    if for_rationale:
+        lines.append(parts["ask_rationale"])
+    else:
+        if rationale is not None:
+            lines.append(parts["rationale"].format(rationale=rationale.strip()))
+        lines.append(parts["cue"])
+    blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def soft_labels(generator, prompts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
+    """``(n, 2)`` probabilities of "1" and "2" after each prompt: the softmax of their log-probabilities
+    (one batched forward pass; nothing is generated)."""
+    if not prompts:
+        return np.zeros((0, 2))
+    logprobs = np.asarray(generator.score_next_token_logprobs(list(prompts), list(ANSWERS), batch_size=batch_size),
+                          dtype=float)
+    logprobs -= logprobs.max(axis=1, keepdims=True)
+    probs = np.exp(logprobs)
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def _read_ordered(generator, pairs: Sequence[tuple[str, str, str]], config: LabelConfig) -> tuple[np.ndarray, list]:
+    """P(the first shown summary is better) for each ordered pair, averaged over rationales."""
+    if not config.cot:
+        prompts = [labeller_prompt(t, a, b, config) for t, a, b in pairs]
+        return soft_labels(generator, prompts, batch_size=config.batch_size)[:, 0], [None] * len(pairs)
+    asks = [labeller_prompt(t, a, b, config, for_rationale=True) for t, a, b in pairs]
+    sampled = config.rationales > 1
+    generation = GenerationConfig(max_new_tokens=config.max_rationale_tokens, n=config.rationales,
+                                  temperature=config.temperature if sampled else 0.0, top_p=1.0, seed=config.seed,
+                                  batch_size=config.batch_size)
+    rationales = generator.generate(asks, generation)
+    prompts = [labeller_prompt(t, a, b, config, rationale=r) for (t, a, b), rs in zip(pairs, rationales) for r in rs]
+    probs = soft_labels(generator, prompts, batch_size=config.batch_size)[:, 0]
+    return probs.reshape(len(pairs), config.rationales).mean(axis=1), rationales
+
+
+@dataclass
+class Labels:
+    """Soft labels for pairs ``(text, summary_a, summary_b)``.
+
+    ``frame`` has, per pair: ``p_ab`` (P(A better) read in the order A, B), ``p_ba`` (P(A better) read
+    in the order B, A, i.e. one minus the swapped read-out's first-position probability; NaN when only
+    one order is read), ``p_a`` (their average, or ``p_ab``), ``label`` (0 if A is preferred, else 1)
+    and ``same_position`` (the same *position* won in both orders: the position-bias indicator).
+    """
+
+    frame: pd.DataFrame
+    config: LabelConfig
+    rationales: list = field(default_factory=list, repr=False)
+
+
+def label_pairs(generator, pairs: Sequence[tuple[str, str, str]], config: LabelConfig = LabelConfig()) -> Labels:
+    """Label ``(text, summary_a, summary_b)`` pairs with soft labels (see `Labels`)."""
+    pairs = list(pairs)
+    p_ab, rationales = _read_ordered(generator, pairs, config)
+    frame = pd.DataFrame({"p_ab": p_ab})
+    if config.both_orders:
+        first_when_swapped, swapped_rationales = _read_ordered(generator, [(t, b, a) for t, a, b in pairs], config)
+        frame["p_ba"] = 1.0 - first_when_swapped
+        frame["p_a"] = (frame.p_ab + frame.p_ba) / 2
+        frame["same_position"] = (frame.p_ab > 0.5) == (first_when_swapped > 0.5)
+        rationales = list(zip(rationales, swapped_rationales))
+    else:
+        frame["p_ba"] = np.nan
+        frame["p_a"] = frame.p_ab
+        frame["same_position"] = pd.NA
+    frame["label"] = np.where(frame.p_a >= 0.5, 0, 1)
+    return Labels(frame, config, rationales)
+
+
+def direct_scores(generator, items: Sequence[tuple[str, str]], *, wording: str = "plain",
+                  batch_size: int | None = None) -> np.ndarray:
+    """d-RLAIF rewards for ``(text, summary)`` items: the labeller's expected 1-10 score, from the
+    softmax over the ten score tokens after the cue, rescaled linearly to [-1, 1]. Every score must be
+    a single token of the tokenizer (the read-out raises otherwise)."""
+    if wording not in LAYOUT:
+        raise ValueError(f"unknown wording {wording!r}; valid: {', '.join(LAYOUT)}")
+    parts = LAYOUT[wording]
+    prompts = ["\n".join([parts["score_preamble"], parts["text"].format(text=t), parts["summary"].format(s1=s),
+                          parts["score_cue"]]) for t, s in items]
+    if not prompts:
+        return np.zeros(0)
+    logprobs = np.asarray(generator.score_next_token_logprobs(prompts, list(SCORES), batch_size=batch_size), dtype=float)
+    logprobs -= logprobs.max(axis=1, keepdims=True)
+    probs = np.exp(logprobs)
+    probs /= probs.sum(axis=1, keepdims=True)
+    expected = probs @ np.arange(1, 11)
+    return (expected - 5.5) / 4.5
+
+
+def template_words() -> set[str]:
+    """Every word of the compact wording outside its placeholders (for the word-level tokenizer)."""
+    texts = list(PREAMBLES["compact"].values()) + list(LAYOUT["compact"].values())
+    return {w for text in texts for w in re.sub(r"\{\w+\}", " ", text).split()} | set(ANSWERS) | set(SCORES)
