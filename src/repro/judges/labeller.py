@@ -155,10 +155,14 @@ def soft_labels(generator, prompts: Sequence[str], *, batch_size: int | None = N
     (one batched forward pass; nothing is generated)."""
     if not prompts:
         return np.zeros((0, 2))
-    logprobs = np.asarray(generator.score_next_token_logprobs(list(prompts), list(ANSWERS), batch_size=batch_size),
+    return _candidate_probabilities(generator, prompts, ANSWERS, batch_size)
+
+
+def _candidate_probabilities(generator, prompts, candidates, batch_size) -> np.ndarray:
+    """Softmax over the candidates' next-token log-probabilities (renormalised over the candidates)."""
+    logprobs = np.asarray(generator.score_next_token_logprobs(list(prompts), list(candidates), batch_size=batch_size),
                           dtype=float)
-    logprobs -= logprobs.max(axis=1, keepdims=True)
-    probs = np.exp(logprobs)
+    probs = np.exp(logprobs - logprobs.max(axis=1, keepdims=True))
     return probs / probs.sum(axis=1, keepdims=True)
 
 
@@ -224,11 +228,7 @@ def direct_scores(generator, items: Sequence[tuple[str, str]], *, wording: str =
                           parts["score_cue"]]) for t, s in items]
     if not prompts:
         return np.zeros(0)
-    logprobs = np.asarray(generator.score_next_token_logprobs(prompts, list(SCORES), batch_size=batch_size), dtype=float)
-    logprobs -= logprobs.max(axis=1, keepdims=True)
-    probs = np.exp(logprobs)
-    probs /= probs.sum(axis=1, keepdims=True)
-    expected = probs @ np.arange(1, 11)
+    expected = _candidate_probabilities(generator, prompts, SCORES, batch_size) @ np.arange(1, 11)
     return (expected - 5.5) / 4.5
 
 
