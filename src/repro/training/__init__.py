@@ -15,21 +15,26 @@ from repro.training.preference import (
     train_preference,
 )
 from repro.training.pretrain import PretrainParams, make_pretrain_trainer, pretrain
+from repro.training.reward import RewardParams, make_reward_model, reward_scores, train_reward
 from repro.training.sft import SFTParams, make_sft_trainer, sft, sft_dataset
 
 __all__ = [
     "PreferenceParams",
     "PretrainParams",
+    "RewardParams",
     "SFTParams",
     "TrainParams",
     "TrainResult",
     "make_preference_trainer",
     "make_pretrain_trainer",
+    "make_reward_model",
     "make_sft_trainer",
     "preference_config",
     "preference_dataset",
     "pretrain",
+    "reward_scores",
     "sft",
     "sft_dataset",
     "train_preference",
+    "train_reward",
 ]

@@ -1,0 +1,154 @@
+"""Reward models on preference pairs with trl's `RewardTrainer`, from hard or soft labels.
+
+Records are ``{"chosen": ..., "rejected": ..., "soft_label": p}`` (text or conversations, as trl
+takes them), where ``soft_label`` is optional: the probability that ``chosen`` is the better of the
+two (an AI labeller's soft label; RLAIF). Without it the pair is a hard label (p = 1).
+
+trl's `RewardTrainer` minimises the Bradley-Terry loss ``-log sigmoid(r_chosen - r_rejected)``
+(optionally with a per-pair ``margin`` column, which its collator carries). RLAIF trains on soft
+labels instead, with the cross-entropy between the soft label and the model's preference
+probability::
+
+    loss = -[p log sigmoid(r_c - r_r) + (1 - p) log sigmoid(r_r - r_c)]
+
+trl has no such loss, so it is added the way trl carries ``margin``: a collator that passes the
+``soft_label`` column through, the column among the trainer's signature columns, and
+``compute_loss`` returning the soft loss (the parent's forward pass and reward metrics are reused).
+With p = 1 the soft loss is exactly trl's.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from datasets import Dataset
+from torch import nn
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from trl import RewardConfig, RewardTrainer
+from trl.trainer.reward_trainer import DataCollatorForPreference
+
+from repro.training.common import TrainParams, TrainResult, dataset_progress, run_trainer
+
+SOFT_LABEL = "soft_label"
+
+
+def soft_preference_loss(rewards_chosen: torch.Tensor, rewards_rejected: torch.Tensor,
+                         soft_label: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy between soft labels and the Bradley-Terry preference of the rewards."""
+    difference = rewards_chosen - rewards_rejected
+    return -(soft_label * nn.functional.logsigmoid(difference)
+             + (1 - soft_label) * nn.functional.logsigmoid(-difference)).mean()
+
+
+@dataclass
+class SoftLabelCollator(DataCollatorForPreference):
+    """trl's preference collator, also carrying each pair's ``soft_label`` as a float tensor."""
+
+    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        output = super().torch_call(examples)
+        if SOFT_LABEL in examples[0]:
+            output[SOFT_LABEL] = torch.tensor([e[SOFT_LABEL] for e in examples], dtype=torch.float)
+        return output
+
+
+class SoftLabelRewardTrainer(RewardTrainer):
+    """`RewardTrainer` with the soft-label cross-entropy when the batch has a ``soft_label``."""
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        if SOFT_LABEL not in self._signature_columns:
+            self._signature_columns = [*self._signature_columns, SOFT_LABEL]
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        soft_label = inputs.pop(SOFT_LABEL, None)
+        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        if soft_label is not None:
+            rewards_chosen, rewards_rejected = torch.chunk(outputs.logits.squeeze(-1), chunks=2)
+            loss = soft_preference_loss(rewards_chosen, rewards_rejected, soft_label.to(rewards_chosen.dtype))
+            if self.args.center_rewards_coefficient is not None:
+                loss = loss + self.args.center_rewards_coefficient * torch.mean((rewards_chosen + rewards_rejected) ** 2)
+        return (loss, outputs) if return_outputs else loss
+
+
+@dataclass
+class RewardParams(TrainParams):
+    """`TrainParams` for reward models (the RLAIF paper trains its RMs for a few epochs)."""
+
+    learning_rate: float = 5e-4
+    num_train_epochs: float = 2.0
+    batch_size: int = 16
+
+
+def reward_dataset(records: Sequence[Mapping[str, Any]]) -> Dataset:
+    """A `datasets.Dataset` of preference records, checked: chosen and rejected present, soft labels
+    (all or none) in [0, 1]."""
+    if not records:
+        raise ValueError("reward model training needs at least one record")
+    soft = SOFT_LABEL in records[0]
+    rows: dict[str, list] = {"chosen": [], "rejected": [], **({SOFT_LABEL: []} if soft else {})}
+    for index, record in enumerate(records):
+        if not isinstance(record, Mapping) or "chosen" not in record or "rejected" not in record:
+            raise ValueError(f"reward record {index} must have 'chosen' and 'rejected'")
+        if (SOFT_LABEL in record) != soft:
+            raise ValueError(f"reward record {index}: either every record has a soft_label or none does")
+        rows["chosen"].append(record["chosen"])
+        rows["rejected"].append(record["rejected"])
+        if soft:
+            p = record[SOFT_LABEL]
+            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+                raise ValueError(f"reward record {index}: soft_label must be a probability in [0, 1], got {p!r}")
+            rows[SOFT_LABEL].append(float(p))
+    return Dataset.from_dict(rows)
+
+
+def make_reward_model(path: str | os.PathLike, *, seed: int = 0) -> PreTrainedModel:
+    """A sequence-classification model with one output (the reward) on top of a causal LM checkpoint;
+    the scalar head is new, initialised with ``seed``."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import logging as hf_logging
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    torch.manual_seed(seed)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # "some weights were newly initialised" is the point here
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def make_reward_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, records, params: RewardParams,
+                        output_dir: str | os.PathLike) -> SoftLabelRewardTrainer:
+    config = RewardConfig(output_dir=os.fspath(output_dir), **params.trl_kwargs())
+    with dataset_progress(params.progress):
+        return SoftLabelRewardTrainer(model=model, args=config, train_dataset=reward_dataset(records),
+                                      processing_class=tokenizer,
+                                      data_collator=SoftLabelCollator(pad_token_id=tokenizer.pad_token_id))
+
+
+def train_reward(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, records, params: RewardParams,
+                 output_dir: str | os.PathLike) -> TrainResult:
+    """Train a reward model in place on preference records (hard or soft labels; see the module)."""
+    return run_trainer(make_reward_trainer(model, tokenizer, records, params, output_dir))
+
+
+@torch.inference_mode()
+def reward_scores(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str],
+                  *, batch_size: int = 64) -> list[float]:
+    """The reward of each text (the model's scalar output at its last token), in batches. Texts end
+    with the tokenizer's EOS, as trl's `RewardTrainer` trains on them."""
+    model.eval()
+    scores: list[float] = []
+    device = next(model.parameters()).device
+    texts = [t if t.endswith(tokenizer.eos_token) else t + tokenizer.eos_token for t in texts]
+    for start in range(0, len(texts), batch_size):
+        batch = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        scores.extend(model(**batch).logits.squeeze(-1).float().cpu().tolist())
+    return scores
