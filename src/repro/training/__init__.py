@@ -16,11 +16,13 @@ from repro.training.preference import (
 )
 from repro.training.pretrain import PretrainParams, make_pretrain_trainer, pretrain
 from repro.training.reward import RewardParams, make_reward_model, reward_scores, train_reward
+from repro.training.rl import RLParams, reward_model_function, train_rloo
 from repro.training.sft import SFTParams, make_sft_trainer, sft, sft_dataset
 
 __all__ = [
     "PreferenceParams",
     "PretrainParams",
+    "RLParams",
     "RewardParams",
     "SFTParams",
     "TrainParams",
@@ -32,9 +34,11 @@ __all__ = [
     "preference_config",
     "preference_dataset",
     "pretrain",
+    "reward_model_function",
     "reward_scores",
     "sft",
     "sft_dataset",
     "train_preference",
     "train_reward",
+    "train_rloo",
 ]

@@ -1,0 +1,117 @@
+"""Reinforcement learning of a policy against a reward, with trl's `RLOOTrainer`.
+
+RLAIF (Lee et al., 2023) trains its summarisation policies with REINFORCE with a baseline, the reward
+given at the last token, and a KL penalty to the SFT policy (beta 0.05, sampling temperature 0.9).
+trl's RLOO is that estimator with a leave-one-out baseline: ``k`` completions per prompt, each
+completion's advantage its reward minus the mean reward of the other ``k - 1``, and the KL to the
+frozen starting policy weighted by ``beta``.
+
+The reward is any function ``reward(prompts, completions) -> list[float]``: a reward model
+(`reward_model_function`, which scores ``prompt + completion`` exactly as the reward model was
+trained, EOS included: trl's own reward-model path tokenizes differently), the labeller's d-RLAIF
+scores, or the oracle (for measurement, never for training the study's policies).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from datasets import Dataset
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from trl import RLOOConfig, RLOOTrainer
+
+from repro.training.common import TrainParams, TrainResult, dataset_progress, run_trainer
+
+Reward = Callable[[list[str], list[str]], Sequence[float]]
+
+
+@dataclass
+class RLParams(TrainParams):
+    """`TrainParams` for RLOO plus the sampling of completions.
+
+    Attributes:
+        num_generations: completions per prompt (the ``k`` of the leave-one-out baseline).
+        beta: weight of the KL penalty to the starting policy (the RLAIF paper: 0.05).
+        temperature: sampling temperature of the completions (the RLAIF paper: 0.9).
+        max_completion_length: longest completion in tokens.
+    """
+
+    learning_rate: float = 1e-4
+    num_train_epochs: float = 1.0
+    batch_size: int = 16
+    num_generations: int = 4
+    beta: float = 0.05
+    temperature: float = 0.9
+    max_completion_length: int = 32
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_generations < 2:
+            raise ValueError(f"RLParams.num_generations must be >= 2 (a leave-one-out baseline), got {self.num_generations}")
+        if self.batch_size % self.num_generations:
+            raise ValueError(f"RLParams.batch_size ({self.batch_size}) must be a multiple of num_generations "
+                             f"({self.num_generations}): each batch holds whole groups of completions")
+
+    def trl_kwargs(self) -> dict:
+        kwargs = super().trl_kwargs()
+        kwargs.pop("max_length")  # RLOO limits the completion, not the whole sequence
+        return kwargs
+
+
+def named_reward(name: str, reward: Reward):
+    """``reward`` as a trl reward function (keyword arguments, one float per completion), logged under
+    ``name``."""
+
+    def reward_function(prompts, completions, **_):
+        values = [float(v) for v in reward(list(prompts), list(completions))]
+        if len(values) != len(completions):
+            raise ValueError(f"reward {name!r} returned {len(values)} values for {len(completions)} completions")
+        return values
+
+    reward_function.__name__ = name
+    return reward_function
+
+
+def reward_model_function(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, batch_size: int = 64) -> Reward:
+    """A reward model as a reward function: the score of ``prompt + completion``."""
+    from repro.training.reward import reward_scores
+
+    def reward(prompts: list[str], completions: list[str]) -> list[float]:
+        return reward_scores(model, tokenizer, [p + c for p, c in zip(prompts, completions)], batch_size=batch_size)
+
+    return reward
+
+
+def make_rloo_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
+                      reward: Reward, params: RLParams, output_dir: str | os.PathLike, *,
+                      reward_name: str = "reward", reference_path: str | os.PathLike | None = None) -> RLOOTrainer:
+    """The configured trainer behind `train_rloo`.
+
+    trl 1.16 builds the KL reference by loading ``model.config._name_or_path``, which fails for a
+    model built in memory and is stale for a checkpoint trained since it was loaded. The reference
+    is therefore loaded from ``reference_path`` (a checkpoint holding exactly the starting policy,
+    e.g. the stage folder it came from) or, by default, from a copy of the starting policy saved into
+    ``output_dir/reference``.
+    """
+    if not prompts:
+        raise ValueError("RL needs at least one prompt")
+    if reference_path is None and params.beta != 0.0:
+        reference_path = os.path.join(os.fspath(output_dir), "reference")
+        model.save_pretrained(reference_path)
+    if reference_path is not None:
+        model.config._name_or_path = os.fspath(reference_path)
+    config = RLOOConfig(output_dir=os.fspath(output_dir), **params.trl_kwargs())
+    with dataset_progress(params.progress):
+        return RLOOTrainer(model=model, reward_funcs=named_reward(reward_name, reward), args=config,
+                           train_dataset=Dataset.from_dict({"prompt": list(prompts)}), processing_class=tokenizer)
+
+
+def train_rloo(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], reward: Reward,
+               params: RLParams, output_dir: str | os.PathLike, *, reward_name: str = "reward",
+               reference_path: str | os.PathLike | None = None) -> TrainResult:
+    """Train ``model`` in place with RLOO on ``prompts`` against ``reward`` (see the module and
+    `make_rloo_trainer` for the KL reference)."""
+    return run_trainer(make_rloo_trainer(model, tokenizer, prompts, reward, params, output_dir,
+                                         reward_name=reward_name, reference_path=reference_path))
