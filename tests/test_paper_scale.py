@@ -84,8 +84,6 @@ def test_the_paper_path_runs_end_to_end_on_tiny_stand_ins(tmp_path):
     """Every paper-scale branch at once: external base model, chat-style self-instruction with the
     keyword filter, oasst1 seed data with EFT written by the SFT baseline, AlpacaEval prompts with
     reference outputs, an LLM gold judge, and training launched through accelerate."""
-    from dataclasses import replace
-
     from repro import paths
     from repro.judges.llm_judge import JudgeConfig
 
@@ -113,5 +111,5 @@ def test_the_paper_path_runs_end_to_end_on_tiny_stand_ins(tmp_path):
     assert run.models["SFT"].manifest["params"]["launch"]["accelerate_config"] == "cpu_1proc.yaml"
     assert run.eft.results["candidate_prompts"] == len(inputs.real_data[1].prompt_id.unique())
     assert run.reward_modelling["M1"].results["n_prompts"] >= 1
-    again = study.run_study(store, replace(spec), [0], inputs)[0]
+    again = study.run_study(store, spec, [0], inputs)[0]
     assert again.models["M2"].key == run.models["M2"].key

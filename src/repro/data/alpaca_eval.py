@@ -20,10 +20,11 @@ from pathlib import Path
 import pandas as pd
 
 from repro.data import DataError
-from repro.data.records import HUB_ID, hub_records, json_array_records, jsonl_records
+from repro.data.records import source_records, text_id
 
 REQUIRED = ("instruction", "output")
 HUB_CONFIG, HUB_SPLIT = "alpaca_eval_gpt4_baseline", "eval"
+SUFFIXES = (".json", ".jsonl", ".jsonl.gz", ".parquet")
 
 
 def sample_path() -> Path:
@@ -32,18 +33,12 @@ def sample_path() -> Path:
 
 
 def _records(source: str | Path):
-    path = Path(source)
-    if path.is_file():
-        return jsonl_records(path) if path.name.endswith((".jsonl", ".jsonl.gz")) else json_array_records(path)
-    if isinstance(source, str) and HUB_ID.match(source) and not path.suffix:
-        return hub_records(source, HUB_SPLIT, config=HUB_CONFIG)
-    raise DataError(f"{source}: no such file (and not a hub dataset id like 'tatsu-lab/alpaca_eval')")
+    return source_records(source, suffixes=SUFFIXES, what="AlpacaEval", hub_example="tatsu-lab/alpaca_eval",
+                          split=HUB_SPLIT, config=HUB_CONFIG, json_arrays=True)
 
 
 def load_alpaca_eval(source: str | Path) -> pd.DataFrame:
     """Read AlpacaEval records (see the module docstring); instructions must be non-empty and unique."""
-    from repro.studies.self_rewarding import prompt_id
-
     rows, seen = [], {}
     for record, where in _records(source):
         if not isinstance(record, dict):
@@ -58,7 +53,7 @@ def load_alpaca_eval(source: str | Path) -> pd.DataFrame:
         if instruction in seen:
             raise DataError(f"{where}: the same instruction as {seen[instruction]}")
         seen[instruction] = where
-        rows.append({"uid": prompt_id(instruction), "family": str(record.get("dataset") or ""), "prompt": instruction,
+        rows.append({"uid": text_id(instruction), "family": str(record.get("dataset") or ""), "prompt": instruction,
                      "reference": record["output"], "generator": str(record.get("generator") or "")})
     return pd.DataFrame(rows, columns=["uid", "family", "prompt", "reference", "generator"])
 

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from repro.data import DataError
-from repro.data.records import HUB_ID, hub_records, jsonl_records, parquet_records
+from repro.data.records import source_records
 
 ROLES = ("prompter", "assistant")
 #: File endings read from a folder, and their reader.
@@ -174,27 +174,8 @@ def _replace_tree_id(message: OasstMessage, tree_id: str) -> OasstMessage:
     return replace(message, message_tree_id=tree_id)
 
 
-def _files_in(folder: Path) -> list[Path]:
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))
-    if not files:
-        raise DataError(f"{folder}: no oasst files ({', '.join(SUFFIXES)}) in this folder")
-    return files
-
-
 def _records(source: str | Path, split: str | None) -> Iterator[tuple[Any, str]]:
-    path = Path(source)
-    if path.exists():
-        for file in _files_in(path) if path.is_dir() else [path]:
-            if file.name.endswith(".parquet"):
-                yield from parquet_records(file)
-            elif file.name.endswith((".jsonl", ".jsonl.gz")):
-                yield from jsonl_records(file)
-            else:
-                raise DataError(f"{file}: unknown file type; expected one of {', '.join(SUFFIXES)}")
-    elif isinstance(source, str) and HUB_ID.match(source) and not source.endswith(SUFFIXES):
-        yield from hub_records(source, split)
-    else:
-        raise DataError(f"{source}: no such file or folder (and not a hub dataset id like 'OpenAssistant/oasst1')")
+    return source_records(source, suffixes=SUFFIXES, what="oasst", hub_example="OpenAssistant/oasst1", split=split)
 
 
 def load_oasst_messages(source: str | Path, *, split: str | None = None) -> list[OasstMessage]:

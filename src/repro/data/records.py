@@ -18,6 +18,13 @@ from repro.data import DataError
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
+def text_id(text: str) -> str:
+    """A stable id for a text that has none of its own (16 hex digits of its SHA-1)."""
+    import hashlib
+
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+
+
 def jsonl_records(path: Path) -> Iterator[tuple[Any, str]]:
     """(parsed JSON, 'file line n') for each non-blank line of a .jsonl or .jsonl.gz file."""
     opener = gzip.open if path.name.endswith(".gz") else open
@@ -94,3 +101,32 @@ def json_array_records(path: Path) -> Iterator[tuple[Any, str]]:
         raise DataError(f"{path}: no records (the array is empty)")
     for i, record in enumerate(data):
         yield record, f"{path} record {i}"
+
+
+def source_records(source: str | Path, *, suffixes: tuple[str, ...], what: str, hub_example: str,
+                   split: str | None = None, config: str | None = None,
+                   json_arrays: bool = False) -> Iterator[tuple[Any, str]]:
+    """(record, where) of every record of a source, the one resolver of every loader: a file; every
+    file under a folder whose name ends with one of ``suffixes`` (sorted); or, when no such path
+    exists, a hub dataset id (``split`` and ``config`` select from it). ``.parquet`` files hold rows,
+    ``.jsonl``/``.jsonl.gz`` one JSON record per line, ``.json`` a JSON array with ``json_arrays``
+    and otherwise one record per line (OpenAI's ``batch*.json`` files). ``what`` and ``hub_example``
+    name the data in the error messages."""
+    path = Path(source)
+    if path.exists():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(suffixes)) if path.is_dir() else [path]
+        if not files:
+            raise DataError(f"{path}: no {what} files ({', '.join(suffixes)}) in this folder")
+        for file in files:
+            if file.name.endswith(".parquet"):
+                yield from parquet_records(file)
+            elif file.name.endswith((".jsonl", ".jsonl.gz")) or (file.name.endswith(".json") and not json_arrays):
+                yield from jsonl_records(file)
+            elif file.name.endswith(".json"):
+                yield from json_array_records(file)
+            else:
+                raise DataError(f"{file}: unknown file type; expected one of {', '.join(suffixes)}")
+    elif isinstance(source, str) and HUB_ID.match(source) and not source.endswith(suffixes):
+        yield from hub_records(source, split, config=config)
+    else:
+        raise DataError(f"{source}: no such file or folder (and not a hub dataset id like {hub_example!r})")

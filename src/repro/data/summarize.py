@@ -36,7 +36,7 @@ from typing import Any
 import pandas as pd
 
 from repro.data import DataError
-from repro.data.records import HUB_ID, hub_records, jsonl_records, parquet_records
+from repro.data.records import source_records
 
 COMPARISON_COLUMNS = ["id", "subreddit", "title", "post", "summary_0", "summary_1", "policy_0", "policy_1",
                       "choice", "worker", "batch", "split", "confidence"]
@@ -57,18 +57,9 @@ def sample_path(name: str = "comparisons") -> Path:
 
 
 def _records(source: str | Path, split: str | None, config: str | None) -> Iterator[tuple[Any, str]]:
-    path = Path(source)
-    if path.exists():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES)) if path.is_dir() else [path]
-        if not files:
-            raise DataError(f"{path}: no data files ({', '.join(SUFFIXES)}) in this folder")
-        for file in files:
-            # OpenAI's comparison files are named batch*.json but hold one JSON object per line
-            yield from parquet_records(file) if file.name.endswith(".parquet") else jsonl_records(file)
-    elif isinstance(source, str) and HUB_ID.match(source) and not source.endswith(SUFFIXES):
-        yield from hub_records(source, split, config=config)
-    else:
-        raise DataError(f"{source}: no such file or folder (and not a hub dataset id)")
+    # OpenAI's comparison files are named batch*.json but hold one JSON object per line
+    return source_records(source, suffixes=SUFFIXES, what="data", hub_example="openai/summarize_from_feedback",
+                          split=split, config=config)
 
 
 def _text(mapping: dict, key: str, where: str, *, optional: bool = False) -> str | None:

@@ -10,7 +10,7 @@ per (prompt, response), NaN where there is no score, and a ``key`` for the run s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -45,7 +45,7 @@ class JudgeGold:
 
     stage: Any
     engine: Any = None
-    config: Any = field(default=None)
+    config: Any = None
 
     def key(self) -> dict[str, Any]:
         from repro.judges.llm_judge import JudgeConfig
@@ -63,4 +63,16 @@ class JudgeGold:
         return judged.frame.score.to_numpy(dtype=float)
 
 
+@dataclass(frozen=True)
+class NoGold:
+    """No gold judge: every score NaN (paper-scale training data, measured by nobody)."""
+
+    def key(self) -> dict[str, Any]:
+        return {"gold": None}
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
+        return np.full(len(prompts), np.nan)
+
+
 ORACLE = OracleGold()
+NO_GOLD = NoGold()

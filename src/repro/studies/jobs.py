@@ -42,6 +42,8 @@ def train_here(kind: str, start_model: str, records: list[dict], params, workdir
     under FSDP or DeepSpeed, where every process takes part in ``trainer.save_model`` (which gathers
     the sharded weights; FSDP needs ``fsdp_state_dict_type: FULL_STATE_DICT``, ZeRO-3
     ``zero3_save_16bit_model: true``, as the configs in ``configs/accelerate/`` set)."""
+    from accelerate.utils import DistributedType
+
     from repro.models import load_model
     from repro.studies.base import save_training, training_summary
     from repro.training import sft, train_preference
@@ -51,7 +53,7 @@ def train_here(kind: str, start_model: str, records: list[dict], params, workdir
     result = trainer(model, tokenizer, records, params, workdir / "trainer")
     if state is None:
         return save_training(workdir, result, tokenizer)
-    if str(state.distributed_type) in ("DistributedType.FSDP", "DistributedType.DEEPSPEED"):
+    if state.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
         result.trainer.save_model(str(workdir / "model"))
         if state.is_main_process:
             tokenizer.save_pretrained(workdir / "model")
@@ -75,9 +77,8 @@ def run_job(kind: str, start_model: str, records: list[dict], params, workdir: P
     with open(job_dir / "records.jsonl", "w") as fh:
         for record in records:
             fh.write(json.dumps(record) + "\n")
-    values = {k: v for k, v in asdict(params).items()}
     (job_dir / "job.json").write_text(json.dumps({"kind": kind, "start_model": str(start_model),
-                                                  "params": values, "workdir": str(workdir)}, indent=1))
+                                                  "params": asdict(params), "workdir": str(workdir)}, indent=1))
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
                "-m", "repro.studies.jobs", str(job_dir / "job.json")]
     log = job_dir / "launch.log"

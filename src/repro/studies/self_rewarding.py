@@ -312,19 +312,13 @@ class IterationSpec:
             raise ValueError(f"prompt_style must be 'world' or 'chat', got {self.prompt_style!r}")
 
 
-def prompt_id(text: str) -> str:
-    """A stable id for a prompt that is not a world task (16 hex digits of its SHA-1)."""
-    import hashlib
-
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
-
-
 def self_instruct_stage(store, generator_stage, seed_prompts: list[str], spec: IterationSpec, iteration: int,
                         *, exclude_prompts: set[str] = frozenset(), data_key: dict | None = None,
                         engine=None, progress: bool | None = None):
     """New prompts written by the fixed prompt-generator model (``prompts.parquet``: uid, family, prompt)."""
     from dataclasses import asdict
 
+    from repro.data.records import text_id
     from repro.studies.base import DEFAULT_ENGINE
     from repro.studies.self_instruct import generate_prompts, keyword_check
 
@@ -352,7 +346,7 @@ def self_instruct_stage(store, generator_stage, seed_prompts: list[str], spec: I
             tasks = [world.parse_prompt(p) for p in result.prompts]
             rows = [{"uid": t.uid, "family": t.family, "prompt": t.prompt} for t in tasks]
         else:
-            rows = [{"uid": prompt_id(p), "family": "", "prompt": p} for p in result.prompts]
+            rows = [{"uid": text_id(p), "family": "", "prompt": p} for p in result.prompts]
         pd.DataFrame(rows, columns=["uid", "family", "prompt"]).to_parquet(workdir / "prompts.parquet", index=False)
         return {"accepted": len(result.prompts), "candidates": result.candidates, "rounds": result.rounds,
                 "rejections": result.rejections}
@@ -400,7 +394,8 @@ def aift_stage(store, model_stage, prompts_stage, spec: IterationSpec, iteration
     """AI feedback training data of one iteration: N candidates per prompt from the current model,
     judged K times each by the same model, turned into preference pairs (``candidates.parquet``,
     ``pairs.parquet``). The gold score of each candidate (the oracle's; at paper scale the gold
-    judge's, or none with ``gold=False``) is kept alongside, for measurement only."""
+    judge's, or none with ``gold=repro.evaluation.gold.NO_GOLD``) is kept alongside, for measurement
+    only."""
     from dataclasses import asdict
 
     from repro.generation import GenerationConfig
@@ -408,22 +403,17 @@ def aift_stage(store, model_stage, prompts_stage, spec: IterationSpec, iteration
     from repro.studies.base import DEFAULT_ENGINE, respond_and_score
 
     engine = engine or DEFAULT_ENGINE
-    measure = gold is not False
     fields = ("candidates", "temperature", "top_p", "max_new_tokens", "judge_samples", "judge_temperature",
               "judge_max_new_tokens", "seed")
     params = {"version": STAGE_VERSION, "iteration": iteration, **{k: asdict(spec)[k] for k in fields},
-              "gold": _gold_key(gold) if measure else None, "engine": engine.key()}
-
-    class NoGold:
-        def score(self, prompts, responses):
-            return np.full(len(prompts), np.nan)
+              "gold": _gold_key(gold), "engine": engine.key()}
 
     def compute(workdir):
         generator = engine.generator(model_stage, progress=progress)
         frame = respond_and_score(generator, prompt_rows(prompts_stage), GenerationConfig(
             n=spec.candidates, temperature=spec.temperature, top_p=spec.top_p,
             max_new_tokens=spec.max_new_tokens, seed=spec.seed * 1000 + iteration),
-            gold=gold if measure else NoGold(), sample="candidate")
+            gold=gold, sample="candidate")
         judged = judge(generator, list(zip(frame.prompt, frame.response)), JudgeConfig(
             samples=spec.judge_samples, temperature=spec.judge_temperature,
             max_new_tokens=spec.judge_max_new_tokens, seed=spec.seed * 1000 + iteration))
@@ -525,14 +515,14 @@ def world_prompts_stage(store, corpus_stage, base_spec, spec: EvalSpec):
 def file_prompts_stage(store, source: str):
     """Held-out prompts with a reference model's outputs from an AlpacaEval-format file or hub id
     (`repro.data.alpaca_eval`; ``prompts.parquet``: uid, family, prompt, reference, generator)."""
+    import hashlib
     from pathlib import Path
 
     from repro.data.alpaca_eval import load_alpaca_eval
-    from repro.runs.store import params_hash
 
     path = Path(source)
     params = {"version": STAGE_VERSION, "source": str(path.resolve()) if path.exists() else source,
-              "content": params_hash(path.read_bytes().hex()) if path.is_file() else None}
+              "content": hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None}
 
     def compute(workdir):
         frame = load_alpaca_eval(source)

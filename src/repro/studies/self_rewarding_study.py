@@ -93,9 +93,13 @@ class SeedRun:
     aift: dict[str, Stage] = field(default_factory=dict)  # model whose candidates and judgments -> stage
     evaluations: dict[str, Stage] = field(default_factory=dict)
     reward_modelling: dict[str, Stage] = field(default_factory=dict)
+    _responses: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
     def responses(self, name: str) -> pd.DataFrame:
-        return pd.read_parquet(self.evaluations[name] / "responses.parquet")
+        """A model's held-out responses (read once; every table of the chapter uses them)."""
+        if name not in self._responses:
+            self._responses[name] = pd.read_parquet(self.evaluations[name] / "responses.parquet")
+        return self._responses[name]
 
     def stages(self) -> list[Stage]:
         """Every stage of the run (for provenance: durations, keys)."""

@@ -100,12 +100,16 @@ def make_rloo_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
     if reference_path is None and params.beta != 0.0:
         reference_path = os.path.join(os.fspath(output_dir), "reference")
         model.save_pretrained(reference_path)
-    if reference_path is not None:
-        model.config._name_or_path = os.fspath(reference_path)
     config = RLOOConfig(output_dir=os.fspath(output_dir), **params.trl_kwargs())
-    with dataset_progress(params.progress):
-        return RLOOTrainer(model=model, reward_funcs=named_reward(reward_name, reward), args=config,
-                           train_dataset=Dataset.from_dict({"prompt": list(prompts)}), processing_class=tokenizer)
+    name = model.config._name_or_path
+    if reference_path is not None:
+        model.config._name_or_path = os.fspath(reference_path)  # where trl loads the reference from
+    try:
+        with dataset_progress(params.progress):
+            return RLOOTrainer(model=model, reward_funcs=named_reward(reward_name, reward), args=config,
+                               train_dataset=Dataset.from_dict({"prompt": list(prompts)}), processing_class=tokenizer)
+    finally:
+        model.config._name_or_path = name
 
 
 def train_rloo(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], reward: Reward,
