@@ -21,9 +21,19 @@ def paper_parameters():
 
 
 def test_the_paper_profile_passes_validation_with_the_papers_sizes():
+    from repro.book import reported
+
     params = paper_parameters()
-    assert (params["ift_size"], params["eft_train_prompts"], params["eft_eval_prompts"]) == (3200, 1630, 541)
-    assert (params["candidates"], params["judge_samples"], params["dpo_beta"]) == (4, 3, 0.1)
+    paper = {m: reported.value("self_rewarding", m) for m in ("ift_examples", "candidates_per_prompt",
+                                                               "judge_samples", "dpo_beta", "rouge_l_threshold")}
+    paper.update({m: reported.values("self_rewarding", m) for m in ("eft_examples", "learning_rate")})
+    assert (params["ift_size"], params["eft_train_prompts"], params["eft_eval_prompts"]) == (
+        paper["ift_examples"], paper["eft_examples"]["train"], paper["eft_examples"]["eval"])
+    assert (params["candidates"], params["judge_samples"], params["dpo_beta"]) == (
+        paper["candidates_per_prompt"], paper["judge_samples"], paper["dpo_beta"])
+    assert (params["sft_learning_rate"], params["dpo_learning_rate"]) == (
+        paper["learning_rate"]["SFT"], paper["learning_rate"]["DPO"])
+    assert params["rouge_threshold"] == paper["rouge_l_threshold"]
     assert params["generation_backend"] == "vllm" and params["prompt_style"] == "chat"
     assert params["base_model_path"] == "meta-llama/Llama-2-70b-hf"
     config = params["accelerate_config_path"]

@@ -22,13 +22,22 @@ def test_every_reported_number_names_its_paper_metric_and_source():
 
 
 def test_the_reader_returns_the_files_numbers():
-    from repro.book import reported
-
-    assert reported.values("self_rewarding", "alpacaeval2_win_rate") == {"M1": 9.94, "M2": 15.38, "M3": 20.44}
-    assert reported.values("self_rewarding", "pairwise_accuracy")["M3"] == 81.7
-    assert reported.head_to_head()["M3 vs SFT"] == {"win": 62.5, "tie": 27.7, "loss": 9.8}
-    assert "2401.10020" in reported.source("self_rewarding", "head_to_head")
     import pytest
 
+    from repro.book import reported
+
+    raw = [e for e in yaml.safe_load(DATA.read_text())["reported"] if e["paper"] == "self_rewarding"]
+    alpaca = {e["model"]: e["value"] for e in raw if e["metric"] == "alpacaeval2_win_rate"}
+    assert len(alpaca) == 3 and reported.values("self_rewarding", "alpacaeval2_win_rate") == alpaca
+    [accuracy] = [e["values"] for e in raw if e["metric"] == "pairwise_accuracy"]
+    assert reported.values("self_rewarding", "pairwise_accuracy") == accuracy
+    table = reported.head_to_head()
+    assert set(table) == {e["pair"] for e in raw if e["metric"] == "head_to_head"}
+    assert all(table[e["pair"]] == {k: e[k] for k in ("win", "tie", "loss")} for e in raw if e["metric"] == "head_to_head")
+    assert "2401.10020" in reported.source("self_rewarding", "head_to_head")
+    [ift] = [e["value"] for e in raw if e["metric"] == "ift_examples"]
+    assert reported.value("self_rewarding", "ift_examples") == ift
+    with pytest.raises(KeyError, match="no single value"):
+        reported.value("self_rewarding", "alpacaeval2_win_rate")  # one value per model, not one
     with pytest.raises(KeyError, match="no 'nothing'"):
         reported.entries("self_rewarding", "nothing")

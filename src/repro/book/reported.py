@@ -45,6 +45,14 @@ def values(paper_name: str, metric: str) -> dict[str, float]:
     return out
 
 
+def value(paper_name: str, metric: str) -> float:
+    """The one number of a metric the paper reports once (a ``value:`` entry without a model)."""
+    found = [e["value"] for e in entries(paper_name, metric) if "value" in e and "model" not in e]
+    if len(found) != 1:
+        raise KeyError(f"reported.yaml has no single value of {metric!r} for paper {paper_name!r}")
+    return found[0]
+
+
 def source(paper_name: str, metric: str) -> str:
     """Where the paper reports a metric, with the citation: "Yuan et al. 2024 (arXiv ...): ..."."""
     info = paper(paper_name)
