@@ -61,10 +61,10 @@ def test_a_labeller_that_reads_content_is_consistent_across_orders():
 
 def test_chain_of_thought_reads_after_each_rationale_and_self_consistency_averages():
     def logits(prompt, candidates):  # the read-out follows the rationale's last word
-        return [1.0, 0.0] if "Rationale: one" in prompt else [0.0, 1.0]
+        return [1.0, 0.0] if "Rationale: one\n" in prompt else [0.0, 1.0]
 
     def rationale(prompt, i):
-        return ["one", "two", "one", "one"][i]
+        return ["one", "two", "one Preferred Summary=2", "one"][i]  # the third answers by itself
 
     greedy = Scripted(logits, rationale)
     labels = lb.label_pairs(greedy, PAIRS[:1], lb.LabelConfig(cot=True, both_orders=False)).frame
@@ -86,8 +86,9 @@ def test_prompts_follow_the_papers_structure_in_both_wordings():
     prompt = lb.labeller_prompt("t1", "x", "y", config, rationale="x is wrong")
     blocks = prompt.split("\n\n")
     assert blocks[0] == lb.PREAMBLES["plain"]["detailed"]
-    assert blocks[1] == "Text - t0\nSummary 1 - s a\nSummary 2 - s b\nRationale: b covers more\nPreferred Summary=2"
-    assert blocks[2] == "Text - t1\nSummary 1 - x\nSummary 2 - y\nRationale: x is wrong\nPreferred Summary="
+    ask = "Explain which summary is better and why.\nRationale:"
+    assert blocks[1] == f"Text - t0\nSummary 1 - s a\nSummary 2 - s b\n{ask} b covers more\nPreferred Summary=2"
+    assert blocks[2] == f"Text - t1\nSummary 1 - x\nSummary 2 - y\n{ask} x is wrong\nPreferred Summary="
     assert config.name == "Detailed + CoT 1-shot"
     compact = lb.labeller_prompt("t", "x", "y", lb.LabelConfig(wording="compact"))
     assert compact.endswith("summary 2 : y\nbetter summary :")
@@ -106,7 +107,7 @@ def test_direct_scores_are_expected_ratings_rescaled():
     worst = Scripted(lambda p, c: [50.0] + [0.0] * 9)
     assert lb.direct_scores(best, [("t", "s")])[0] == pytest.approx(1.0)
     assert lb.direct_scores(worst, [("t", "s")])[0] == pytest.approx(-1.0)
-    assert best.prompts[0].endswith("Summary - s\nScore=")
+    assert best.prompts[0].endswith("Summary - s\nScore=") and best.prompts[0] == lb.score_prompt("t", "s")
 
 
 def test_a_tiny_llama_labels_world_pairs_in_one_batched_pass():

@@ -53,13 +53,11 @@ PREAMBLES = {
 }
 LAYOUT = {  # the parts of a prompt, per wording
     "plain": {"text": "Text - {text}", "first": "Summary 1 - {s1}", "second": "Summary 2 - {s2}",
-              "ask_rationale": "Explain which summary is better and why.\nRationale:",
-              "rationale": "Rationale: {rationale}", "cue": "Preferred Summary=",
+              "ask_rationale": "Explain which summary is better and why.\nRationale:", "cue": "Preferred Summary=",
               "score_preamble": "Rate how good the summary of the text below is, from 1 (worst) to 10 (best).",
               "summary": "Summary - {s1}", "score_cue": "Score="},
     "compact": {"text": "text : {text}", "first": "summary 1 : {s1}", "second": "summary 2 : {s2}",
-                "ask_rationale": "explain which summary is better . rationale :",
-                "rationale": "rationale : {rationale}", "cue": "better summary :",
+                "ask_rationale": "explain which summary is better . rationale :", "cue": "better summary :",
                 "score_preamble": "rate the summary of the text from 1 to 10 .",
                 "summary": "summary : {s1}", "score_cue": "score :"},
 }
@@ -128,26 +126,44 @@ class LabelConfig:
 def labeller_prompt(text: str, first: str, second: str, config: LabelConfig = LabelConfig(), *,
                     rationale: str | None = None, for_rationale: bool = False) -> str:
     """The labeller's prompt for one ordered pair: preamble, exemplars, the text and the two summaries,
-    then the answer cue (or, with ``for_rationale``, the request for a rationale; with ``rationale``,
-    that rationale followed by the answer cue)."""
+    then the answer cue. With ``for_rationale`` it ends in the request for a rationale instead; with
+    ``rationale``, that request, the rationale and then the answer cue (the paper's two-step chain of
+    thought: the read-out continues the text in which the rationale was written)."""
     parts = LAYOUT[config.wording]
     blocks = [PREAMBLES[config.wording][config.preamble]]
     for ex in config.exemplars:
-        lines = [parts["text"].format(text=ex.text), parts["first"].format(s1=ex.first),
-                 parts["second"].format(s2=ex.second)]
+        lines = _pair_lines(parts, ex.text, ex.first, ex.second)
         if config.cot and ex.rationale:
-            lines.append(parts["rationale"].format(rationale=ex.rationale))
+            lines.append(f"{parts['ask_rationale']} {ex.rationale.strip()}")
         lines.append(f"{parts['cue']}{' ' if config.wording == 'compact' else ''}{ex.preferred}")
         blocks.append("\n".join(lines))
-    lines = [parts["text"].format(text=text), parts["first"].format(s1=first), parts["second"].format(s2=second)]
+    lines = _pair_lines(parts, text, first, second)
     if for_rationale:
         lines.append(parts["ask_rationale"])
     else:
         if rationale is not None:
-            lines.append(parts["rationale"].format(rationale=rationale.strip()))
+            lines.append(f"{parts['ask_rationale']} {rationale.strip()}")
         lines.append(parts["cue"])
     blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+def _pair_lines(parts: dict, text: str, first: str, second: str) -> list[str]:
+    return [parts["text"].format(text=text), parts["first"].format(s1=first), parts["second"].format(s2=second)]
+
+
+def score_prompt(text: str, summary: str, wording: str = "plain") -> str:
+    """The d-RLAIF prompt: rate one summary of the text from 1 to 10, ending in the score cue."""
+    if wording not in LAYOUT:
+        raise ValueError(f"unknown wording {wording!r}; valid: {', '.join(LAYOUT)}")
+    parts = LAYOUT[wording]
+    return "\n".join([parts["score_preamble"], parts["text"].format(text=text), parts["summary"].format(s1=summary),
+                      parts["score_cue"]])
+
+
+def rationale_before_cue(rationale: str, config: LabelConfig) -> str:
+    """A generated rationale cut where the model starts answering by itself (at the answer cue)."""
+    return rationale.split(LAYOUT[config.wording]["cue"])[0].strip()
 
 
 def soft_labels(generator, prompts: Sequence[str], *, batch_size: int | None = None) -> np.ndarray:
@@ -177,6 +193,7 @@ def _read_ordered(generator, pairs: Sequence[tuple[str, str, str]], config: Labe
                                   temperature=config.temperature if sampled else 0.0, top_p=1.0, seed=config.seed,
                                   batch_size=config.batch_size)
     rationales = generator.generate(asks, generation)
+    rationales = [[rationale_before_cue(r, config) for r in rs] for rs in rationales]
     prompts = [labeller_prompt(t, a, b, config, rationale=r) for (t, a, b), rs in zip(pairs, rationales) for r in rs]
     probs = soft_labels(generator, prompts, batch_size=config.batch_size)[:, 0]
     return probs.reshape(len(pairs), config.rationales).mean(axis=1), rationales
@@ -221,11 +238,7 @@ def direct_scores(generator, items: Sequence[tuple[str, str]], *, wording: str =
     """d-RLAIF rewards for ``(text, summary)`` items: the labeller's expected 1-10 score, from the
     softmax over the ten score tokens after the cue, rescaled linearly to [-1, 1]. Every score must be
     a single token of the tokenizer (the read-out raises otherwise)."""
-    if wording not in LAYOUT:
-        raise ValueError(f"unknown wording {wording!r}; valid: {', '.join(LAYOUT)}")
-    parts = LAYOUT[wording]
-    prompts = ["\n".join([parts["score_preamble"], parts["text"].format(text=t), parts["summary"].format(s1=s),
-                          parts["score_cue"]]) for t, s in items]
+    prompts = [score_prompt(t, s, wording) for t, s in items]
     if not prompts:
         return np.zeros(0)
     expected = _candidate_probabilities(generator, prompts, SCORES, batch_size) @ np.arange(1, 11)

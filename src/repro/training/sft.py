@@ -67,13 +67,23 @@ def _check_messages(value: Any, where: str) -> list[dict[str, str]]:
 
 
 def sft_dataset(records: Sequence[Mapping[str, Any]]) -> Dataset:
-    """A `datasets.Dataset` of conversational prompt/completion records, checked field by field."""
+    """A `datasets.Dataset` of prompt/completion records, checked field by field: all conversational
+    (message lists, rendered with the chat template) or all plain text (trl's standard format, e.g.
+    the TL;DR prompt and its summary; trl appends the EOS token to the completion)."""
     if not records:
         raise ValueError("sft needs at least one record")
     rows = {"prompt": [], "completion": []}
+    plain = isinstance(records[0], Mapping) and isinstance(records[0].get("prompt"), str)
     for index, record in enumerate(records):
         if not isinstance(record, Mapping) or "prompt" not in record or "completion" not in record:
             raise ValueError(f"SFT record {index} must have 'prompt' and 'completion' message lists")
+        if plain:
+            if not isinstance(record["prompt"], str) or not isinstance(record["completion"], str):
+                raise ValueError(f"SFT record {index}: plain-text records need a string prompt and completion "
+                                 "(the first record is plain text; formats cannot be mixed)")
+            rows["prompt"].append(record["prompt"])
+            rows["completion"].append(record["completion"])
+            continue
         rows["prompt"].append(_check_messages(record["prompt"], f"SFT record {index}: prompt"))
         rows["completion"].append(_check_messages(record["completion"], f"SFT record {index}: completion"))
     return Dataset.from_dict(rows)

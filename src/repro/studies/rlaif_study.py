@@ -1,0 +1,219 @@
+"""The RLAIF study as the two chapters run it: inputs, the runs over seeds, and their tables.
+
+`prepare` builds (or, at paper scale, loads) the data, the evaluation split and the labellers;
+`label_runs` measures alignment per labeller, technique and seed; `policy_runs` trains the reward
+models and the policies of one seed and judges them. The tables summarise over seeds:
+
+- alignment: the share of evaluation comparisons where the labeller agrees with the human, averaged
+  over seeds per comparison, with a 95% percentile bootstrap interval over the comparisons (seeds
+  vary only the few-shot exemplars and the sampled rationales; the evaluation set is fixed);
+- reward-model accuracy and win rates: mean over seeds with a Student-t interval (`seed_ci`), each
+  seed a whole run (reward-model initialisation and data order, SFT, RL sampling, the raters' draws).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from repro.evaluation.stats import bootstrap_ci, seed_ci
+from repro.runs.store import RunStore, Stage
+from repro.studies import rlaif as rl
+from repro.studies.base import DEFAULT_ENGINE, Engine, external_model_stage
+
+
+@dataclass
+class Inputs:
+    data: rl.SummaryData
+    train: pd.DataFrame
+    evaluation: pd.DataFrame
+    labellers: dict[str, Stage]  # smallest first
+    tokenizer: Stage | None = None
+    corpus: Stage | None = None
+
+
+def prepare(store: RunStore, world: rl.WorldSpec, labeller: rl.LabellerSpec, sizes: list[str], *,
+            eval_fraction: float = 0.15, comparisons_path: str = "", tldr_path: str = "",
+            labeller_paths: dict[str, str] | None = None, progress: bool | None = None) -> Inputs:
+    """The data (the world's, or real files when both paths are given), the paper's evaluation split,
+    and the labellers: trained tiny Llamas of ``sizes``, or the models of ``labeller_paths`` (name ->
+    folder or hub id, smallest first)."""
+    if bool(comparisons_path) != bool(tldr_path):
+        raise ValueError("give both comparisons_path and tldr_path for real data, or neither for the world")
+    data = rl.file_data(comparisons_path, tldr_path) if comparisons_path else rl.world_data(store, world)
+    train, evaluation = rl.split(data, fraction=eval_fraction, seed=world.world_seed)
+    if labeller_paths:
+        labellers = {name: external_model_stage(store, path, name=f"rlaif-labeller-{name}")
+                     for name, path in labeller_paths.items()}
+        return Inputs(data, train, evaluation, labellers)
+    if not data.world:
+        raise ValueError("real comparisons need labellers given by path (labeller_paths)")
+    corpus = rl.corpus_stage(store, data, labeller, world)
+    tokenizer = rl.tokenizer_stage(store, labeller.max_length)
+    labellers = {size: rl.labeller_stage(store, size, corpus, tokenizer, labeller, progress=progress) for size in sizes}
+    return Inputs(data, train, evaluation, labellers, tokenizer, corpus)
+
+
+def label_runs(store: RunStore, inputs: Inputs, labeller: str, techniques: list[str], seeds: list[int], *,
+               wording: str = "compact", engine: Engine = DEFAULT_ENGINE, max_rationale_tokens: int = 48,
+               progress: bool | None = None) -> pd.DataFrame:
+    """One row per (technique, seed): the alignment stage and its metrics."""
+    rows = []
+    for code in techniques:
+        technique = rl.Technique.parse(code)
+        for seed in seeds:
+            stage = rl.alignment_stage(store, inputs.labellers[labeller], inputs.data, inputs.train, inputs.evaluation,
+                                       technique, wording=wording, seed=seed, engine=engine,
+                                       max_rationale_tokens=max_rationale_tokens, progress=progress)
+            rows.append({"labeller": labeller, "technique": technique.code, "name": technique.name,
+                         "seed": seed, "stage": stage, **stage.results})
+    return pd.DataFrame(rows)
+
+
+def pair_agreement(runs: pd.DataFrame, column: str = "p_a") -> pd.DataFrame:
+    """Per (labeller, technique) and evaluation comparison: agreement with the human averaged over seeds."""
+    frames = []
+    for row in runs.itertuples():
+        labels = pd.read_parquet(row.stage / "labels.parquet")
+        frames.append(pd.DataFrame({"labeller": row.labeller, "technique": row.technique, "name": row.name,
+                                    "pair": np.arange(len(labels)),
+                                    "agree": ((labels[column] >= 0.5) == (labels.choice == 0)).astype(float),
+                                    "same_position": labels.same_position.astype(float),
+                                    "first_wins": (labels.p_ab >= 0.5).astype(float)}))
+    pairs = pd.concat(frames)
+    return pairs.groupby(["labeller", "technique", "name", "pair"], sort=False).mean().reset_index()
+
+
+def _bootstrap(values) -> tuple[float, float, float]:
+    estimate = bootstrap_ci(np.asarray(values, dtype=float))
+    return estimate.value, estimate.low, estimate.high
+
+
+def alignment_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Alignment per labeller and technique with its bootstrap interval (see the module docstring),
+    alignment from the first order alone, and position bias: the share of pairs where the same
+    position wins after swapping, and of those where it is the first position."""
+    both, one = pair_agreement(runs, "p_a"), pair_agreement(runs, "p_ab")
+    rows = []
+    for (labeller, code, name), group in both.groupby(["labeller", "technique", "name"], sort=False):
+        value, low, high = _bootstrap(group.agree)
+        first = one[(one.labeller == labeller) & (one.technique == code)]
+        o_value, o_low, o_high = _bootstrap(first.agree)
+        same = group.same_position
+        rows.append({"labeller": labeller, "technique": code, "name": name, "alignment": value,
+                     "alignment_low": low, "alignment_high": high, "one_order": o_value, "one_order_low": o_low,
+                     "one_order_high": o_high, "same_position": float(same.mean()),
+                     "same_position_first": float(((same == 1) & (group.first_wins == 1)).mean()),
+                     "pairs": len(group),
+                     "pairs_per_second": float(runs[(runs.labeller == labeller) & (runs.technique == code)]
+                                               .pairs_per_second.mean())})
+    return pd.DataFrame(rows)
+
+
+# -- reward models and policies -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PolicySpec:
+    labeller: str = "M"  # which labeller labels the RM data and scores d-RLAIF
+    technique: str = "detailed+cot/0"
+    wording: str = "compact"
+    reward: rl.RewardSpec = field(default_factory=rl.RewardSpec)
+    data_sizes: tuple[int, ...] = (128, 512, 2048)
+    sft: rl.SFTSpec = field(default_factory=rl.SFTSpec)
+    rl: rl.RLSpec = field(default_factory=rl.RLSpec)
+    max_new_tokens: int = 32
+    max_rationale_tokens: int = 48
+    engine: Engine = DEFAULT_ENGINE
+
+
+POLICIES = ("SFT", "RLAIF", "RLHF", "d-RLAIF")
+PAIRS = (("RLAIF", "SFT"), ("RLHF", "SFT"), ("RLAIF", "RLHF"), ("d-RLAIF", "SFT"), ("d-RLAIF", "RLAIF"))
+
+
+@dataclass
+class PolicyRun:
+    seed: int
+    labels: Stage
+    reward_models: pd.DataFrame  # labels, examples, accuracy, stage
+    policies: dict[str, Stage]
+    summaries: dict[str, pd.DataFrame]
+
+
+def policy_run(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: int, *,
+               progress: bool | None = None) -> PolicyRun:
+    """One seed of the RL chapter: AI labels (shared by all seeds: the labeller reads greedily),
+    reward models (AI soft, AI hard and human labels on all comparisons; AI soft and human on the
+    ``data_sizes`` subsets), the SFT policy, RL against each reward, and the held-out summaries."""
+    data, train, evaluation = inputs.data, inputs.train, inputs.evaluation
+    labeller = inputs.labellers[spec.labeller]
+    base = next(iter(inputs.labellers.values()))  # the smallest model: the policy's and the RMs' start
+    technique = rl.Technique.parse(spec.technique)
+    labels_stage = rl.ai_labels_stage(store, labeller, data, train, technique, wording=spec.wording, seed=0,
+                                      engine=spec.engine, max_rationale_tokens=spec.max_rationale_tokens,
+                                      progress=progress)
+    ai = pd.read_parquet(labels_stage / "labels.parquet")
+    order = np.random.default_rng(seed).permutation(len(train))
+    rows = []
+    sizes = [n for n in spec.data_sizes if n < len(train)] + [len(train)]
+    for kind in ("ai_soft", "human", "ai_hard"):
+        for n in (sizes if kind != "ai_hard" else [len(train)]):
+            subset = order[:n]
+            records = rl.reward_records(train.iloc[subset], kind, ai.iloc[subset] if kind != "human" else None)
+            stage = rl.reward_model_stage(store, base, records, evaluation, spec.reward, labels=kind,
+                                          data_key={**data.key, "labels": labels_stage.key if kind != "human" else None,
+                                                    "order_seed": seed},
+                                          seed=seed, progress=progress, upstream=[labels_stage])
+            rows.append({"seed": seed, "labels": kind, "examples": n, "accuracy": stage.results["accuracy"],
+                         "stage": stage})
+    rms = pd.DataFrame(rows)
+    full = rms[rms.examples == len(train)].set_index("labels").stage
+    sft = rl.sft_stage(store, base, data, spec.sft, seed=seed, progress=progress)
+    policies = {"SFT": sft}
+    for name, reward, kind in (("RLAIF", full["ai_soft"], "rm"), ("RLHF", full["human"], "rm"),
+                               ("d-RLAIF", labeller, "direct")):
+        policies[name] = rl.rl_stage(store, sft, reward, kind, data, spec.rl, seed=seed, wording=spec.wording,
+                                     engine=spec.engine, progress=progress)
+    summaries = {name: rl.read_summaries(rl.summaries_stage(store, stage, data, max_new_tokens=spec.max_new_tokens,
+                                                            engine=spec.engine, progress=progress))
+                 for name, stage in policies.items()}
+    return PolicyRun(seed, labels_stage, rms, policies, summaries)
+
+
+def reward_model_table(runs: list[PolicyRun]) -> pd.DataFrame:
+    """RM accuracy on the held-out human preferences per label kind and training size, over seeds."""
+    frame = pd.concat([r.reward_models for r in runs])
+    rows = []
+    for (kind, n), group in frame.groupby(["labels", "examples"]):
+        e = seed_ci(group.accuracy, bounds=(0, 1))
+        rows.append({"labels": kind, "examples": n, "accuracy": e.value, "low": e.low, "high": e.high, "seeds": e.n})
+    return pd.DataFrame(rows)
+
+
+def win_rate_table(runs: list[PolicyRun], data: rl.SummaryData) -> pd.DataFrame:
+    """Win rates (raters, both orders) and length-controlled win rates per pair of policies, over seeds."""
+    rows = []
+    for a, b in PAIRS:
+        raw, controlled = [], []
+        for run in runs:
+            judgments = rl.human_judgments(run.summaries[a], run.summaries[b], data, seed=run.seed)
+            raw.append(rl.win_rate(judgments))
+            controlled.append(rl.length_controlled_win_rate(judgments))
+        e, c = seed_ci(raw, bounds=(0, 1)), seed_ci(controlled, bounds=(0, 1))
+        rows.append({"comparison": f"{a} vs {b}", "a": a, "b": b, "win_rate": e.value, "low": e.low, "high": e.high,
+                     "length_controlled": c.value, "lc_low": c.low, "lc_high": c.high, "seeds": e.n})
+    return pd.DataFrame(rows)
+
+
+def policy_table(runs: list[PolicyRun]) -> pd.DataFrame:
+    """Per policy, over seeds: mean summary length (words, characters) and, in the world, the oracle's
+    reading of the summaries (quality, coverage, hallucinated clauses)."""
+    rows = []
+    for run in runs:
+        for name, frame in run.summaries.items():
+            row = {"policy": name, "seed": run.seed, "characters": frame.characters.mean(), "words": frame.words.mean()}
+            for column in ("quality", "coverage", "hallucinated", "filler"):
+                if column in frame:
+                    row[column] = frame[column].mean()
+            rows.append(row)
+    return pd.DataFrame(rows)
