@@ -80,8 +80,8 @@ def test_chat_template_prompt_is_prefix_of_conversation(tokenizer):
 
 def test_presets_are_ordered_and_tiny(tokenizer):
     counts = [count_parameters(make_llama(size, tokenizer, seed=0)) for size in SIZE_PRESETS]
-    assert list(SIZE_PRESETS) == ["XS", "S", "M", "L"]
-    assert counts == sorted(counts) and len(set(counts)) == 4
+    assert list(SIZE_PRESETS) == ["XXS", "XS", "S", "M", "L"]
+    assert counts == sorted(counts) and len(set(counts)) == 5
     assert 50_000 < counts[0] and counts[-1] < 10_000_000
 
 
@@ -99,7 +99,7 @@ def test_make_llama_is_deterministic_per_seed(tokenizer):
     )
     assert config.vocab_size == len(tokenizer) and config.max_position_embeddings == 256
     assert make_llama("XS", tokenizer, seed=0, max_position_embeddings=64).config.max_position_embeddings == 64
-    with pytest.raises(ValueError, match="XS, S, M, L"):
+    with pytest.raises(ValueError, match="XXS, XS, S, M, L"):
         make_llama("XXL", tokenizer, seed=0)
 
 

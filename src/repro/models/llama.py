@@ -3,7 +3,7 @@
 The presets are plain data: keyword arguments of `transformers.LlamaConfig` that fix the shape of the
 network. The vocabulary size and the special token ids come from the tokenizer, so one preset fits
 any world. Every preset uses 32-dimensional attention heads, no grouped-query attention and tied
-input/output embeddings; with a vocabulary of about 1,500 words they span about 0.37M (XS) to 6.8M (L)
+input/output embeddings; with a vocabulary of about 1,500 words they span about 0.2M (XXS) to 6.8M (L)
 parameters (see `count_parameters`).
 """
 
@@ -34,6 +34,7 @@ def _preset(hidden_size: int, num_hidden_layers: int, intermediate_size: int) ->
 #: Named shapes of the tiny models (parameters counted with a ~1,500-word vocabulary, embeddings included).
 SIZE_PRESETS: Mapping[str, Mapping[str, int]] = MappingProxyType(
     {
+        "XXS": _preset(hidden_size=64, num_hidden_layers=2, intermediate_size=160),  # ~0.15M
         "XS": _preset(hidden_size=96, num_hidden_layers=2, intermediate_size=256),  # ~0.37M
         "S": _preset(hidden_size=128, num_hidden_layers=4, intermediate_size=384),  # ~1.05M
         "M": _preset(hidden_size=192, num_hidden_layers=6, intermediate_size=512),  # ~2.95M
@@ -64,7 +65,7 @@ def make_llama(size: str, tokenizer: PreTrainedTokenizerBase, seed: int, **overr
     """A freshly initialised Llama model of a preset size.
 
     Args:
-        size: one of `SIZE_PRESETS` ("XS", "S", "M", "L").
+        size: one of `SIZE_PRESETS` ("XXS", "XS", "S", "M", "L").
         tokenizer: gives the vocabulary size and the pad/bos/eos ids.
         seed: the initial weights depend only on this seed (the global RNG state is left untouched).
         **overrides: `LlamaConfig` fields to change, e.g. ``max_position_embeddings=512``.

@@ -193,7 +193,8 @@ def tokenizer_stage(store: RunStore, max_length: int = 512) -> Stage:
 
 def corpus_stage(store: RunStore, data: SummaryData, spec: LabellerSpec, world: WorldSpec) -> Stage:
     """The labellers' corpus: critics with the human workers' noise, on fresh posts."""
-    params = {"version": STAGE_VERSION, "docs": spec.corpus_docs, "world_seed": world.world_seed, "data": data.key}
+    params = {"version": STAGE_VERSION, "docs": spec.corpus_docs, "world_seed": world.world_seed,
+              "workers": world.workers, "noise": round(data.noise, 9)}
 
     def compute(workdir: Path) -> dict:
         critics = ws.make_raters(world.workers, data.noise, seed=world.world_seed + CRITIC_SEED_OFFSET)
@@ -201,7 +202,7 @@ def corpus_stage(store: RunStore, data: SummaryData, spec: LabellerSpec, world: 
         _write_jsonl(workdir / "corpus.jsonl", docs)
         return {"documents": len(docs), "by_kind": pd.Series([d["kind"] for d in docs]).value_counts().to_dict()}
 
-    return store.run("rlaif-labeller-corpus", params, compute, upstream=data.upstream, seed=world.world_seed)
+    return store.run("rlaif-labeller-corpus", params, compute, seed=world.world_seed)
 
 
 def _exemplar(shot: dict) -> lb.Exemplar:

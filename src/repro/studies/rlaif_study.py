@@ -115,7 +115,7 @@ def alignment_table(runs: pd.DataFrame) -> pd.DataFrame:
 # -- reward models and policies -----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PolicySpec:
-    labeller: str = "M"  # which labeller labels the RM data and scores d-RLAIF
+    labeller: str = "S"  # which labeller labels the RM data and scores d-RLAIF
     technique: str = "detailed+cot/0"
     wording: str = "compact"
     reward: rl.RewardSpec = field(default_factory=rl.RewardSpec)
@@ -190,18 +190,25 @@ def reward_model_table(runs: list[PolicyRun]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def win_rate_table(runs: list[PolicyRun], data: rl.SummaryData) -> pd.DataFrame:
-    """Win rates (raters, both orders) and length-controlled win rates per pair of policies, over seeds."""
+def win_rates_per_seed(runs: list[PolicyRun], data: rl.SummaryData) -> pd.DataFrame:
+    """Per pair of policies and seed: win rate (raters, both orders) and length-controlled win rate."""
     rows = []
     for a, b in PAIRS:
-        raw, controlled = [], []
         for run in runs:
             judgments = rl.human_judgments(run.summaries[a], run.summaries[b], data, seed=run.seed)
-            raw.append(rl.win_rate(judgments))
-            controlled.append(rl.length_controlled_win_rate(judgments))
-        e, c = seed_ci(raw, bounds=(0, 1)), seed_ci(controlled, bounds=(0, 1))
-        rows.append({"comparison": f"{a} vs {b}", "a": a, "b": b, "win_rate": e.value, "low": e.low, "high": e.high,
-                     "length_controlled": c.value, "lc_low": c.low, "lc_high": c.high, "seeds": e.n})
+            rows.append({"comparison": f"{a} vs {b}", "a": a, "b": b, "seed": run.seed, "win_rate": rl.win_rate(judgments),
+                         "length_controlled": rl.length_controlled_win_rate(judgments)})
+    return pd.DataFrame(rows)
+
+
+def win_rate_table(runs: list[PolicyRun], data: rl.SummaryData) -> pd.DataFrame:
+    """Win rates and length-controlled win rates per pair of policies: mean over seeds, t interval."""
+    rows = []
+    for comparison, group in win_rates_per_seed(runs, data).groupby("comparison", sort=False):
+        e, c = seed_ci(group.win_rate, bounds=(0, 1)), seed_ci(group.length_controlled, bounds=(0, 1))
+        rows.append({"comparison": comparison, "a": group.a.iloc[0], "b": group.b.iloc[0], "win_rate": e.value,
+                     "low": e.low, "high": e.high, "length_controlled": c.value, "lc_low": c.low, "lc_high": c.high,
+                     "seeds": e.n})
     return pd.DataFrame(rows)
 
 
@@ -216,4 +223,103 @@ def policy_table(runs: list[PolicyRun]) -> pd.DataFrame:
                 if column in frame:
                     row[column] = frame[column].mean()
             rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# -- claims ------------------------------------------------------------------------------------------------------
+def paired_difference(pairs: pd.DataFrame, a: tuple[str, str], b: tuple[str, str], column: str = "agree"):
+    """``a - b`` of a per-comparison quantity for two (labeller, technique) cells on the same
+    evaluation comparisons, with a paired percentile bootstrap interval over the comparisons."""
+    def cell(key):
+        found = pairs[(pairs.labeller == key[0]) & (pairs.technique == key[1])].sort_values("pair")
+        if found.empty:
+            raise KeyError(f"no alignment measured for labeller {key[0]!r} with technique {key[1]!r}")
+        return found[column].to_numpy()
+
+    return bootstrap_ci(cell(a) - cell(b))
+
+
+def labelling_findings(runs: pd.DataFrame, *, largest: str, smallest: str, technique: str,
+                       self_consistency: str | None = None) -> pd.DataFrame:
+    """The paper's labelling claims with computed verdicts (`repro.evaluation.stats.verdict`)."""
+    from repro.book import reported
+    from repro.evaluation.stats import verdict
+
+    pairs = pair_agreement(runs)
+    by_size = reported.values("rlaif", "alignment_by_size")
+    position = reported.values("rlaif", "same_position_after_swap")
+    techniques = reported.values("rlaif", "alignment")
+    best = rl.Technique.parse(technique)
+    claims = [
+        ("A larger labeller aligns better with humans", f"L {by_size['L']}% vs XS {by_size['XS']}%",
+         paired_difference(pairs, (largest, best.code), (smallest, best.code)), 0.0, "greater", "points of alignment"),
+        ("Position bias shrinks with size (same position wins after swapping)",
+         f"L {position['L']}% vs XS {position['XS']}%",
+         paired_difference(pairs, (largest, best.code), (smallest, best.code), "same_position"), 0.0, "less",
+         "points of same-position share"),
+    ]
+    base = rl.Technique("base", 0)
+    if ((pairs.labeller == largest) & (pairs.technique == base.code)).any() and best.code != base.code:
+        claims.append((f"{best.name} beats Base 0-shot", f"{techniques.get(best.name)}% vs {techniques['Base 0-shot']}%",
+                       paired_difference(pairs, (largest, best.code), (largest, base.code)), 0.0, "greater",
+                       "points of alignment"))
+    if self_consistency and ((pairs.labeller == largest) & (pairs.technique == self_consistency)).any():
+        sc_values = reported.values("rlaif", "self_consistency_alignment")
+        claims.append(("Self-consistency (sampled rationales) is worse than one greedy rationale",
+                       f"{sc_values['16 samples, T 1.0']}% (16 samples, T 1.0) vs {sc_values['greedy']}%",
+                       paired_difference(pairs, (largest, rl.Technique.parse(self_consistency).code),
+                                         (largest, best.code)), 0.0, "less", "points of alignment"))
+    human = reported.entries("rlaif", "human_inter_annotator_agreement")[0]
+    top = pairs[(pairs.labeller == largest) & (pairs.technique == best.code)].agree
+    claims.append((f"The best labeller reaches human inter-annotator agreement ({human['low']}-{human['high']}%)",
+                   f"{techniques.get(best.name)}%", bootstrap_ci(top.to_numpy()), human["low"] / 100, "greater",
+                   "alignment"))
+    rows = []
+    for claim, paper, estimate, null, expect, unit in claims:
+        scale = 100
+        rows.append({"claim": claim, "paper": paper,
+                     "measured": f"{estimate.value * scale:+.1f} [{estimate.low * scale:+.1f}, {estimate.high * scale:+.1f}] "
+                                 f"{unit}" if unit != "alignment" else
+                                 f"{estimate.value:.1%} [{estimate.low:.1%}, {estimate.high:.1%}]",
+                     "comparisons": estimate.n, "verdict": verdict(estimate, null, expect=expect)})
+    return pd.DataFrame(rows)
+
+
+def policy_findings(runs: list[PolicyRun], data: rl.SummaryData) -> pd.DataFrame:
+    """The paper's reward-model and policy claims with computed verdicts, over seeds."""
+    from repro.book import reported
+    from repro.evaluation.stats import verdict
+
+    per_seed = win_rates_per_seed(runs, data)
+    wins, lc = reported.values("rlaif", "win_rate"), reported.values("rlaif", "length_controlled_win_rate")
+    claims = []
+    for comparison, expect in (("RLAIF vs SFT", "greater"), ("RLHF vs SFT", "greater"), ("RLAIF vs RLHF", "equal"),
+                               ("d-RLAIF vs SFT", "greater"), ("d-RLAIF vs RLAIF", "greater")):
+        paper = wins["d-RLAIF vs same-size RLAIF" if comparison == "d-RLAIF vs RLAIF" else comparison]
+        group = per_seed[per_seed.comparison == comparison]
+        claims.append((f"{comparison}: win rate {'about' if expect == 'equal' else 'above'} 50%", f"{paper}%",
+                       seed_ci(group.win_rate, bounds=(0, 1)), 0.5, expect, "%"))
+    group = per_seed[per_seed.comparison == "RLAIF vs SFT"]
+    claims.append(("RLAIF vs SFT, length-controlled: above 50%", f"{lc['RLAIF vs SFT']}%",
+                   seed_ci(group.length_controlled, bounds=(0, 1)), 0.5, "greater", "%"))
+    rm = pd.concat([r.reward_models for r in runs])
+    full = rm[rm.examples == rm.examples.max()].pivot(index="seed", columns="labels", values="accuracy")
+    paper_rm = reported.values("rlaif", "rm_accuracy")
+    claims.append(("The AI-label RM is less accurate on human preferences than the human-label RM",
+                   f"{paper_rm['AI-label RM']}% vs {paper_rm['human-label RM']}%",
+                   seed_ci(full.ai_soft - full.human), 0.0, "less", "points"))
+    lengths = policy_table(runs).pivot(index="seed", columns="policy", values="characters")
+    paper_len = reported.values("rlaif", "summary_length")
+    claims.append(("RLAIF writes longer summaries than SFT", f"{paper_len['RLAIF']} vs {paper_len['SFT']} characters",
+                   seed_ci(lengths["RLAIF"] - lengths["SFT"]), 0.0, "greater", "characters"))
+    rows = []
+    for claim, paper, estimate, null, expect, unit in claims:
+        if unit == "%":
+            measured = f"{estimate.value:.1%} [{estimate.low:.1%}, {estimate.high:.1%}]"
+        elif unit == "points":
+            measured = f"{estimate.value * 100:+.1f} [{estimate.low * 100:+.1f}, {estimate.high * 100:+.1f}] points"
+        else:
+            measured = f"{estimate.value:+.1f} [{estimate.low:+.1f}, {estimate.high:+.1f}] {unit}"
+        rows.append({"claim": claim, "paper": paper, "measured": measured, "seeds": estimate.n,
+                     "verdict": verdict(estimate, null, expect=expect)})
     return pd.DataFrame(rows)
