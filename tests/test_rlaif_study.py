@@ -41,7 +41,8 @@ def test_every_corpus_document_renders_in_the_tokenizers_words():
         if doc["kind"] == "comparison":
             assert completion.endswith(f" {doc['preferred']}")
             assert (doc["rationale"] in completion) == doc["with_rationale"]
-            assert prompt.count(lb.LAYOUT["compact"]["cue"]) == len(doc["shots"])  # the shots' answers
+            cues = len(doc["shots"]) + (0 if doc["with_rationale"] else 1)  # the shots' answers, then the cue
+            assert prompt.count(lb.LAYOUT["compact"]["cue"]) == cues
         if doc["kind"] == "rating":
             assert prompt == lb.score_prompt(sc.post_text(doc["post"]["title"], sc.post_from_dict(doc["post"]).body),
                                              doc["summary"], "compact")
@@ -59,10 +60,10 @@ def labels_frame(p_ab, p_ba, choice):
 def test_alignment_and_position_bias_metrics():
     # pair 0: reads content, agrees; pair 1: always the first position, soft labels lean right;
     # pair 2: always the first position, leans wrong; pair 3: reads content, disagrees with the human
-    frame = labels_frame([0.9, 0.9, 0.7, 0.2], [0.9, 0.2, 0.1, 0.2], [0, 1, 0, 0])
+    frame = labels_frame([0.9, 0.9, 0.7, 0.2], [0.9, 0.05, 0.1, 0.2], [0, 1, 0, 0])
     m = rl.alignment_metrics(frame)
     assert m["alignment"] == pytest.approx(2 / 4)  # pairs 0 and 1
-    assert m["alignment_one_order"] == pytest.approx(1 / 4)  # first order alone: only pair 0
+    assert m["alignment_one_order"] == pytest.approx(2 / 4)  # first order alone: pairs 0 and 2
     assert m["same_position"] == pytest.approx(2 / 4) and m["same_position_first"] == pytest.approx(2 / 4)
     assert m["same_position_second"] == 0
 

@@ -610,6 +610,19 @@ def human_judgments(a: pd.DataFrame, b: pd.DataFrame, data: SummaryData, *, seed
     return pd.DataFrame(rows)
 
 
+def labeller_judgments(a: pd.DataFrame, b: pd.DataFrame, data: SummaryData, judge, config: lb.LabelConfig) -> pd.DataFrame:
+    """Paper scale, where no simulated raters exist: a labeller (a generator) compares policy A's and
+    B's summaries of each held-out post in both orders; rows as in `human_judgments`."""
+    b = b.set_index("id").loc[a.id]
+    texts = data.tldr_eval.set_index("id").loc[a.id]
+    pairs = [(sc.post_text(t.title, t.post), sa, sb) for t, sa, sb in zip(texts.itertuples(), a.summary, b.summary)]
+    frame = lb.label_pairs(judge, pairs, replace(config, both_orders=True)).frame
+    difference = a.characters.to_numpy() - b.characters.to_numpy()
+    return pd.DataFrame({"id": np.repeat(a.id.to_numpy(), 2), "a_first": np.tile([True, False], len(a)),
+                         "a_wins": np.column_stack([frame.p_ab >= 0.5, frame.p_ba >= 0.5]).ravel(),
+                         "length_difference": np.repeat(difference, 2)})
+
+
 def win_rate(judgments: pd.DataFrame) -> float:
     return float(judgments.a_wins.mean())
 
@@ -618,7 +631,8 @@ def length_controlled_win_rate(judgments: pd.DataFrame) -> float:
     """The paper's length correction: a logistic regression of A's win on the length difference
     (statsmodels ``Logit``, with an intercept); the win rate it predicts at equal lengths,
     ``sigmoid(intercept)``. NaN when the fit is impossible (one outcome only, or no length variation)."""
-    import statsmodels.api as sm
+    from statsmodels.discrete.discrete_model import Logit
+    from statsmodels.tools.tools import add_constant
 
     y = judgments.a_wins.astype(float).to_numpy()
     x = judgments.length_difference.astype(float).to_numpy()
@@ -626,7 +640,7 @@ def length_controlled_win_rate(judgments: pd.DataFrame) -> float:
         return float("nan")
     scale = x.std()
     try:
-        fit = sm.Logit(y, sm.add_constant(x / scale)).fit(disp=0)
+        fit = Logit(y, add_constant(x / scale)).fit(disp=0)
     except Exception:  # perfect separation and friends: no estimate
         return float("nan")
     return float(1 / (1 + np.exp(-fit.params[0])))
@@ -635,7 +649,7 @@ def length_controlled_win_rate(judgments: pd.DataFrame) -> float:
 __all__ = [
     "LabellerSpec", "RLSpec", "RewardSpec", "SFTSpec", "SummaryData", "Technique", "WorldSpec", "ai_labels_stage",
     "alignment_metrics", "alignment_stage", "comparison_pairs", "corpus_stage", "direct_reward", "exemplars",
-    "file_data", "human_judgments", "joined", "labeller_stage", "length_controlled_win_rate", "policy_prompts",
+    "file_data", "human_judgments", "joined", "labeller_judgments", "labeller_stage", "length_controlled_win_rate", "policy_prompts",
     "read_summaries", "render_document", "reward_accuracy", "reward_model_stage", "reward_records", "rl_stage",
     "rm_reward", "sft_stage", "split", "summaries_stage", "tokenizer_stage", "win_rate", "world_data",
     "world_data_stage",

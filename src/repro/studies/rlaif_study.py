@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from repro.evaluation.stats import bootstrap_ci, seed_ci
+from repro.judges import labeller as lb
 from repro.runs.store import RunStore, Stage
 from repro.studies import rlaif as rl
 from repro.studies.base import DEFAULT_ENGINE, Engine, external_model_stage
@@ -140,14 +141,16 @@ class PolicyRun:
     summaries: dict[str, pd.DataFrame]
 
 
-def policy_run(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: int, *,
+def policy_run(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: int, *, base: Stage | None = None,
                progress: bool | None = None) -> PolicyRun:
     """One seed of the RL chapter: AI labels (shared by all seeds: the labeller reads greedily),
     reward models (AI soft, AI hard and human labels on all comparisons; AI soft and human on the
-    ``data_sizes`` subsets), the SFT policy, RL against each reward, and the held-out summaries."""
+    ``data_sizes`` subsets), the SFT policy, RL against each reward, and the held-out summaries.
+    ``base`` is the model the reward models and the policy start from (default: the smallest
+    labeller, as the paper's start from PaLM 2 XS; paper scale: a model given by path)."""
     data, train, evaluation = inputs.data, inputs.train, inputs.evaluation
     labeller = inputs.labellers[spec.labeller]
-    base = next(iter(inputs.labellers.values()))  # the smallest model: the policy's and the RMs' start
+    base = base or next(iter(inputs.labellers.values()))  # default: the smallest labeller starts RMs and policy
     technique = rl.Technique.parse(spec.technique)
     labels_stage = rl.ai_labels_stage(store, labeller, data, train, technique, wording=spec.wording, seed=0,
                                       engine=spec.engine, max_rationale_tokens=spec.max_rationale_tokens,
@@ -190,21 +193,30 @@ def reward_model_table(runs: list[PolicyRun]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def win_rates_per_seed(runs: list[PolicyRun], data: rl.SummaryData) -> pd.DataFrame:
-    """Per pair of policies and seed: win rate (raters, both orders) and length-controlled win rate."""
+def win_rates_per_seed(runs: list[PolicyRun], data: rl.SummaryData, judge=None,
+                       judge_config: lb.LabelConfig | None = None) -> pd.DataFrame:
+    """Per pair of policies and seed: win rate (both orders) and length-controlled win rate, judged by
+    the world's simulated raters or, at paper scale, by ``judge`` (a labeller's generator)."""
+    if not data.world and judge is None:
+        raise ValueError("real data has no simulated raters: give a judge (a labeller) for the win rates")
     rows = []
     for a, b in PAIRS:
         for run in runs:
-            judgments = rl.human_judgments(run.summaries[a], run.summaries[b], data, seed=run.seed)
+            if data.world:
+                judgments = rl.human_judgments(run.summaries[a], run.summaries[b], data, seed=run.seed)
+            else:
+                judgments = rl.labeller_judgments(run.summaries[a], run.summaries[b], data, judge,
+                                                  judge_config or lb.LabelConfig())
             rows.append({"comparison": f"{a} vs {b}", "a": a, "b": b, "seed": run.seed, "win_rate": rl.win_rate(judgments),
                          "length_controlled": rl.length_controlled_win_rate(judgments)})
     return pd.DataFrame(rows)
 
 
-def win_rate_table(runs: list[PolicyRun], data: rl.SummaryData) -> pd.DataFrame:
+def win_rate_table(runs: list[PolicyRun], data: rl.SummaryData, judge=None,
+                   judge_config: lb.LabelConfig | None = None) -> pd.DataFrame:
     """Win rates and length-controlled win rates per pair of policies: mean over seeds, t interval."""
     rows = []
-    for comparison, group in win_rates_per_seed(runs, data).groupby("comparison", sort=False):
+    for comparison, group in win_rates_per_seed(runs, data, judge, judge_config).groupby("comparison", sort=False):
         e, c = seed_ci(group.win_rate, bounds=(0, 1)), seed_ci(group.length_controlled, bounds=(0, 1))
         rows.append({"comparison": comparison, "a": group.a.iloc[0], "b": group.b.iloc[0], "win_rate": e.value,
                      "low": e.low, "high": e.high, "length_controlled": c.value, "lc_low": c.low, "lc_high": c.high,
@@ -285,19 +297,21 @@ def labelling_findings(runs: pd.DataFrame, *, largest: str, smallest: str, techn
     return pd.DataFrame(rows)
 
 
-def policy_findings(runs: list[PolicyRun], data: rl.SummaryData) -> pd.DataFrame:
+def policy_findings(runs: list[PolicyRun], data: rl.SummaryData, judge=None,
+                    judge_config: lb.LabelConfig | None = None) -> pd.DataFrame:
     """The paper's reward-model and policy claims with computed verdicts, over seeds."""
     from repro.book import reported
     from repro.evaluation.stats import verdict
 
-    per_seed = win_rates_per_seed(runs, data)
+    per_seed = win_rates_per_seed(runs, data, judge, judge_config)
     wins, lc = reported.values("rlaif", "win_rate"), reported.values("rlaif", "length_controlled_win_rate")
     claims = []
     for comparison, expect in (("RLAIF vs SFT", "greater"), ("RLHF vs SFT", "greater"), ("RLAIF vs RLHF", "equal"),
                                ("d-RLAIF vs SFT", "greater"), ("d-RLAIF vs RLAIF", "greater")):
         paper = wins["d-RLAIF vs same-size RLAIF" if comparison == "d-RLAIF vs RLAIF" else comparison]
         group = per_seed[per_seed.comparison == comparison]
-        claims.append((f"{comparison}: win rate {'about' if expect == 'equal' else 'above'} 50%", f"{paper}%",
+        shown = "d-RLAIF vs RLAIF (paper: vs same-size RLAIF)" if comparison == "d-RLAIF vs RLAIF" else comparison
+        claims.append((f"{shown}: win rate {'about' if expect == 'equal' else 'above'} 50%", f"{paper}%",
                        seed_ci(group.win_rate, bounds=(0, 1)), 0.5, expect, "%"))
     group = per_seed[per_seed.comparison == "RLAIF vs SFT"]
     claims.append(("RLAIF vs SFT, length-controlled: above 50%", f"{lc['RLAIF vs SFT']}%",
