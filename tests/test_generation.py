@@ -127,3 +127,37 @@ def test_importing_generation_does_not_import_vllm():
     code = "import sys, repro, repro.generation; print('vllm' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_vllm_read_out_matches_the_transformers_backend(generator, tokenizer, tmp_path, monkeypatch):
+    """The vLLM read-out (prompt + candidate, the candidate's prompt log-probability) against the
+    transformers backend, with a stand-in for vLLM's engine (no GPU here) that runs the same model."""
+    from types import SimpleNamespace
+
+    from repro.models import save_model
+
+    class FakeLLM:
+        def __init__(self, model, **kwargs):
+            self.requests = []
+
+        def generate(self, requests, params, use_tqdm=False):
+            assert params.prompt_logprobs == 0 and params.max_tokens == 1
+            self.requests += requests
+            outputs = []
+            for request in requests:
+                ids = request["prompt_token_ids"]
+                with torch.inference_mode():
+                    logits = generator.model(torch.tensor([ids[:-1]])).logits[0, -1]
+                value = torch.log_softmax(logits.float(), -1)[ids[-1]].item()
+                outputs.append(SimpleNamespace(prompt_logprobs=[None] * (len(ids) - 1) + [{ids[-1]: SimpleNamespace(logprob=value)}]))
+            return outputs
+
+    fake = SimpleNamespace(LLM=FakeLLM, SamplingParams=lambda **kw: SimpleNamespace(**kw))
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    save_model(generator.model, tokenizer, tmp_path / "model")
+    engine = VLLMGenerator(tmp_path / "model", progress=False)
+    expected = generator.score_next_token_logprobs(PROMPTS, ["1", "2", "cat"])
+    got = engine.score_next_token_logprobs(PROMPTS, ["1", "2", "cat"])
+    assert got.shape == (len(PROMPTS), 3) and np.allclose(got, expected, atol=1e-5)
+    assert len(engine.llm.requests) == 3 * len(PROMPTS)
+    assert engine.score_next_token_logprobs([], ["1"]).shape == (0, 1)

@@ -1,4 +1,4 @@
-"""The paper-scale path of the self-rewarding study: its profile, its loaders, external models, and
+"""The paper-scale paths of the self-rewarding and RLAIF studies: their profiles, their loaders, external models, and
 the whole chain run on tiny stand-ins for every real thing (a saved tiny model as "Llama 2 70B" and
 as the gold judge, the shipped oasst1 and AlpacaEval samples as the datasets)."""
 
@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pytest
 
+from repro.book import reported
 from repro.data import alpaca_eval, oasst
 from repro.errors import ReproError
 from repro.runs import RunStore
@@ -21,7 +22,6 @@ def paper_parameters():
 
 
 def test_the_paper_profile_passes_validation_with_the_papers_sizes():
-    from repro.book import reported
 
     params = paper_parameters()
     paper = {m: reported.value("self_rewarding", m) for m in ("ift_examples", "candidates_per_prompt",
@@ -123,3 +123,63 @@ def test_the_paper_path_runs_end_to_end_on_tiny_stand_ins(tmp_path):
     assert run.reward_modelling["M1"].results["n_prompts"] >= 1
     again = study.run_study(store, spec, [0], inputs)[0]
     assert again.models["M2"].key == run.models["M2"].key
+
+
+def rlaif_paper_parameters(notebook):
+    return resolve_parameters(resolve_notebook(notebook), load_profile("paper"), {})
+
+
+def test_the_rlaif_paper_profile_has_the_papers_settings_and_real_loaders(monkeypatch, tmp_path):
+    import datasets
+
+    from repro.data import summarize
+    from repro.studies import rlaif as rl
+
+    labelling, policy = rlaif_paper_parameters("20_rlaif_labeling"), rlaif_paper_parameters("21_rlaif_rl")
+    assert labelling["eval_fraction"] == reported.value("rlaif", "eval_fraction")
+    assert policy["rl_beta"] == reported.value("rlaif", "rl_beta")
+    assert policy["rl_temperature"] == reported.value("rlaif", "rl_temperature")
+    samples = reported.value("rlaif", "self_consistency_samples")
+    assert {rl.Technique.parse(t).rationales for t in labelling["self_consistency"]} == {samples}
+    assert {rl.Technique.parse(t).name for t in labelling["techniques"]} == set(reported.values("rlaif", "alignment"))
+    assert policy["labeller"] == list(policy["labeller_paths"])[-1] and labelling["wording"] == "plain"
+    rows = [json.loads(line) for line in summarize.sample_path("comparisons").read_text().splitlines()]
+    tldr = [json.loads(line) for line in summarize.sample_path("tldr").read_text().splitlines()]
+    served = {(policy["comparisons_path"], None): rows, (policy["tldr_path"], "train"): tldr[:-1],
+              (policy["tldr_path"], "test"): tldr[-1:]}
+    calls = []
+
+    def fake_load_dataset(name, *args, split=None):
+        calls.append((name, *args, split))
+        return datasets.Dataset.from_list(served[name, split])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    data = rl.file_data(policy["comparisons_path"], policy["tldr_path"], eval_posts=policy["eval_posts"])
+    assert len(data.comparisons) and len(data.tldr_train) == len(tldr) - 1 and len(data.tldr_eval) == 1
+    assert calls[0] == ("openai/summarize_from_feedback", "comparisons", None)
+
+
+def test_a_labeller_given_by_path_labels_real_comparisons_unchanged(tmp_path):
+    """The paper-scale labelling path on a tiny stand-in: real-schema files, a checkpoint folder as the
+    labeller, the plain wording, both orders and chain of thought."""
+    from repro.data import summarize
+    from repro.models import build_tokenizer, make_llama, save_model
+    from repro.studies import rlaif as rl
+    from repro.studies import rlaif_study as study
+
+    lines = summarize.sample_path("tldr").read_text().splitlines()
+    folder = tmp_path / "tldr"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+    (folder / "test.jsonl").write_text(lines[-1] + "\n")
+    tokenizer = build_tokenizer("Text - Summary 1 2 Preferred Summary= Rationale: the a".split())
+    save_model(make_llama("XXS", tokenizer, seed=0), tokenizer, tmp_path / "labeller")
+    store = RunStore(tmp_path / "store")
+    inputs = study.prepare(store, rl.WorldSpec(world_seed=0), rl.LabellerSpec(), [], eval_fraction=0.5,
+                           comparisons_path=str(summarize.sample_path("comparisons")), tldr_path=str(folder),
+                           labeller_paths={"L": str(tmp_path / "labeller")})
+    assert base.model_location(inputs.labellers["L"]) == str((tmp_path / "labeller").resolve())
+    runs = study.label_runs(store, inputs, "L", ["base/0", "detailed+cot/0"], [0], wording="plain",
+                            max_rationale_tokens=4)
+    table = study.alignment_table(runs)
+    assert len(table) == 2 and table.alignment.between(0, 1).all() and (table.pairs == len(inputs.evaluation)).all()

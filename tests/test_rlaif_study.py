@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from repro.data import summarize
+from repro.errors import ReproError
 from repro.judges import labeller as lb
 from repro.runs.store import RunStore
 from repro.studies import rlaif as rl
@@ -145,15 +146,25 @@ def test_exemplars_come_from_training_comparisons_with_the_humans_choice(tmp_pat
 
 
 def test_real_data_needs_both_files_and_labellers_by_path(tmp_path):
-    store = RunStore(tmp_path)
+    store = RunStore(tmp_path / "store")
     comparisons, tldr = summarize.sample_path("comparisons"), summarize.sample_path("tldr")
-    data = rl.file_data(str(comparisons), str(tldr), tldr_eval_split="valid")
+    lines = tldr.read_text().splitlines()
+    folder = tmp_path / "tldr_3_filtered"  # OpenAI's layout: one file per split
+    folder.mkdir()
+    (folder / "train.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+    (folder / "test.jsonl").write_text(lines[-1] + "\n")
+    data = rl.file_data(str(comparisons), str(folder))
     assert not data.world and len(data.comparisons) > 0
+    assert len(data.tldr_eval) == 1 and set(data.tldr_eval.id).isdisjoint(data.tldr_train.id)
+    with pytest.raises(ReproError, match="one file"):
+        rl.file_data(str(comparisons), str(tldr))
+    with pytest.raises(ReproError, match="valid.jsonl"):
+        rl.file_data(str(comparisons), str(folder), tldr_eval_split="valid")
     with pytest.raises(ValueError, match="both"):
         study.prepare(store, rl.WorldSpec(), rl.LabellerSpec(), ["XS"], comparisons_path=str(comparisons))
     with pytest.raises(ValueError, match="labeller_paths"):
         study.prepare(store, rl.WorldSpec(), rl.LabellerSpec(), ["XS"], comparisons_path=str(comparisons),
-                      tldr_path=str(tldr))
+                      tldr_path=str(folder))
 
 
 def fake_runs(tmp_path, cells):

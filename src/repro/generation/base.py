@@ -88,3 +88,16 @@ def encode_prompts(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[Prompt]
             )
         encoded.append(tokenizer.apply_chat_template(list(prompt), add_generation_prompt=True)["input_ids"])
     return encoded
+
+
+def single_token_id(tokenizer, token: str | int) -> int:
+    """The id of a candidate answer token (e.g. "1"), which must be one token of the tokenizer."""
+    if isinstance(token, int):
+        return token
+    vocab = tokenizer.get_vocab()
+    if token in vocab:
+        return vocab[token]
+    ids = tokenizer.encode(token, add_special_tokens=False)
+    if len(ids) != 1:
+        raise ValueError(f"candidate token {token!r} is not a single token of the tokenizer (ids {ids})")
+    return ids[0]

@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from repro.generation.base import GenerationConfig, Prompt, encode_prompts
+from repro.generation.base import GenerationConfig, Prompt, encode_prompts, single_token_id
 
 
 class HFGenerator:
@@ -101,7 +101,7 @@ class HFGenerator:
             Array of shape ``(len(prompts), len(candidate_tokens))`` of log-probabilities under the full
             next-token distribution (not renormalised over the candidates).
         """
-        candidate_ids = [self._token_id(token) for token in candidate_tokens]
+        candidate_ids = [single_token_id(self.tokenizer, token) for token in candidate_tokens]
         encoded = encode_prompts(self.tokenizer, prompts)
         step = batch_size or max(len(encoded), 1)
         rows = []
@@ -121,17 +121,6 @@ class HFGenerator:
     def _pad(self, batch: list[list[int]]) -> dict[str, torch.Tensor]:
         inputs = self.tokenizer.pad({"input_ids": batch}, padding_side="left", return_tensors="pt")
         return {key: value.to(self.device) for key, value in inputs.items()}
-
-    def _token_id(self, token: str | int) -> int:
-        if isinstance(token, int):
-            return token
-        vocab = self.tokenizer.get_vocab()
-        if token in vocab:
-            return vocab[token]
-        ids = self.tokenizer.encode(token, add_special_tokens=False)
-        if len(ids) != 1:
-            raise ValueError(f"candidate token {token!r} is not a single token of the tokenizer (ids {ids})")
-        return ids[0]
 
     @contextmanager
     def _seeded(self, seed: int):

@@ -16,7 +16,9 @@ from typing import Any
 
 from transformers import AutoTokenizer
 
-from repro.generation.base import GenerationConfig, Prompt, encode_prompts
+import numpy as np
+
+from repro.generation.base import GenerationConfig, Prompt, encode_prompts, single_token_id
 
 logger = logging.getLogger(__name__)
 
@@ -98,3 +100,21 @@ class VLLMGenerator:
         ]
         outputs = self.llm.generate(token_prompts, params, use_tqdm=self.progress)
         return [[choice.text.strip() for choice in output.outputs] for output in outputs]
+
+    def score_next_token_logprobs(self, prompts: Sequence[Prompt], candidate_tokens: Sequence[str | int], *,
+                                  batch_size: int | None = None) -> np.ndarray:
+        """Log-probabilities of candidate tokens right after each prompt (the RLAIF read-out), as in
+        the transformers backend: each prompt is sent once per candidate with the candidate appended,
+        and vLLM's ``prompt_logprobs`` gives the log-probability of that last token under the full
+        next-token distribution (one prefill per request; vLLM's prefix cache shares the prompt's).
+        ``batch_size`` is ignored: vLLM schedules its own batches."""
+        candidate_ids = [single_token_id(self.tokenizer, token) for token in candidate_tokens]
+        encoded = encode_prompts(self.tokenizer, prompts)
+        requests = [{"prompt_token_ids": [*ids, c]} for ids in encoded for c in candidate_ids]
+        if not requests:
+            return np.zeros((0, len(candidate_ids)))
+        params = self._sampling_params_cls(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+        outputs = self.llm.generate(requests, params, use_tqdm=self.progress)
+        values = [output.prompt_logprobs[-1][request["prompt_token_ids"][-1]].logprob
+                  for request, output in zip(requests, outputs)]
+        return np.asarray(values, dtype=float).reshape(len(encoded), len(candidate_ids))

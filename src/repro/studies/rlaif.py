@@ -125,9 +125,26 @@ def world_data(store: RunStore, spec: WorldSpec) -> SummaryData:
 
 def file_data(comparisons: str, tldr: str, *, tldr_train_split: str = "train", tldr_eval_split: str = "test",
               comparisons_split: str | None = None, eval_posts: int | None = None) -> SummaryData:
-    """Real data: summarize-from-feedback comparisons and the filtered TL;DR set (paths or hub ids)."""
+    """Real data: summarize-from-feedback comparisons (files, folder or hub id) and the filtered TL;DR
+    set, as a hub id with splits or a folder holding OpenAI's per-split files (``train.jsonl``,
+    ``test.jsonl``, ...), so that the policy's training and evaluation posts never mix."""
+    from repro.errors import ReproError
+
     frame = load_comparisons(comparisons, split=comparisons_split)
-    train, test = load_tldr(tldr, split=tldr_train_split), load_tldr(tldr, split=tldr_eval_split)
+    sources = []
+    for split_name in (tldr_train_split, tldr_eval_split):
+        folder = Path(tldr)
+        if folder.is_file():
+            raise ReproError(f"tldr_path {tldr} is one file; give a folder with {tldr_train_split}.jsonl and "
+                             f"{tldr_eval_split}.jsonl (OpenAI's layout) or a hub id with those splits")
+        if folder.is_dir():
+            found = sorted(folder.glob(f"{split_name}.*"))
+            if not found:
+                raise ReproError(f"tldr_path {tldr} has no {split_name}.jsonl (or .parquet)")
+            sources.append((str(found[0]), None))
+        else:
+            sources.append((tldr, split_name))
+    train, test = (load_tldr(source, split=split_name) for source, split_name in sources)
     if eval_posts:
         test = test.head(eval_posts)
     key = {"comparisons": str(comparisons), "tldr": str(tldr), "rows": [len(frame), len(train), len(test)],
@@ -631,8 +648,12 @@ def length_controlled_win_rate(judgments: pd.DataFrame) -> float:
     """The paper's length correction: a logistic regression of A's win on the length difference
     (statsmodels ``Logit``, with an intercept); the win rate it predicts at equal lengths,
     ``sigmoid(intercept)``. NaN when the fit is impossible (one outcome only, or no length variation)."""
-    from statsmodels.discrete.discrete_model import Logit
-    from statsmodels.tools.tools import add_constant
+    import warnings
+
+    with warnings.catch_warnings():  # statsmodels 0.14 uses a helper that pandas 3 deprecates, at import
+        warnings.filterwarnings("ignore", message="Appender is deprecated")
+        from statsmodels.discrete.discrete_model import Logit
+        from statsmodels.tools.tools import add_constant
 
     y = judgments.a_wins.astype(float).to_numpy()
     x = judgments.length_difference.astype(float).to_numpy()

@@ -43,7 +43,8 @@ def prepare(store: RunStore, world: rl.WorldSpec, labeller: rl.LabellerSpec, siz
     folder or hub id, smallest first)."""
     if bool(comparisons_path) != bool(tldr_path):
         raise ValueError("give both comparisons_path and tldr_path for real data, or neither for the world")
-    data = rl.file_data(comparisons_path, tldr_path) if comparisons_path else rl.world_data(store, world)
+    data = (rl.file_data(comparisons_path, tldr_path, eval_posts=world.eval_posts) if comparisons_path
+            else rl.world_data(store, world))
     train, evaluation = rl.split(data, fraction=eval_fraction, seed=world.world_seed)
     if labeller_paths:
         labellers = {name: external_model_stage(store, path, name=f"rlaif-labeller-{name}")
