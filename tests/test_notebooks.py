@@ -66,6 +66,29 @@ def test_world_notebook_measured_m0(smoke_book):
     assert evaluation.results["responses"] == 3 * 6 * 2  # smoke: 3 tasks x 6 families x 2 samples
 
 
+def test_rlaif_notebooks_measured_every_technique_and_trained_every_policy(smoke_book):
+    from collections import Counter
+
+    from repro.runs.notebooks import load_profile
+
+    _, store = smoke_book
+    stages = RunStore(store).stages()
+    names = Counter(s.name for s in stages)
+    labelling, policy = (load_profile("smoke")["notebooks"][n] for n in ("20_rlaif_labeling", "21_rlaif_rl"))
+    seeds, sizes = len(labelling["seeds"]), len(labelling["labeller_sizes"])
+    techniques = set(labelling["techniques"]) | set(labelling["self_consistency"])
+    assert names["rlaif-alignment"] == seeds * (len(techniques) + sizes - 1)  # the smaller labellers: one technique
+    assert all(names[f"rlaif-labeller-{size}"] == 1 for size in labelling["labeller_sizes"])
+    runs = len(policy["seeds"])
+    assert names["rlaif-rl-rm"] == 2 * runs and names["rlaif-rl-direct"] == runs and names["rlaif-sft-policy"] == runs
+    assert names["rlaif-summaries"] == 4 * runs and names["rlaif-ai-labels"] == 1
+    # per seed: soft and human labels on each data size and on all comparisons, hard AI labels on all
+    assert names["rlaif-reward-model"] == runs * (2 * (len(policy["rm_data_sizes"]) + 1) + 1)
+    [alignment] = [s for s in stages if s.name == "rlaif-alignment" and s.manifest["params"]["technique"] == "base/0"
+                   and s.manifest["params"]["seed"] == 0]
+    assert 0 <= alignment.results["alignment"] <= 1 and alignment.results["pairs_per_second"] > 0
+
+
 def test_rerun_reuses_every_stage(smoke_book):
     root, store = smoke_book
     before = {(s.name, s.key): s.manifest["finished"] for s in RunStore(store).stages()}

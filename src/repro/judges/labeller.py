@@ -18,7 +18,7 @@ softmax as a *soft label*. This module builds those prompts and reads them out, 
 - **d-RLAIF** (`direct_scores`): the labeller rates one summary from 1 to 10; the reward is the
   expected score under the token probabilities, rescaled to [-1, 1].
 
-Any generator with ``generate`` and ``score_next_token_logprobs`` (`repro.generation.HFGenerator`)
+Any generator with ``generate`` and ``score_next_token_logprobs`` (`repro.generation.HFGenerator`, `VLLMGenerator`)
 serves; the read-out never samples.
 """
 

@@ -201,7 +201,9 @@ def tokenizer_stage(store: RunStore, max_length: int = 512) -> Stage:
     params = {"version": STAGE_VERSION, "words": params_hash(words), "max_length": max_length}
 
     def compute(workdir: Path) -> dict:
-        tokenizer = build_tokenizer(words, model_max_length=max_length)
+        # the tokenizer's limit only governs warnings and explicit truncation; a few 2-shot documents
+        # with rationales run past the model's context and are cut by the trainers
+        tokenizer = build_tokenizer(words, model_max_length=2 * max_length)
         tokenizer.save_pretrained(workdir / "tokenizer")
         return {"vocab_size": len(tokenizer)}
 

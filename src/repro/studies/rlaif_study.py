@@ -118,7 +118,9 @@ def alignment_table(runs: pd.DataFrame) -> pd.DataFrame:
 @dataclass(frozen=True)
 class PolicySpec:
     labeller: str = "S"  # which labeller labels the RM data and scores d-RLAIF
-    technique: str = "detailed+cot/0"
+    technique: str = "detailed+cot/0"  # or "auto": the best of ``candidates`` on validation comparisons
+    candidates: tuple[str, ...] = ("base/0", "detailed/0", "detailed+cot/0")
+    validation_pairs: int = 300
     wording: str = "compact"
     reward: rl.RewardSpec = field(default_factory=rl.RewardSpec)
     data_sizes: tuple[int, ...] = (128, 512, 2048)
@@ -152,7 +154,7 @@ def policy_run(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: int, *, 
     data, train, evaluation = inputs.data, inputs.train, inputs.evaluation
     labeller = inputs.labellers[spec.labeller]
     base = base or next(iter(inputs.labellers.values()))  # default: the smallest labeller starts RMs and policy
-    technique = rl.Technique.parse(spec.technique)
+    technique = rl.Technique.parse(choose_technique(store, inputs, spec, progress=progress)[0])
     labels_stage = rl.ai_labels_stage(store, labeller, data, train, technique, wording=spec.wording, seed=0,
                                       engine=spec.engine, max_rationale_tokens=spec.max_rationale_tokens,
                                       progress=progress)
@@ -182,6 +184,25 @@ def policy_run(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: int, *, 
                                                             engine=spec.engine, progress=progress))
                  for name, stage in policies.items()}
     return PolicyRun(seed, labels_stage, rms, policies, summaries)
+
+
+def choose_technique(store: RunStore, inputs: Inputs, spec: PolicySpec, *,
+                     progress: bool | None = None) -> tuple[str, pd.DataFrame]:
+    """The labelling technique of the RM data: ``spec.technique``, or with ``"auto"`` the candidate
+    whose labels agree best with the human labels on ``validation_pairs`` *training* comparisons (the
+    evaluation set is never looked at). Returns the technique and the validation table."""
+    if spec.technique != "auto":
+        return rl.Technique.parse(spec.technique).code, pd.DataFrame()
+    validation = inputs.train.sample(n=min(spec.validation_pairs, len(inputs.train)), random_state=0)
+    rows = []
+    for code in spec.candidates:
+        stage = rl.ai_labels_stage(store, inputs.labellers[spec.labeller], inputs.data, validation,
+                                   rl.Technique.parse(code), wording=spec.wording, engine=spec.engine,
+                                   max_rationale_tokens=spec.max_rationale_tokens, progress=progress)
+        rows.append({"technique": rl.Technique.parse(code).code, "name": rl.Technique.parse(code).name,
+                     "agreement": stage.results["agreement_with_humans"], "pairs": stage.results["pairs"]})
+    table = pd.DataFrame(rows)
+    return table.technique[table.agreement.idxmax()], table
 
 
 def reward_model_table(runs: list[PolicyRun]) -> pd.DataFrame:

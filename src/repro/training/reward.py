@@ -82,6 +82,11 @@ class RewardParams(TrainParams):
     num_train_epochs: float = 2.0
     batch_size: int = 16
 
+    def trl_kwargs(self) -> dict:
+        kwargs = super().trl_kwargs()
+        kwargs["include_num_input_tokens_seen"] = "no"  # pairs are not ``input_ids``: uncountable, warned
+        return kwargs
+
 
 def reward_dataset(records: Sequence[Mapping[str, Any]]) -> Dataset:
     """A `datasets.Dataset` of preference records, checked: chosen and rejected present, soft labels

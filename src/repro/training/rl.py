@@ -57,6 +57,9 @@ class RLParams(TrainParams):
     def trl_kwargs(self) -> dict:
         kwargs = super().trl_kwargs()
         kwargs.pop("max_length")  # RLOO limits the completion, not the whole sequence
+        # RLOO's batches hold prompt and completion ids, not ``input_ids``: transformers cannot count
+        # them and warns at every step
+        kwargs["include_num_input_tokens_seen"] = "no"
         return kwargs
 
 
@@ -117,5 +120,10 @@ def train_rloo(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, promp
                reference_path: str | os.PathLike | None = None) -> TrainResult:
     """Train ``model`` in place with RLOO on ``prompts`` against ``reward`` (see the module and
     `make_rloo_trainer` for the KL reference)."""
-    return run_trainer(make_rloo_trainer(model, tokenizer, prompts, reward, params, output_dir,
-                                         reward_name=reward_name, reference_path=reference_path))
+    import warnings
+
+    trainer = make_rloo_trainer(model, tokenizer, prompts, reward, params, output_dir, reward_name=reward_name,
+                                reference_path=reference_path)
+    with warnings.catch_warnings():  # trl 1.16 reads a property that transformers 5.23 deprecates
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
+        return run_trainer(trainer)
