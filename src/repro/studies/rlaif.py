@@ -401,7 +401,8 @@ def ai_labels_stage(store: RunStore, labeller: Stage, data: SummaryData, train: 
         labels = lb.label_pairs(generator, comparison_pairs(train), config).frame
         seconds = time.perf_counter() - start
         labels.assign(choice=train.choice.to_numpy(), id=train.id.to_numpy()).to_parquet(workdir / "labels.parquet")
-        return {"pairs": len(labels), "agreement_with_humans": float(np.mean((labels.p_a >= 0.5) == (train.choice == 0))),
+        return {"pairs": len(labels), "agreement_with_humans": float(np.mean((labels.p_a.to_numpy() >= 0.5)
+                                                                        == (train.choice.to_numpy() == 0))),
                 "seconds": round(seconds, 2), "pairs_per_second": round(len(labels) / seconds, 2)}
 
     return store.run("rlaif-ai-labels", params, compute, upstream=[labeller, *data.upstream], seed=seed)

@@ -66,8 +66,10 @@ def label_runs(store: RunStore, inputs: Inputs, labeller: str, techniques: list[
     for code in techniques:
         technique = rl.Technique.parse(code)
         for seed in seeds:
+            # without exemplars or sampled rationales the labels do not depend on the seed: read once
+            used = seed if technique.shots or technique.rationales > 1 else seeds[0]
             stage = rl.alignment_stage(store, inputs.labellers[labeller], inputs.data, inputs.train, inputs.evaluation,
-                                       technique, wording=wording, seed=seed, engine=engine,
+                                       technique, wording=wording, seed=used, engine=engine,
                                        max_rationale_tokens=max_rationale_tokens, progress=progress)
             rows.append({"labeller": labeller, "technique": technique.code, "name": technique.name,
                          "seed": seed, "stage": stage, **stage.results})
@@ -118,6 +120,8 @@ def alignment_table(runs: pd.DataFrame) -> pd.DataFrame:
 @dataclass(frozen=True)
 class PolicySpec:
     labeller: str = "S"  # which labeller labels the RM data and scores d-RLAIF
+    policy_base: str = ""  # which labeller's weights the policy starts from ("": the smallest)
+    reward_base: str = ""  # which labeller's weights the reward models start from ("": the smallest)
     technique: str = "detailed+cot/0"  # or "auto": the best of ``candidates`` on validation comparisons
     candidates: tuple[str, ...] = ("base/0", "detailed/0", "detailed+cot/0")
     validation_pairs: int = 300
@@ -145,15 +149,19 @@ class PolicyRun:
 
 
 def policy_run(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: int, *, base: Stage | None = None,
-               progress: bool | None = None) -> PolicyRun:
+               sft_seed: int = 0, progress: bool | None = None) -> PolicyRun:
     """One seed of the RL chapter: AI labels (shared by all seeds: the labeller reads greedily),
     reward models (AI soft, AI hard and human labels on all comparisons; AI soft and human on the
-    ``data_sizes`` subsets), the SFT policy, RL against each reward, and the held-out summaries.
-    ``base`` is the model the reward models and the policy start from (default: the smallest
-    labeller, as the paper's start from PaLM 2 XS; paper scale: a model given by path)."""
+    ``data_sizes`` subsets), the SFT policy (trained once, with ``sft_seed``: every seed starts RL
+    from the same policy, as the paper's one SFT model), RL against each reward, and the held-out
+    summaries. ``base`` is the model the reward models and the policy start from at paper scale (a
+    model given by path); in the world they start from the labellers named by ``spec.policy_base``
+    and ``spec.reward_base``."""
     data, train, evaluation = inputs.data, inputs.train, inputs.evaluation
     labeller = inputs.labellers[spec.labeller]
-    base = base or next(iter(inputs.labellers.values()))  # default: the smallest labeller starts RMs and policy
+    smallest = next(iter(inputs.labellers.values()))
+    policy_base = base or (inputs.labellers[spec.policy_base] if spec.policy_base else smallest)
+    reward_base = base or (inputs.labellers[spec.reward_base] if spec.reward_base else smallest)
     technique = rl.Technique.parse(choose_technique(store, inputs, spec, progress=progress)[0])
     labels_stage = rl.ai_labels_stage(store, labeller, data, train, technique, wording=spec.wording, seed=0,
                                       engine=spec.engine, max_rationale_tokens=spec.max_rationale_tokens,
@@ -166,7 +174,7 @@ def policy_run(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: int, *, 
         for n in (sizes if kind != "ai_hard" else [len(train)]):
             subset = order[:n]
             records = rl.reward_records(train.iloc[subset], kind, ai.iloc[subset] if kind != "human" else None)
-            stage = rl.reward_model_stage(store, base, records, evaluation, spec.reward, labels=kind,
+            stage = rl.reward_model_stage(store, reward_base, records, evaluation, spec.reward, labels=kind,
                                           data_key={**data.key, "labels": labels_stage.key if kind != "human" else None,
                                                     "order_seed": seed},
                                           seed=seed, progress=progress, upstream=[labels_stage])
@@ -174,7 +182,7 @@ def policy_run(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: int, *, 
                          "stage": stage})
     rms = pd.DataFrame(rows)
     full = rms[rms.examples == len(train)].set_index("labels").stage
-    sft = rl.sft_stage(store, base, data, spec.sft, seed=seed, progress=progress)
+    sft = rl.sft_stage(store, policy_base, data, spec.sft, seed=sft_seed, progress=progress)
     policies = {"SFT": sft}
     for name, reward, kind in (("RLAIF", full["ai_soft"], "rm"), ("RLHF", full["human"], "rm"),
                                ("d-RLAIF", labeller, "direct")):
