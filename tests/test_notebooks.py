@@ -75,9 +75,17 @@ def test_rlaif_notebooks_measured_every_technique_and_trained_every_policy(smoke
     stages = RunStore(store).stages()
     names = Counter(s.name for s in stages)
     labelling, policy = (load_profile("smoke")["notebooks"][n] for n in ("20_rlaif_labeling", "21_rlaif_rl"))
+    from repro.studies.rlaif import Technique
+
     seeds, sizes = len(labelling["seeds"]), len(labelling["labeller_sizes"])
+
+    def reads(code):  # a technique without exemplars or sampling is read once, whatever the seeds
+        technique = Technique.parse(code)
+        return seeds if technique.shots or technique.rationales > 1 else 1
+
     techniques = set(labelling["techniques"]) | set(labelling["self_consistency"])
-    assert names["rlaif-alignment"] == seeds * (len(techniques) + sizes - 1)  # the smaller labellers: one technique
+    expected = sum(reads(t) for t in techniques) + (sizes - 1) * reads(labelling.get("size_technique", "detailed+cot/0"))
+    assert names["rlaif-alignment"] == expected  # the smaller labellers: the size technique only
     assert all(names[f"rlaif-labeller-{size}"] == 1 for size in labelling["labeller_sizes"])
     runs = len(policy["seeds"])
     assert names["rlaif-rl-rm"] == 2 * runs and names["rlaif-rl-direct"] == runs and names["rlaif-sft-policy"] == runs

@@ -163,6 +163,12 @@ def split(data: SummaryData, *, fraction: float = 0.15, seed: int = 0) -> tuple[
     return evaluation_split(data.comparisons, fraction=fraction, seed=seed)
 
 
+def frame_key(frame: pd.DataFrame) -> str:
+    """A content hash of a set of comparisons (which pairs, in which order, with which human choice),
+    for stage keys: the evaluation split and any subset change it."""
+    return params_hash(frame[["id", "summary_0", "summary_1", "choice"]].astype(str).to_numpy().tolist())
+
+
 def pair_text(row) -> str:
     """The text a labeller reads for a comparison row or a TL;DR row."""
     return sc.post_text(row.title, row.post)
@@ -351,7 +357,8 @@ def alignment_stage(store: RunStore, labeller: Stage, data: SummaryData, train: 
     """Soft labels of the evaluation comparisons (``labels.parquet``: ``p_ab``, ``p_ba``, ``p_a``,
     ``same_position``, the human ``choice``) and the alignment with the human labels."""
     params = {"version": STAGE_VERSION, "technique": technique.code, "wording": wording, "seed": seed,
-              "data": data.key, "pairs": len(evaluation), "engine": engine.key(), "rationale": max_rationale_tokens}
+              "data": data.key, "pairs": frame_key(evaluation), "shots_from": frame_key(train) if technique.shots else None,
+              "engine": engine.key(), "rationale": max_rationale_tokens}
 
     def compute(workdir: Path) -> dict:
         generator = engine.generator(labeller, progress=progress)
@@ -391,7 +398,7 @@ def ai_labels_stage(store: RunStore, labeller: Stage, data: SummaryData, train: 
                     max_rationale_tokens: int = 48, progress: bool | None = None) -> Stage:
     """AI soft labels of the reward-model comparisons (``labels.parquet``, with the human choice)."""
     params = {"version": STAGE_VERSION, "technique": technique.code, "wording": wording, "seed": seed,
-              "data": data.key, "pairs": len(train), "engine": engine.key(), "rationale": max_rationale_tokens}
+              "data": data.key, "pairs": frame_key(train), "engine": engine.key(), "rationale": max_rationale_tokens}
 
     def compute(workdir: Path) -> dict:
         generator = engine.generator(labeller, progress=progress)
@@ -444,7 +451,7 @@ def reward_model_stage(store: RunStore, base: Stage, records: list[dict], evalua
     from repro.training.reward import RewardParams, make_reward_model, train_reward
 
     params = {"version": STAGE_VERSION, "labels": labels, "examples": len(records), "data": data_key,
-              "seed": seed, **asdict(spec)}
+              "records": params_hash(records), "evaluation": frame_key(evaluation), "seed": seed, **asdict(spec)}
 
     def compute(workdir: Path) -> dict:
         location = model_location(base)

@@ -177,7 +177,8 @@ def policy_run(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: int, *, 
             stage = rl.reward_model_stage(store, reward_base, records, evaluation, spec.reward, labels=kind,
                                           data_key={**data.key, "labels": labels_stage.key if kind != "human" else None,
                                                     "order_seed": seed},
-                                          seed=seed, progress=progress, upstream=[labels_stage])
+                                          seed=seed, progress=progress,
+                                          upstream=[labels_stage] if kind != "human" else [])
             rows.append({"seed": seed, "labels": kind, "examples": n, "accuracy": stage.results["accuracy"],
                          "stage": stage})
     rms = pd.DataFrame(rows)
