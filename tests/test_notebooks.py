@@ -84,7 +84,12 @@ def test_rlaif_notebooks_measured_every_technique_and_trained_every_policy(smoke
         return seeds if technique.shots or technique.rationales > 1 else 1
 
     techniques = set(labelling["techniques"]) | set(labelling["self_consistency"])
-    expected = sum(reads(t) for t in techniques) + (sizes - 1) * reads(labelling.get("size_technique", "detailed+cot/0"))
+    from repro.runs.notebooks import notebook_parameters, resolve_notebook
+
+    declared = notebook_parameters(resolve_notebook("20_rlaif_labeling"))["size_techniques"].default
+    size_techniques = labelling.get("size_techniques", declared)
+    techniques |= set(size_techniques)
+    expected = sum(reads(t) for t in techniques) + (sizes - 1) * sum(reads(t) for t in size_techniques)
     assert names["rlaif-alignment"] == expected  # the smaller labellers: the size technique only
     assert all(names[f"rlaif-labeller-{size}"] == 1 for size in labelling["labeller_sizes"])
     runs = len(policy["seeds"])
