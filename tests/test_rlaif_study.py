@@ -171,8 +171,9 @@ def fake_runs(tmp_path, cells):
     """Alignment runs whose labels are given: {(labeller, technique): (p_ab, p_ba)}, human choice 0."""
     rows = []
     for (labeller, code), (p_ab, p_ba) in cells.items():
+        code = rl.Technique.parse(code).code
         folder = tmp_path / f"{labeller}-{code.replace('/', '_')}"
-        folder.mkdir()
+        folder.mkdir(parents=True)
         labels_frame(p_ab, p_ba, [0] * len(p_ab)).to_parquet(folder / "labels.parquet")
         rows.append({"labeller": labeller, "technique": code, "name": rl.Technique.parse(code).name, "seed": 0,
                      "stage": folder, "pairs_per_second": 10.0})
@@ -196,3 +197,9 @@ def test_alignment_table_and_findings_compare_on_the_same_comparisons(tmp_path):
     assert verdicts["Position bias shrinks with size (same position wins after swapping)"] == "reproduced"
     assert verdicts["Detailed + CoT 0-shot beats Base 0-shot"] == "reproduced"
     assert len(claims) == 4  # no self-consistency measured
+    noisy = fake_runs(tmp_path / "sc", {("S", "detailed+cot/0"): right, ("S", "detailed+cot/0/sc4@1.0"): biased,
+                                        ("XS", "detailed+cot/0"): biased})
+    claims = study.labelling_findings(noisy, largest="S", smallest="XS", technique="detailed+cot/0",
+                                      self_consistency="detailed+cot/0/sc4@1.0")  # named as the parameter is
+    [sc_claim] = [c for c in claims.claim if "Self-consistency" in c]
+    assert claims.set_index("claim").verdict[sc_claim] == "reproduced"

@@ -190,6 +190,7 @@ class LabellerSpec:
     max_length: int = 512
     instruct_epochs: float = 1.0
     instruct_learning_rate: float = 5e-4
+    context: int = 1024  # positions the model can attend over (few-shot prompts with rationales run long)
     seed: int = 0
 
 
@@ -272,7 +273,7 @@ def labeller_stage(store: RunStore, size: str, corpus: Stage, tokenizer: Stage, 
         tok = AutoTokenizer.from_pretrained(tokenizer / "tokenizer")
         with open(corpus / "corpus.jsonl") as fh:
             documents = [render_document(json.loads(line)) for line in fh]
-        model = make_llama(size, tok, seed=spec.seed, max_position_embeddings=spec.max_length)
+        model = make_llama(size, tok, seed=spec.seed, max_position_embeddings=spec.context)
         read = PretrainParams(learning_rate=spec.learning_rate, num_train_epochs=spec.epochs,
                               batch_size=spec.batch_size, max_length=spec.max_length, seed=spec.seed,
                               progress=show_progress(progress))

@@ -306,15 +306,17 @@ def labelling_findings(runs: pd.DataFrame, *, largest: str, smallest: str, techn
         claims.append((f"{best.name} beats Base 0-shot", f"{techniques.get(best.name)}% vs {techniques['Base 0-shot']}%",
                        paired_difference(pairs, (largest, best.code), (largest, base.code)), 0.0, "greater",
                        "points of alignment"))
-    if self_consistency and ((pairs.labeller == largest) & (pairs.technique == self_consistency)).any():
+    sc_code = rl.Technique.parse(self_consistency).code if self_consistency else None
+    if sc_code and ((pairs.labeller == largest) & (pairs.technique == sc_code)).any():
         sc_values = reported.values("rlaif", "self_consistency_alignment")
         claims.append(("Self-consistency (sampled rationales) is worse than one greedy rationale",
                        f"{sc_values['16 samples, T 1.0']}% (16 samples, T 1.0) vs {sc_values['greedy']}%",
-                       paired_difference(pairs, (largest, rl.Technique.parse(self_consistency).code),
-                                         (largest, best.code)), 0.0, "less", "points of alignment"))
+                       paired_difference(pairs, (largest, sc_code), (largest, best.code)), 0.0, "less",
+                       "points of alignment"))
     human = reported.entries("rlaif", "human_inter_annotator_agreement")[0]
     top = pairs[(pairs.labeller == largest) & (pairs.technique == best.code)].agree
-    claims.append((f"The best labeller reaches human inter-annotator agreement ({human['low']}-{human['high']}%)",
+    claims.append((f"The largest labeller with {best.name} reaches human inter-annotator agreement "
+                   f"({human['low']}-{human['high']}%)",
                    f"{techniques.get(best.name)}%", bootstrap_ci(top.to_numpy()), human["low"] / 100, "greater",
                    "alignment"))
     rows = []
