@@ -93,8 +93,10 @@ def test_rlaif_notebooks_measured_every_technique_and_trained_every_policy(smoke
     assert names["rlaif-alignment"] == expected  # the smaller labellers: the size technique only
     assert all(names[f"rlaif-labeller-{size}"] == 1 for size in labelling["labeller_sizes"])
     runs = len(policy["seeds"])
-    assert names["rlaif-rl-rm"] == 2 * runs and names["rlaif-rl-direct"] == runs and names["rlaif-sft-policy"] == runs
-    assert names["rlaif-summaries"] == 4 * runs and names["rlaif-ai-labels"] == 1
+    assert names["rlaif-rl-rm"] == 2 * runs and names["rlaif-rl-direct"] == runs
+    assert names["rlaif-sft-policy"] == 1 and names["rlaif-summaries"] == 1 + 3 * runs  # one SFT policy for all seeds
+    candidates = len(policy["technique_candidates"]) if policy["technique"] == "auto" else 0
+    assert names["rlaif-ai-labels"] == 1 + candidates  # the validation pairs per candidate, then all pairs
     # per seed: soft and human labels on each data size and on all comparisons, hard AI labels on all
     assert names["rlaif-reward-model"] == runs * (2 * (len(policy["rm_data_sizes"]) + 1) + 1)
     [alignment] = [s for s in stages if s.name == "rlaif-alignment" and s.manifest["params"]["technique"] == "base/0"

@@ -662,7 +662,7 @@ def length_controlled_win_rate(judgments: pd.DataFrame) -> float:
     import warnings
 
     with warnings.catch_warnings():  # statsmodels 0.14 uses a helper that pandas 3 deprecates, at import
-        warnings.filterwarnings("ignore", message="Appender is deprecated")
+        warnings.filterwarnings("ignore", message="(Appender|Substitution) is deprecated")
         from statsmodels.discrete.discrete_model import Logit
         from statsmodels.tools.tools import add_constant
 
