@@ -10,7 +10,8 @@ the true quality of any response.
 Modules: `text` (text conventions), `lexicon` (words), `families` (the task families: sampling,
 phrasing, solving, grading hooks), `tasks` (the `Task` record and samplers), `oracle` (the 0-5
 score), `writer` (responses of a chosen quality), `parse` (prompts read back into tasks),
-`judging` (justifications, judgments and noisy reviewers), `corpus` (pre-training web text), `vocab`
+`judging` (justifications, judgments and noisy reviewers), `corpus` (pre-training web text), `mutations`
+(eva's in-depth and in-breadth evolutions), `vocab`
 (vocabulary and `WORLD_VERSION`).
 """
 
