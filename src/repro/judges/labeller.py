@@ -119,8 +119,14 @@ class LabelConfig:
     @property
     def name(self) -> str:
         """The technique as the paper names it, e.g. ``Detailed + CoT 1-shot``."""
-        return (f"{self.preamble.capitalize()}{' + CoT' if self.cot else ''} {len(self.exemplars)}-shot"
-                + (f", {self.rationales} samples at T {self.temperature:g}" if self.cot and self.rationales > 1 else ""))
+        return technique_name(self.preamble, len(self.exemplars), self.cot, self.rationales, self.temperature)
+
+
+def technique_name(preamble: str, shots: int, cot: bool, rationales: int = 1, temperature: float = 0.0) -> str:
+    """A labelling technique as the paper names it, e.g. ``Detailed + CoT 1-shot`` (with the sampled
+    rationales of self-consistency when there are several)."""
+    return (f"{preamble.capitalize()}{' + CoT' if cot else ''} {shots}-shot"
+            + (f", {rationales} samples at T {temperature:g}" if cot and rationales > 1 else ""))
 
 
 def labeller_prompt(text: str, first: str, second: str, config: LabelConfig = LabelConfig(), *,

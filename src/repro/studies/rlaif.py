@@ -178,6 +178,12 @@ def comparison_pairs(frame: pd.DataFrame) -> list[tuple[str, str, str]]:
     return [(pair_text(r), r.summary_0, r.summary_1) for r in frame.itertuples()]
 
 
+def policy_prompts(frame: pd.DataFrame) -> list[str]:
+    """The TL;DR prompt of every row of a frame with ``subreddit``, ``title`` and ``post`` (TL;DR posts
+    or comparisons)."""
+    return [tldr_prompt(r.subreddit, r.title, r.post) for r in frame.itertuples()]
+
+
 # -- 2. labellers ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LabellerSpec:
@@ -321,8 +327,7 @@ class Technique:
     @property
     def name(self) -> str:
         """The paper's name, e.g. ``Detailed + CoT 0-shot``."""
-        name = f"{self.preamble.capitalize()}{' + CoT' if self.cot else ''} {self.shots}-shot"
-        return name + (f", {self.rationales} samples at T {self.temperature:g}" if self.rationales > 1 else "")
+        return lb.technique_name(self.preamble, self.shots, self.cot, self.rationales, self.temperature)
 
     @property
     def code(self) -> str:
@@ -362,13 +367,8 @@ def alignment_stage(store: RunStore, labeller: Stage, data: SummaryData, train: 
               "engine": engine.key(), "rationale": max_rationale_tokens}
 
     def compute(workdir: Path) -> dict:
-        generator = engine.generator(labeller, progress=progress)
-        config = technique.config(exemplars(train, data, technique.shots, seed), wording=wording, seed=seed,
-                                  max_rationale_tokens=max_rationale_tokens)
-        start = time.perf_counter()
-        labels = lb.label_pairs(generator, comparison_pairs(evaluation), config)
-        seconds = time.perf_counter() - start
-        frame = labels.frame.assign(choice=evaluation.choice.to_numpy(), id=evaluation.id.to_numpy())
+        labels, frame, seconds = _label(labeller, data, train, evaluation, technique, wording=wording, seed=seed,
+                                        engine=engine, max_rationale_tokens=max_rationale_tokens, progress=progress)
         frame.to_parquet(workdir / "labels.parquet")
         if technique.cot:
             (workdir / "rationales.json").write_text(json.dumps(labels.rationales[:20], indent=1))
@@ -376,6 +376,20 @@ def alignment_stage(store: RunStore, labeller: Stage, data: SummaryData, train: 
                 "pairs_per_second": round(len(frame) / seconds, 2)}
 
     return store.run("rlaif-alignment", params, compute, upstream=[labeller, *data.upstream], seed=seed)
+
+
+def _label(labeller: Stage, data: SummaryData, shots_from: pd.DataFrame, comparisons: pd.DataFrame,
+           technique: Technique, *, wording: str, seed: int, engine: Engine, max_rationale_tokens: int,
+           progress: bool | None) -> tuple[lb.Labels, pd.DataFrame, float]:
+    """Label ``comparisons`` with a technique (exemplars drawn from ``shots_from``): the labels, their
+    frame with the human ``choice`` and the post ``id``, and the seconds the labelling took."""
+    generator = engine.generator(labeller, progress=progress)
+    config = technique.config(exemplars(shots_from, data, technique.shots, seed), wording=wording, seed=seed,
+                              max_rationale_tokens=max_rationale_tokens)
+    start = time.perf_counter()
+    labels = lb.label_pairs(generator, comparison_pairs(comparisons), config)
+    seconds = time.perf_counter() - start
+    return labels, labels.frame.assign(choice=comparisons.choice.to_numpy(), id=comparisons.id.to_numpy()), seconds
 
 
 def alignment_metrics(frame: pd.DataFrame) -> dict:
@@ -402,16 +416,11 @@ def ai_labels_stage(store: RunStore, labeller: Stage, data: SummaryData, train: 
               "data": data.key, "pairs": frame_key(train), "engine": engine.key(), "rationale": max_rationale_tokens}
 
     def compute(workdir: Path) -> dict:
-        generator = engine.generator(labeller, progress=progress)
-        config = technique.config(exemplars(train, data, technique.shots, seed), wording=wording, seed=seed,
-                                  max_rationale_tokens=max_rationale_tokens)
-        start = time.perf_counter()
-        labels = lb.label_pairs(generator, comparison_pairs(train), config).frame
-        seconds = time.perf_counter() - start
-        labels.assign(choice=train.choice.to_numpy(), id=train.id.to_numpy()).to_parquet(workdir / "labels.parquet")
-        return {"pairs": len(labels), "agreement_with_humans": float(np.mean((labels.p_a.to_numpy() >= 0.5)
-                                                                        == (train.choice.to_numpy() == 0))),
-                "seconds": round(seconds, 2), "pairs_per_second": round(len(labels) / seconds, 2)}
+        _, frame, seconds = _label(labeller, data, train, train, technique, wording=wording, seed=seed, engine=engine,
+                                   max_rationale_tokens=max_rationale_tokens, progress=progress)
+        frame.to_parquet(workdir / "labels.parquet")
+        return {"pairs": len(frame), "agreement_with_humans": alignment_metrics(frame)["alignment"],
+                "seconds": round(seconds, 2), "pairs_per_second": round(len(frame) / seconds, 2)}
 
     return store.run("rlaif-ai-labels", params, compute, upstream=[labeller, *data.upstream], seed=seed)
 
@@ -419,7 +428,7 @@ def ai_labels_stage(store: RunStore, labeller: Stage, data: SummaryData, train: 
 def reward_records(comparisons: pd.DataFrame, labels: str, ai: pd.DataFrame | None = None) -> list[dict]:
     """Preference records on TL;DR texts: ``human`` (hard, the human's choice), ``ai_hard`` (the AI's
     choice) or ``ai_soft`` (summary 0 as chosen, the AI's P(summary 0 better) as soft label)."""
-    texts = [(tldr_prompt(r.subreddit, r.title, r.post), r.summary_0, r.summary_1) for r in comparisons.itertuples()]
+    texts = list(zip(policy_prompts(comparisons), comparisons.summary_0, comparisons.summary_1))
     if labels == "human":
         first = comparisons.choice.to_numpy() == 0
     elif labels in ("ai_soft", "ai_hard"):
@@ -471,17 +480,13 @@ def reward_accuracy(model, tokenizer, evaluation: pd.DataFrame) -> float:
     """Share of evaluation comparisons where the RM scores the human-preferred summary higher."""
     from repro.training.reward import reward_scores
 
-    texts = [tldr_prompt(r.subreddit, r.title, r.post) for r in evaluation.itertuples()]
+    texts = policy_prompts(evaluation)
     s0 = np.array(reward_scores(model, tokenizer, [f"{p} {s}" for p, s in zip(texts, evaluation.summary_0)]))
     s1 = np.array(reward_scores(model, tokenizer, [f"{p} {s}" for p, s in zip(texts, evaluation.summary_1)]))
     return float(np.mean((s0 > s1) == (evaluation.choice.to_numpy() == 0)))
 
 
 # -- 5. policies --------------------------------------------------------------------------------------------------
-def policy_prompts(tldr: pd.DataFrame) -> list[str]:
-    return [tldr_prompt(r.subreddit, r.title, r.post) for r in tldr.itertuples()]
-
-
 @dataclass(frozen=True)
 class SFTSpec:
     epochs: float = 2.0

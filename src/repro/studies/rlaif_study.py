@@ -76,14 +76,18 @@ def label_runs(store: RunStore, inputs: Inputs, labeller: str, techniques: list[
     return pd.DataFrame(rows)
 
 
-def pair_agreement(runs: pd.DataFrame, column: str = "p_a") -> pd.DataFrame:
-    """Per (labeller, technique) and evaluation comparison: agreement with the human averaged over seeds."""
+def pair_agreement(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per (labeller, technique) and evaluation comparison, averaged over seeds: agreement with the
+    human with both orders averaged (``agree``) and from the first order alone (``agree_one_order``),
+    whether the same position won after swapping, and whether the first position won."""
     frames = []
     for row in runs.itertuples():
         labels = pd.read_parquet(row.stage / "labels.parquet")
+        human_first = labels.choice == 0
         frames.append(pd.DataFrame({"labeller": row.labeller, "technique": row.technique, "name": row.name,
                                     "pair": np.arange(len(labels)),
-                                    "agree": ((labels[column] >= 0.5) == (labels.choice == 0)).astype(float),
+                                    "agree": ((labels.p_a >= 0.5) == human_first).astype(float),
+                                    "agree_one_order": ((labels.p_ab >= 0.5) == human_first).astype(float),
                                     "same_position": labels.same_position.astype(float),
                                     "first_wins": (labels.p_ab >= 0.5).astype(float)}))
     pairs = pd.concat(frames)
@@ -99,12 +103,10 @@ def alignment_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Alignment per labeller and technique with its bootstrap interval (see the module docstring),
     alignment from the first order alone, and position bias: the share of pairs where the same
     position wins after swapping, and of those where it is the first position."""
-    both, one = pair_agreement(runs, "p_a"), pair_agreement(runs, "p_ab")
     rows = []
-    for (labeller, code, name), group in both.groupby(["labeller", "technique", "name"], sort=False):
+    for (labeller, code, name), group in pair_agreement(runs).groupby(["labeller", "technique", "name"], sort=False):
         value, low, high = _bootstrap(group.agree)
-        first = one[(one.labeller == labeller) & (one.technique == code)]
-        o_value, o_low, o_high = _bootstrap(first.agree)
+        o_value, o_low, o_high = _bootstrap(group.agree_one_order)
         same = group.same_position
         rows.append({"labeller": labeller, "technique": code, "name": name, "alignment": value,
                      "alignment_low": low, "alignment_high": high, "one_order": o_value, "one_order_low": o_low,
@@ -243,11 +245,11 @@ def win_rates_per_seed(runs: list[PolicyRun], data: rl.SummaryData, judge=None,
     return pd.DataFrame(rows)
 
 
-def win_rate_table(runs: list[PolicyRun], data: rl.SummaryData, judge=None,
-                   judge_config: lb.LabelConfig | None = None) -> pd.DataFrame:
-    """Win rates and length-controlled win rates per pair of policies: mean over seeds, t interval."""
+def win_rate_table(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Win rates and length-controlled win rates per pair of policies (`win_rates_per_seed`): mean
+    over seeds, t interval."""
     rows = []
-    for comparison, group in win_rates_per_seed(runs, data, judge, judge_config).groupby("comparison", sort=False):
+    for comparison, group in per_seed.groupby("comparison", sort=False):
         e, c = seed_ci(group.win_rate, bounds=(0, 1)), seed_ci(group.length_controlled, bounds=(0, 1))
         rows.append({"comparison": comparison, "a": group.a.iloc[0], "b": group.b.iloc[0], "win_rate": e.value,
                      "low": e.low, "high": e.high, "length_controlled": c.value, "lc_low": c.low, "lc_high": c.high,
@@ -330,13 +332,12 @@ def labelling_findings(runs: pd.DataFrame, *, largest: str, smallest: str, techn
     return pd.DataFrame(rows)
 
 
-def policy_findings(runs: list[PolicyRun], data: rl.SummaryData, judge=None,
-                    judge_config: lb.LabelConfig | None = None) -> pd.DataFrame:
-    """The paper's reward-model and policy claims with computed verdicts, over seeds."""
+def policy_findings(runs: list[PolicyRun], per_seed: pd.DataFrame) -> pd.DataFrame:
+    """The paper's reward-model and policy claims with computed verdicts, over seeds (``per_seed``:
+    the judgments' `win_rates_per_seed`)."""
     from repro.book import reported
     from repro.evaluation.stats import verdict
 
-    per_seed = win_rates_per_seed(runs, data, judge, judge_config)
     wins, lc = reported.values("rlaif", "win_rate"), reported.values("rlaif", "length_controlled_win_rate")
     claims = []
     for comparison, expect in (("RLAIF vs SFT", "greater"), ("RLHF vs SFT", "greater"), ("RLAIF vs RLHF", "equal"),
