@@ -4,11 +4,14 @@
     repro run 00_world -p corpus_docs=500      execute one notebook (validated before a kernel starts)
     repro run 00 --profile smoke               ... on another profile (name or YAML file)
     repro run-all --profile tiny               every notebook, in order
+    repro sweep configs/sweeps/NAME.yaml -j 2  papermill batch runs over parameter sets and seeds
+    repro sweep NAME --seeds 0,1 --dry-run     ... which runs are done, failed or pending
     repro book                                 build the book from the executed notebooks
     repro status                               the stages in the run store
 
 Bad input gets a one-line message and exit code 2; a notebook whose cell fails exits with 1 and
-keeps the executed copy for inspection.
+keeps the executed copy for inspection. A sweep exits with 1 if any of its runs failed (the others
+finish; a rerun retries only the failed and missing runs).
 """
 
 from __future__ import annotations
@@ -49,6 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     run_all = sub.add_parser("run-all", help="execute every notebook in order")
     _run_options(run_all)
+
+    sweep = sub.add_parser("sweep", help="run a notebook over a sweep file's parameter sets and seeds")
+    sweep.add_argument("file", help="sweep YAML file, or a name in configs/sweeps/")
+    sweep.add_argument("-j", "--jobs", type=int, default=1,
+                       help="worker processes; each gets its share of the cores for its threads (default 1)")
+    sweep.add_argument("--profile", default=None,
+                       help="tiny (default), smoke, paper-scale profiles by name, or a YAML file")
+    sweep.add_argument("--seeds", default=None, metavar="0,1,...", help="override the file's seeds")
+    sweep.add_argument("--out", type=Path, default=None,
+                       help="sweep folder (default: STORE/sweeps/<file stem>-<profile>)")
+    sweep.add_argument("--dry-run", action="store_true",
+                       help="list the runs and whether each is done, failed or pending; run nothing")
+    _store_option(sweep)
 
     book = sub.add_parser("book", help="build the Jupyter Book (warnings are errors)")
     book.add_argument("--root", type=Path, default=None, help="book root (default: the checkout)")
@@ -97,6 +113,29 @@ def cmd_run_all(args) -> int:
     return _execute([nb.stem for nb in list_notebooks()], args, {})
 
 
+def cmd_sweep(args) -> int:
+    from repro.runs.sweep import parse_seeds, run_sweep, sweep_status
+
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
+    if args.dry_run:
+        sweep, directory, states = sweep_status(args.file, profile=args.profile, seeds=seeds, out=args.out,
+                                                store=args.store)
+        print(f"sweep {sweep.name}: {sweep.notebook.stem} [profile {sweep.profile['name']}]"
+              + (f" - {sweep.description}" if sweep.description else ""))
+        width = max(len(s.run.label) for s in states)
+        for state in states:
+            error = f"  {state.error}" if state.error else ""
+            print(f"  {state.run.id}  {state.run.label:<{width}}  {state.status}{error}")
+        counts = {s: sum(st.status == s for st in states) for s in ("done", "failed", "pending")}
+        print(f"runs: {len(states)}  " + "  ".join(f"{k}: {v}" for k, v in counts.items()))
+        print(f"folder: {directory}")
+        return 0
+    result = run_sweep(args.file, profile=args.profile, jobs=args.jobs, out=args.out, store=args.store,
+                       seeds=seeds, progress=True)
+    print(result.summary())
+    return 0 if result.ok else 1
+
+
 def cmd_book(args) -> int:
     from repro.book.build import build_book
 
@@ -126,7 +165,8 @@ def cmd_status(args) -> int:
     return 0
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "run-all": cmd_run_all, "book": cmd_book, "status": cmd_status}
+COMMANDS = {"list": cmd_list, "run": cmd_run, "run-all": cmd_run_all, "sweep": cmd_sweep, "book": cmd_book,
+            "status": cmd_status}
 
 
 def main(argv: list[str] | None = None) -> int:
