@@ -119,6 +119,27 @@ def top_scored_records(aift: Stage, threshold: float = 5.0) -> list[dict]:
              "completion": [{"role": "assistant", "content": row.response}]} for row in kept.itertuples()]
 
 
+def instruction_data(spec: StudySpec, eval_prompts: Stage, real_data: tuple | None = None):
+    """The IFT records (the world's, none of them a held-out prompt, or the real seed data's), their
+    key in the run store, and the real EFT frames (None in the world)."""
+    if real_data is None:
+        held_out = sr.prompt_rows(eval_prompts)
+        ift = sr.ift_records(spec.seed_data, exclude=set(held_out.prompt_id))
+        return ift, {"ift": asdict(spec.seed_data), "held_out": eval_prompts.key}, None
+    ift, eft_train, eft_eval, data_key = real_data
+    return ift, {"ift": data_key}, (eft_train, eft_eval, data_key)
+
+
+def sft_baseline(store: RunStore, spec: StudySpec, inputs: StudyInputs, *, seed: int = 0,
+                 progress: bool | None = None) -> tuple[Stage, list[dict]]:
+    """The SFT baseline of ``seed`` (M0 fine-tuned on the IFT data; the very stage `run_seed` makes) and
+    its IFT records. The eva chapter starts from it."""
+    spec = spec.seeded(seed)
+    ift, ift_key, _ = instruction_data(spec, inputs.eval_prompts, inputs.real_data)
+    return sr.finetune_stage(store, "sr-sft", inputs.m0, ift, spec.tune, ift_key,
+                             accelerate_config=spec.accelerate_config or None, progress=progress), ift
+
+
 def run_seed(store: RunStore, spec: StudySpec, seed: int, *, m0: Stage, prompt_generator: Stage,
              eval_prompts: Stage, real_data: tuple | None = None, gold=None, engine=None,
              progress: bool | None = None) -> SeedRun:
@@ -132,13 +153,7 @@ def run_seed(store: RunStore, spec: StudySpec, seed: int, *, m0: Stage, prompt_g
     spec = spec.seeded(seed)
     run = SeedRun(seed=seed, spec=spec)
     held_out = sr.prompt_rows(eval_prompts)
-    if real_data is None:
-        ift = sr.ift_records(spec.seed_data, exclude=set(held_out.prompt_id))
-        ift_key = {"ift": asdict(spec.seed_data), "held_out": eval_prompts.key}
-        frames = None
-    else:
-        ift, eft_train, eft_eval, data_key = real_data
-        ift_key, frames = {"ift": data_key}, (eft_train, eft_eval, data_key)
+    ift, ift_key, frames = instruction_data(spec, eval_prompts, real_data)
     launch = spec.accelerate_config or None
     sft = sr.finetune_stage(store, "sr-sft", m0, ift, spec.tune, ift_key, accelerate_config=launch, progress=progress)
     writer = sft if spec.eft_writer == "SFT" else m0

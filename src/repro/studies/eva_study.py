@@ -1,0 +1,257 @@
+"""The eva study (Ye et al., 2024): the paper's protocol over the pieces of `repro.studies.eva`, and
+the tables that compare seeds and runs.
+
+For one seed, `run_seed` follows the paper:
+
+    theta_0 (the SFT policy) --solver on chunk 1--> theta_1
+    theta_1 --creator(theta_1, chunk 1) = X_2--> solver on X_2 --> theta_1 + eva        (iteration 1)
+    theta_1 --solver on chunk 2--> theta_1 + new human prompts                           (the baseline)
+
+and for ``iterations`` K > 1 continues both arms: eva evolves its own latest prompt set with its
+latest policy; the baseline takes the next chunk of human prompts. Every model is evaluated on the
+held-out sets (standard, hard, two-turn) by the gold judge against a fixed reference.
+
+What a seed varies: the sampling of responses, the creator's draws (selection and evolution), the
+order of training data. What it does not vary: the world's prompt sets, the SFT policy, the reward
+model and the reference, which are the environment. The intervals over seeds measure the method.
+
+`run_metrics` turns one seed's run into the long results table (one row per model, set and metric)
+that a notebook writes for `repro sweep`; `summarise` gives means with Student-t intervals over seeds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from repro.evaluation.stats import seed_ci
+from repro.runs.store import RunStore, Stage
+from repro.studies import eva
+
+#: The arms of the protocol, in the order the book shows them.
+ARMS = ("sft", "theta_1", "eva", "human")
+ARM_NAMES = {"sft": "SFT (theta_0)", "theta_1": "theta_1 (chunk 1)", "eva": "theta_1 + eva",
+             "human": "theta_1 + new human prompts"}
+SET_NAMES = {"hard": "hard (Arena-Hard analog)", "standard": "standard (AlpacaEval analog)",
+             "turn_1": "two-turn: turn 1", "turn_2": "two-turn: turn 2"}
+
+
+@dataclass(frozen=True)
+class EvaSpec:
+    """Everything that determines one seed's run, apart from the seed."""
+
+    prompts: eva.PromptSpec = eva.PromptSpec()
+    reward: str = "trained@4000"
+    reward_training: eva.RewardTraining = eva.RewardTraining()
+    sampling: eva.SamplingSpec = eva.SamplingSpec()
+    creator: eva.CreatorSpec = eva.CreatorSpec()
+    solver: eva.SolverSpec = eva.SolverSpec()
+    evaluation: eva.EvalSpec = eva.EvalSpec()
+    iterations: int = 1
+    human_prompts: bool = True
+
+    def __post_init__(self) -> None:
+        eva.parse_reward(self.reward)
+        if self.iterations < 1:
+            raise ValueError(f"iterations must be at least 1, got {self.iterations}")
+        if self.human_prompts and self.prompts.chunks < self.iterations + 1:
+            raise ValueError(f"{self.iterations} iterations of the new-human-prompts baseline need "
+                             f"{self.iterations + 1} chunks of prompts; the prompt sets have {self.prompts.chunks}")
+
+
+@dataclass
+class Inputs:
+    """What every seed shares: the SFT policy, the prompt sets, the reward model, the reference, the
+    evolver, the gold judge and the generation engine."""
+
+    sft: Stage
+    prompts: Stage
+    reward: Stage
+    reference: Stage
+    evolver: object = eva.WORLD_EVOLVER
+    gold: object = None
+    engine: object = None
+
+
+def prepare(store: RunStore, spec: EvaSpec, sr_spec, *, policy_path: str = "", reward_base: Stage | None = None,
+            evolver=None, file_sets: dict | None = None, gold=None, engine=None,
+            progress: bool | None = None) -> Inputs:
+    """The shared inputs. In the world: the self-rewarding chapter's SFT baseline (seed 0 of
+    ``sr_spec``, the same cached stage), the world's prompt sets (none an IFT prompt), a world reward
+    model, the writer as reference. At paper scale: ``policy_path`` (a checkpoint or hub id),
+    ``file_sets`` (keyword arguments of `eva.file_prompt_sets_stage`), the reward model by path in
+    ``spec.reward`` (``path@MODEL``), an LLM ``evolver`` and a ``gold`` judge. The reference of the
+    win rates is the SFT policy itself, sampled once (`eva.reference_stage`), at both scales."""
+    from repro.studies import base
+    from repro.studies import self_rewarding_study as srs
+
+    ift: list[dict] = []
+    if policy_path:
+        sft = base.external_model_stage(store, policy_path)
+    else:
+        sr_inputs = srs.prepare_inputs(store, sr_spec, progress=progress)
+        sft, ift = srs.sft_baseline(store, sr_spec, sr_inputs, progress=progress)
+        reward_base = reward_base or sr_inputs.m0
+    if file_sets:
+        prompts = eva.file_prompt_sets_stage(store, **file_sets)
+    else:
+        exclude = {r["prompt"][0]["content"] for r in ift}
+        prompts = eva.prompt_sets_stage(store, spec.prompts, exclude=exclude, exclude_key=sft.key, upstream=[sft])
+    reference = eva.reference_stage(store, sft, prompts, spec.evaluation, gold=gold, engine=engine, progress=progress)
+    reward = eva.reward_stage(store, spec.reward, base=reward_base, world_seed=spec.prompts.world_seed,
+                              difficulty=spec.prompts.difficulty, training=spec.reward_training, progress=progress)
+    return Inputs(sft=sft, prompts=prompts, reward=reward, reference=reference, evolver=evolver or eva.WORLD_EVOLVER,
+                  gold=gold, engine=engine)
+
+
+@dataclass
+class SeedRun:
+    """The finished stages of one seed: models by (arm, iteration), their evaluations, and the
+    creator's and solver's stages."""
+
+    seed: int
+    spec: EvaSpec
+    models: dict[tuple[str, int], Stage] = field(default_factory=dict)
+    evaluations: dict[tuple[str, int], Stage] = field(default_factory=dict)
+    creators: dict[int, Stage] = field(default_factory=dict)
+    samples: dict[tuple[str, int], Stage] = field(default_factory=dict)
+    solvers: dict[tuple[str, int], Stage] = field(default_factory=dict)
+
+    def stages(self) -> list[Stage]:
+        out = [*self.models.values(), *self.evaluations.values(), *self.creators.values(), *self.samples.values()]
+        return list({s.key: s for s in out}.values())
+
+
+def run_seed(store: RunStore, spec: EvaSpec, seed: int, inputs: Inputs, *, accelerate_config: str | None = None,
+             progress: bool | None = None) -> SeedRun:
+    """Every stage of the protocol for one seed (each cached; see the module)."""
+    run = SeedRun(seed=seed, spec=spec)
+    kw = {"engine": inputs.engine, "progress": progress}
+
+    def sample(policy: Stage, prompts: Stage, file: str, chunk: int | None, tag: tuple[str, int]) -> Stage:
+        run.samples[tag] = eva.samples_stage(store, policy, prompts, file, inputs.reward, spec.sampling, seed=seed,
+                                             chunk=chunk, **kw)
+        return run.samples[tag]
+
+    def solve(policy: Stage, samples: Stage, tag: tuple[str, int]) -> Stage:
+        run.solvers[tag] = eva.solver_stage(store, policy, samples, spec.solver, seed=seed,
+                                            accelerate_config=accelerate_config, progress=progress)
+        return run.solvers[tag]
+
+    run.models[("sft", 0)] = inputs.sft
+    theta_1 = solve(inputs.sft, sample(inputs.sft, inputs.prompts, "chunks.parquet", 1, ("sft", 0)), ("theta_1", 1))
+    run.models[("theta_1", 1)] = theta_1
+
+    policy, prompt_stage, file, chunk = theta_1, inputs.prompts, "chunks.parquet", 1
+    for t in range(1, spec.iterations + 1):
+        current = sample(policy, prompt_stage, file, chunk, ("estimate", t))
+        run.creators[t] = eva.creator_stage(store, current, spec.creator, seed=seed, iteration=t,
+                                            evolver=inputs.evolver)
+        policy = solve(policy, sample(policy, run.creators[t], "prompts.parquet", None, ("eva", t)), ("eva", t))
+        run.models[("eva", t)] = policy
+        prompt_stage, file, chunk = run.creators[t], "prompts.parquet", None
+
+    if spec.human_prompts:
+        policy = theta_1
+        for t in range(1, spec.iterations + 1):
+            policy = solve(policy, sample(policy, inputs.prompts, "chunks.parquet", t + 1, ("human", t)), ("human", t))
+            run.models[("human", t)] = policy
+
+    for tag, model in run.models.items():
+        run.evaluations[tag] = eva.evaluate_stage(store, model, inputs.prompts, spec.evaluation, seed=seed,
+                                                  gold=inputs.gold, **kw)
+    return run
+
+
+def run_study(store: RunStore, spec: EvaSpec, seeds: list[int], inputs: Inputs, **kw) -> list[SeedRun]:
+    return [run_seed(store, spec, s, inputs, **kw) for s in seeds]
+
+
+# -- one run's metrics (the table a notebook writes for `repro sweep`) -----------------------------------
+def run_metrics(run: SeedRun, inputs: Inputs) -> pd.DataFrame:
+    """Long table of one seed: ``seed, arm, iteration, set, metric, value``. Metrics per held-out set:
+    win rate against the reference (both orders), mean gold score, share of perfect responses; plus
+    ``set="training"`` rows: the reward model's agreement with the oracle on the pairs the solver
+    trained on, the number of pairs, and for eva the creator's counts."""
+    reference = pd.read_parquet(inputs.reference / "responses.parquet")
+    rows = []
+    for (arm, t), stage in run.evaluations.items():
+        responses = pd.read_parquet(stage / "responses.parquet")
+        table = eva.win_rates(responses, reference)
+        for rec in table.to_dict("records"):
+            for metric in ("win_rate", "mean_score", "accuracy"):
+                if metric in rec:
+                    rows.append({"arm": arm, "iteration": t, "set": rec["set"], "metric": metric,
+                                 "value": float(rec[metric])})
+        rows.append({"arm": arm, "iteration": t, "set": "all", "metric": "mean_words",
+                     "value": float(responses.words.mean())})
+    for (arm, t), stage in run.solvers.items():
+        for metric in ("pairs", "pairs_oracle_agree"):
+            value = stage.results.get(metric)
+            rows.append({"arm": arm, "iteration": t, "set": "training", "metric": metric,
+                         "value": float(value) if value is not None else np.nan})
+    for t, stage in run.creators.items():
+        for metric in ("selected_mean_gap", "mean_gap", "evolved", "new_prompts", "mean_difficulty"):
+            value = stage.results.get(metric)
+            rows.append({"arm": "eva", "iteration": t, "set": "creator", "metric": metric,
+                         "value": float(value) if value is not None else np.nan})
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "seed", run.seed)
+    return frame
+
+
+def study_metrics(runs: list[SeedRun], inputs: Inputs) -> pd.DataFrame:
+    return pd.concat([run_metrics(r, inputs) for r in runs], ignore_index=True)
+
+
+# -- summaries over seeds --------------------------------------------------------------------------------
+def summarise(metrics: pd.DataFrame, by: list[str], *, metric: str = "win_rate") -> pd.DataFrame:
+    """Mean over seeds with a 95% Student-t interval (`seed_ci`) of one metric, per group of ``by``."""
+    rows = []
+    picked = metrics[metrics.metric == metric]
+    bounds = (0.0, 1.0) if metric in ("win_rate", "accuracy") else None
+    for key, group in picked.groupby(by, sort=False, dropna=False):
+        est = seed_ci(group.value.to_numpy(), bounds=bounds)
+        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "mean": est.value, "low": est.low,
+                     "high": est.high, "seeds": est.n})
+    return pd.DataFrame(rows)
+
+
+def paired_gain(metrics: pd.DataFrame, *, arm: str, against: str, set_name: str, metric: str = "win_rate",
+                by: list[str] = (), iteration: int | None = None, against_iteration: int | None = None) -> pd.DataFrame:
+    """Per group of ``by``: the paired difference over seeds (arm minus against, same seed and group)
+    of ``metric`` on ``set_name``, mean with a 95% t interval."""
+    picked = metrics[(metrics.metric == metric) & (metrics.set == set_name)]
+    a = picked[picked.arm == arm]
+    b = picked[picked.arm == against]
+    if iteration is not None:
+        a = a[a.iteration == iteration]
+    if against_iteration is not None:
+        b = b[b.iteration == against_iteration]
+    keys = ["seed", *by]
+    joined = a.merge(b, on=keys, suffixes=("", "_ref"))
+    joined["gain"] = joined.value - joined.value_ref
+    rows = []
+    for key, group in (joined.groupby(list(by), sort=False, dropna=False) if by else [((), joined)]):
+        est = seed_ci(group.gain.to_numpy())
+        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "gain": est.value, "low": est.low,
+                     "high": est.high, "seeds": est.n})
+    return pd.DataFrame(rows)
+
+
+def arm_label(arm: str, iteration: int) -> str:
+    """The book's name of a model: ``theta_1 + eva`` for iteration 1, ``... (iteration 2)`` after."""
+    name = ARM_NAMES[arm]
+    return name if arm in ("sft", "theta_1") or iteration == 1 else f"{name} (iteration {iteration})"
+
+
+def with_names(table: pd.DataFrame) -> pd.DataFrame:
+    out = table.copy()
+    if "arm" in out and "iteration" in out:
+        out.insert(0, "model", [arm_label(a, int(t)) for a, t in zip(out.arm, out.iteration)])
+    if "set" in out:
+        out["set"] = out["set"].map(lambda s: SET_NAMES.get(s, s))
+    return out
+
