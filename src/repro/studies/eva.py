@@ -212,7 +212,7 @@ def file_prompt_sets_stage(store: RunStore, *, train: str, standard: str = "", h
     def compute(workdir: Path) -> dict:
         prompts = ultrafeedback.load_prompts(train).sample(frac=1.0, random_state=seed).reset_index(drop=True)
         prompts = prompts.head(chunk_size * chunks)
-        frame = pd.DataFrame({"uid": prompts.prompt_id.astype(str), "family": prompts.get("source", "ultrafeedback"),
+        frame = pd.DataFrame({"uid": prompts.uid.astype(str), "family": prompts.get("source", "ultrafeedback"),
                               "difficulty": None, "prompt": prompts.prompt,
                               "chunk": [i // chunk_size + 1 for i in range(len(prompts))]})
         sets = {"chunks": frame}
@@ -363,6 +363,8 @@ def reward_stage(store: RunStore, reward: str, *, base: Stage | None, world_seed
     ``evaluation_pairs`` fresh world pairs (pairwise accuracy against the oracle), so the book can
     order them by strength. Seed-independent: the reward model is part of the environment."""
     kind, arg = parse_reward(reward)
+    if kind == "trained" and base is None:
+        raise ValueError(f"the reward model {reward!r} needs a base model to start from")
     params = {"version": STAGE_VERSION, "reward": reward, "world": world.WORLD_VERSION, "world_seed": world_seed,
               "difficulty": list(difficulty), "evaluation_pairs": evaluation_pairs}
     if kind == "noisy":
@@ -401,8 +403,6 @@ def _train_reward(base: Stage, pairs: int, world_seed: int, difficulty, training
     from repro.studies.base import model_location, save_training
     from repro.training.reward import RewardParams, make_reward_model, train_reward
 
-    if base is None:
-        raise ValueError("a trained reward model needs a base model to start from")
     data = writer_pairs(pairs, world_seed + PROMPT_STREAMS["reward_data"], difficulty,
                         exclude=set(evaluation.prompt))
     location = model_location(base)

@@ -174,7 +174,8 @@ def run_metrics(run: SeedRun, inputs: Inputs) -> pd.DataFrame:
     """Long table of one seed: ``seed, arm, iteration, set, metric, value``. Metrics per held-out set:
     win rate against the reference (both orders), mean gold score, share of perfect responses; plus
     ``set="training"`` rows: the reward model's agreement with the oracle on the pairs the solver
-    trained on, the number of pairs, and for eva the creator's counts."""
+    trained on, the number of pairs, and for eva the creator's counts; ``set="reward_model"``: the
+    reward model's pairwise accuracy on fresh world pairs."""
     reference = pd.read_parquet(inputs.reference / "responses.parquet")
     rows = []
     for (arm, t), stage in run.evaluations.items():
@@ -197,6 +198,9 @@ def run_metrics(run: SeedRun, inputs: Inputs) -> pd.DataFrame:
             value = stage.results.get(metric)
             rows.append({"arm": "eva", "iteration": t, "set": "creator", "metric": metric,
                          "value": float(value) if value is not None else np.nan})
+    accuracy = inputs.reward.results.get("accuracy")
+    rows.append({"arm": "sft", "iteration": 0, "set": "reward_model", "metric": "accuracy",
+                 "value": float(accuracy) if accuracy is not None else np.nan})
     frame = pd.DataFrame(rows)
     frame.insert(0, "seed", run.seed)
     return frame
@@ -219,28 +223,6 @@ def summarise(metrics: pd.DataFrame, by: list[str], *, metric: str = "win_rate")
     return pd.DataFrame(rows)
 
 
-def paired_gain(metrics: pd.DataFrame, *, arm: str, against: str, set_name: str, metric: str = "win_rate",
-                by: list[str] = (), iteration: int | None = None, against_iteration: int | None = None) -> pd.DataFrame:
-    """Per group of ``by``: the paired difference over seeds (arm minus against, same seed and group)
-    of ``metric`` on ``set_name``, mean with a 95% t interval."""
-    picked = metrics[(metrics.metric == metric) & (metrics.set == set_name)]
-    a = picked[picked.arm == arm]
-    b = picked[picked.arm == against]
-    if iteration is not None:
-        a = a[a.iteration == iteration]
-    if against_iteration is not None:
-        b = b[b.iteration == against_iteration]
-    keys = ["seed", *by]
-    joined = a.merge(b, on=keys, suffixes=("", "_ref"))
-    joined["gain"] = joined.value - joined.value_ref
-    rows = []
-    for key, group in (joined.groupby(list(by), sort=False, dropna=False) if by else [((), joined)]):
-        est = seed_ci(group.gain.to_numpy())
-        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "gain": est.value, "low": est.low,
-                     "high": est.high, "seeds": est.n})
-    return pd.DataFrame(rows)
-
-
 def arm_label(arm: str, iteration: int) -> str:
     """The book's name of a model: ``theta_1 + eva`` for iteration 1, ``... (iteration 2)`` after."""
     name = ARM_NAMES[arm]
@@ -255,3 +237,131 @@ def with_names(table: pd.DataFrame) -> pd.DataFrame:
         out["set"] = out["set"].map(lambda s: SET_NAMES.get(s, s))
     return out
 
+
+
+# -- claims --------------------------------------------------------------------------------------------
+def claim(claim: str, paper: str, estimate, expect: str, null: float = 0.0) -> dict:
+    """One row of a claims table: the claim, the paper's finding, ours, and the verdict."""
+    from repro.evaluation.stats import verdict
+
+    measured = (f"{estimate.value:+.1%} [{estimate.low:+.1%}, {estimate.high:+.1%}] ({estimate.n} seeds)"
+                if estimate.n else "no data")
+    return {"claim": claim, "paper": paper, "measured": measured, "verdict": verdict(estimate, null, expect=expect)}
+
+
+def selected(results: pd.DataFrame, config: dict | None = None) -> pd.DataFrame:
+    """The rows of a results table whose columns equal ``config``'s values (all rows for None)."""
+    mask = pd.Series(True, index=results.index)
+    for column, value in (config or {}).items():
+        mask &= results[column] == value
+    return results[mask]
+
+
+def gain_per_seed(results: pd.DataFrame, config: dict | None = None, *, arm: str = "eva", against: str = "theta_1",
+                  set_name: str = "hard", metric: str = "win_rate", iteration: int = 1,
+                  against_iteration: int = 1) -> pd.Series:
+    """Per seed, for the runs of ``config``: ``metric`` on ``set_name`` of ``arm`` at ``iteration``
+    minus that of ``against`` at ``against_iteration`` (two models of the same run)."""
+    picked = selected(results, config)
+    picked = picked[(picked.metric == metric) & (picked.set == set_name)]
+    a = picked[(picked.arm == arm) & (picked.iteration == iteration)].groupby("seed").value.mean()
+    b = picked[(picked.arm == against) & (picked.iteration == against_iteration)].groupby("seed").value.mean()
+    common = a.index.intersection(b.index)
+    return a.loc[common] - b.loc[common]
+
+
+def gain_estimate(results: pd.DataFrame, config: dict | None = None, **kw):
+    """`gain_per_seed` as a mean over seeds with a 95% t interval (`seed_ci`)."""
+    return seed_ci(gain_per_seed(results, config, **kw).to_numpy())
+
+
+def level_estimate(results: pd.DataFrame, config: dict | None = None, *, arm: str = "eva", set_name: str = "hard",
+                   metric: str = "win_rate", iteration: int = 1):
+    """One model's ``metric`` over seeds for the runs of ``config`` (mean, 95% t interval)."""
+    picked = selected(results, config)
+    picked = picked[(picked.metric == metric) & (picked.set == set_name) & (picked.arm == arm)
+                    & (picked.iteration == iteration)]
+    bounds = (0.0, 1.0) if metric in ("win_rate", "accuracy") else None
+    return seed_ci(picked.groupby("seed").value.mean().to_numpy(), bounds=bounds)
+
+
+def findings(metrics: pd.DataFrame, paper_hard: dict[str, float] | None = None, method: str = "DPO") -> pd.DataFrame:
+    """The paper's claims that one configuration can test, each as a paired difference over seeds of
+    win rates against the reference (mean, 95% t interval) and a verdict by the book's rule
+    (`repro.evaluation.stats.verdict`)."""
+    paper_hard = paper_hard or {}
+    before, after = paper_hard.get(method), paper_hard.get(f"{method} + eva")
+    paper_gain = f"{method}: {before} -> {after}" if before is not None and after is not None else "yes"
+    rows = [
+        claim("eva lifts the hard-set (Arena-Hard) win rate over theta_1", paper_gain,
+               gain_estimate(metrics), "greater"),
+        claim("eva beats training on new human prompts (hard set)", "matches or beats",
+               gain_estimate(metrics, against="human"), "greater"),
+        claim("new human prompts lower the first turn (two-turn set)", "yes (MT-Bench)",
+               gain_estimate(metrics, arm="human", set_name="turn_1"), "less"),
+        claim("eva lifts the second turn (two-turn set)", "yes (MT-Bench)",
+               gain_estimate(metrics, set_name="turn_2"), "greater"),
+    ]
+    iterations = sorted(metrics[metrics.arm == "eva"].iteration.unique())
+    for t in iterations[1:]:
+        rows.append(claim(f"continual training: eva iteration {t} beats iteration {t - 1} (hard set)", "monotonic gains",
+                           gain_estimate(metrics, against="eva", iteration=t, against_iteration=t - 1), "greater"))
+    return pd.DataFrame(rows)
+
+
+def eva_gains(results: pd.DataFrame, by: list[str], *, set_name: str = "hard", metric: str = "win_rate",
+              against: str = "theta_1") -> pd.DataFrame:
+    """Per configuration (the columns ``by`` of a sweep's results): the win rate of ``against``
+    (iteration 1) and of theta_1 + eva, and eva's paired gain, each a mean over seeds with a 95% t
+    interval."""
+    rows = []
+    for key in results[by].drop_duplicates().itertuples(index=False):
+        config = dict(zip(by, key))
+        b = level_estimate(results, config, arm=against, set_name=set_name, metric=metric)
+        e = level_estimate(results, config, set_name=set_name, metric=metric)
+        g = gain_estimate(results, config, against=against, set_name=set_name, metric=metric)
+        rows.append({**config, "without": b.value, "without_low": b.low, "without_high": b.high,
+                     "with_eva": e.value, "with_low": e.low, "with_high": e.high,
+                     "gain": g.value, "gain_low": g.low, "gain_high": g.high, "seeds": g.n})
+    return pd.DataFrame(rows)
+
+
+def config_difference(results: pd.DataFrame, column: str, a, b, *, set_name: str = "hard", metric: str = "win_rate",
+                      arm: str = "eva", iteration: int = 1):
+    """The paired difference over seeds (same seed, so the same theta_1) of ``arm``'s ``metric``
+    between two configurations of a sweep: ``column == a`` minus ``column == b``."""
+    picked = results[(results.metric == metric) & (results.set == set_name) & (results.arm == arm)
+                     & (results.iteration == iteration)]
+    va = picked[picked[column] == a].groupby("seed").value.mean()
+    vb = picked[picked[column] == b].groupby("seed").value.mean()
+    common = va.index.intersection(vb.index)
+    return seed_ci((va.loc[common] - vb.loc[common]).to_numpy())
+
+
+def paper_scale_inputs(store: RunStore, *, prompts_path: str = "", chunk_size: int = 10_000, chunks: int = 6,
+                       standard: str = "", hard: str = "", two_turn: str = "", evolver_path: str = "",
+                       policy_path: str = "", gold_judge_path: str = "", engine=None) -> dict:
+    """The keyword arguments of `prepare` that the notebook's paper-scale paths give: real prompt sets
+    (UltraFeedback chunks and the held-out question files), an LLM evolver (``evolver_path``, or
+    ``"policy"`` for the policy itself) and a gold judge by path. Empty paths give ``{}``: the world."""
+    from repro.evaluation.gold import JudgeGold
+    from repro.judges.llm_judge import JudgeConfig
+    from repro.studies.base import external_model_stage
+
+    out: dict = {}
+    if prompts_path:
+        if not evolver_path:
+            raise ValueError("real prompts need a language model to evolve them: set evolver_path "
+                             "(a model path, or 'policy' for the policy itself)")
+        out["file_sets"] = {"train": prompts_path, "standard": standard, "hard": hard, "two_turn": two_turn,
+                            "chunk_size": chunk_size, "chunks": chunks}
+    elif standard or hard or two_turn:
+        raise ValueError("held-out prompt files need the training prompts too: set prompts_path")
+    if evolver_path:
+        if evolver_path == "policy" and not policy_path:
+            raise ValueError("evolver_path 'policy' needs policy_path")
+        source = policy_path if evolver_path == "policy" else evolver_path
+        out["evolver"] = eva.LLMEvolver(external_model_stage(store, source, name="external-evolver"), engine)
+    if gold_judge_path:
+        out["gold"] = JudgeGold(external_model_stage(store, gold_judge_path, name="external-judge"), engine, JudgeConfig())
+    return out
