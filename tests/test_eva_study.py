@@ -197,8 +197,6 @@ def test_paper_scale_inputs_need_what_real_prompts_need(tmp_path):
         study.paper_scale_inputs(store, prompts_path="HuggingFaceH4/ultrafeedback_binarized")
     with pytest.raises(ValueError, match="prompts_path"):
         study.paper_scale_inputs(store, hard="arena.jsonl")
-    with pytest.raises(ValueError, match="policy_path"):
-        study.paper_scale_inputs(store, prompts_path="x", evolver_path="policy")
     out = study.paper_scale_inputs(store, prompts_path="HuggingFaceH4/ultrafeedback_binarized", evolver_path="google/gemma-2-9b-it",
                                    gold_judge_path="meta-llama/Meta-Llama-3.1-70B-Instruct")
     assert isinstance(out["evolver"], eva.LLMEvolver) and out["file_sets"]["chunks"] == 6

@@ -2,6 +2,7 @@
 the whole chain run on tiny stand-ins for every real thing (a saved tiny model as "Llama 2 70B" and
 as the gold judge, the shipped oasst1 and AlpacaEval samples as the datasets)."""
 
+import dataclasses
 import json
 
 import pandas as pd
@@ -183,3 +184,89 @@ def test_a_labeller_given_by_path_labels_real_comparisons_unchanged(tmp_path):
                             max_rationale_tokens=4)
     table = study.alignment_table(runs)
     assert len(table) == 2 and table.alignment.between(0, 1).all() and (table.pairs == len(inputs.evaluation)).all()
+
+
+# -- eva -------------------------------------------------------------------------------------------------
+def test_the_eva_paper_profile_has_the_papers_settings_and_real_loaders(monkeypatch, tmp_path):
+    import datasets
+
+    from repro.data import mt_bench, ultrafeedback
+    from repro.studies import eva
+    from repro.studies import eva_study as es
+
+    params = resolve_parameters(resolve_notebook("30_eva"), load_profile("paper"), {})
+    paper = {m: reported.value("eva", m) for m in (
+        "responses_per_prompt", "sampling_temperature", "sampling_top_p", "keep_fraction", "evolutions",
+        "evolved_share", "dpo_beta", "dpo_learning_rate", "dpo_epochs", "prompt_chunks", "chunk_size")}
+    assert (params["responses"], params["temperature"], params["top_p"]) == (
+        paper["responses_per_prompt"], paper["sampling_temperature"], paper["sampling_top_p"])
+    assert (params["keep_fraction"], params["evolutions"], params["evolved_share"]) == (
+        paper["keep_fraction"], paper["evolutions"], paper["evolved_share"])
+    assert (params["dpo_beta"], params["solver_learning_rate"], params["solver_epochs"]) == (
+        paper["dpo_beta"], paper["dpo_learning_rate"], paper["dpo_epochs"])
+    assert (params["chunks"], params["chunk_size"]) == (paper["prompt_chunks"], paper["chunk_size"])
+    assert eva.parse_reward(params["reward_model"])[0] == "path" and params["trust_remote_code"] is True
+    assert resolve_parameters(resolve_notebook("31_eva_ablations"), load_profile("paper"), {})["sweep_profile"] == "paper"
+
+    def lines(path):
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    from repro.data import alpaca_eval
+
+    served = {params["prompts_path"]: lines(ultrafeedback.sample_path()),
+              params["hard_prompts_path"]: lines(mt_bench.arena_hard_sample_path()),
+              params["two_turn_path"]: lines(mt_bench.mt_bench_sample_path()),
+              params["standard_prompts_path"]: json.loads(alpaca_eval.sample_path().read_text())}
+    calls = []
+
+    def fake_load_dataset(name, *args, split=None, **kw):
+        calls.append(name)
+        return datasets.Dataset.from_list(served[name])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    store = RunStore(tmp_path)
+    inputs = es.paper_scale_inputs(store, prompts_path=params["prompts_path"], chunk_size=3, chunks=2,
+                                   standard=params["standard_prompts_path"], hard=params["hard_prompts_path"],
+                                   two_turn=params["two_turn_path"], evolver_path=params["evolver_path"])
+    stage = eva.file_prompt_sets_stage(store, **inputs["file_sets"])
+    assert set(calls) == set(served) and len(eva.read_set(stage, "chunks")) == 6
+    assert len(eva.read_set(stage, "hard")) and len(eva.read_set(stage, "two_turn"))
+    # The paper's sizes are more than the sample holds: a clear error, not a silent shortfall.
+    with pytest.raises(Exception, match="fewer than 6 chunks"):
+        eva.file_prompt_sets_stage(store, train=params["prompts_path"], chunk_size=params["chunk_size"], chunks=6)
+
+
+@pytest.mark.slow
+def test_the_eva_paper_path_runs_end_to_end_on_tiny_stand_ins(tmp_path):
+    """Every paper-scale branch of eva at once: a policy given by path, UltraFeedback / AlpacaEval /
+    Arena-Hard / MT-Bench files, a sequence-classification reward model by path, an LLM evolver and
+    an LLM gold judge (all tiny checkpoints standing in for the real models)."""
+    from repro.data import mt_bench, ultrafeedback
+    from repro.models import save_model
+    from repro.studies import eva
+    from repro.studies import eva_study as es
+    from repro.training.reward import make_reward_model
+
+    store = RunStore(tmp_path / "store")
+    m0 = base.base_model(store, base.BaseSpec(corpus_docs=300, model_size="XS"), progress=False)
+    llama = base.model_location(m0)
+    rm_model, tokenizer = make_reward_model(llama), base.load_stage_model(m0)[1]
+    save_model(rm_model, tokenizer, tmp_path / "rm")
+    spec = es.EvaSpec(prompts=eva.PromptSpec(chunks=2), reward=f"path@{tmp_path / 'rm'}",
+                      sampling=eva.SamplingSpec(n=2, max_new_tokens=6),
+                      creator=eva.CreatorSpec(fraction=0.5, evolutions=2),
+                      solver=eva.SolverSpec(epochs=1.0), evaluation=eva.EvalSpec(samples=1, max_new_tokens=6))
+    extra = es.paper_scale_inputs(store, prompts_path=str(ultrafeedback.sample_path()), chunk_size=3, chunks=2,
+                                  standard=str(alpaca_eval.sample_path()), hard=str(mt_bench.arena_hard_sample_path()),
+                                  two_turn=str(mt_bench.mt_bench_sample_path()), evolver_path=llama, gold_judge_path=llama)
+    extra["evolver"] = dataclasses.replace(extra["evolver"], max_new_tokens=8)
+    inputs = es.prepare(store, spec, None, policy_path=llama, **extra)
+    assert inputs.sft.name == "external-model" and inputs.reward.results["kind"] == "path"
+    [run] = es.run_study(store, spec, [0], inputs)
+    assert set(run.models) == {("sft", 0), ("theta_1", 1), ("eva", 1), ("human", 1)}
+    creator = run.creators[1].results
+    assert creator["selected"] == 2 and creator["asked"] == 4  # evolved by the LLM: some rewrites may be refused
+    responses = pd.read_parquet(run.evaluations[("eva", 1)] / "responses.parquet")
+    assert set(responses.set) == {"standard", "hard", "turn_1", "turn_2"}
+    metrics = es.study_metrics([run], inputs)
+    assert {"win_rate", "mean_score"} <= set(metrics.metric)

@@ -114,12 +114,12 @@ class PromptSpec:
 
     world_seed: int = 0
     difficulty: tuple[int, int] = (1, 2)
-    chunk_size: int = 300
-    chunks: int = 2
-    standard_prompts: int = 120
-    hard_prompts: int = 120
+    chunk_size: int = 200
+    chunks: int = 4
+    standard_prompts: int = 100
+    hard_prompts: int = 100
     hard_difficulty: int = 3
-    two_turn_prompts: int = 60
+    two_turn_prompts: int = 50
 
     def __post_init__(self) -> None:
         for name in ("chunk_size", "chunks", "standard_prompts", "hard_prompts", "two_turn_prompts"):
@@ -211,6 +211,8 @@ def file_prompt_sets_stage(store: RunStore, *, train: str, standard: str = "", h
 
     def compute(workdir: Path) -> dict:
         prompts = ultrafeedback.load_prompts(train).sample(frac=1.0, random_state=seed).reset_index(drop=True)
+        if len(prompts) < chunk_size * chunks:
+            raise ValueError(f"{train} holds {len(prompts)} distinct prompts, fewer than {chunks} chunks of {chunk_size}")
         prompts = prompts.head(chunk_size * chunks)
         frame = pd.DataFrame({"uid": prompts.uid.astype(str), "family": prompts.get("source", "ultrafeedback"),
                               "difficulty": None, "prompt": prompts.prompt,
@@ -357,11 +359,13 @@ class RewardTraining:
 
 def reward_stage(store: RunStore, reward: str, *, base: Stage | None, world_seed: int = 0, difficulty=(1, 2),
                  training: RewardTraining = RewardTraining(), calibration_pairs: int = 2000,
-                 evaluation_pairs: int = 500, progress: bool | None = None) -> Stage:
+                 evaluation_pairs: int = 2000, trust_remote_code: bool = False, progress: bool | None = None) -> Stage:
     """What a reward model needs, as a stage: for ``noisy`` the calibrated sigma, for ``trained`` the
     model (``model/``), for ``oracle`` and ``path`` nothing but the name. Every kind is measured on
     ``evaluation_pairs`` fresh world pairs (pairwise accuracy against the oracle), so the book can
-    order them by strength. Seed-independent: the reward model is part of the environment."""
+    order them by strength. Seed-independent: the reward model is part of the environment.
+    ``trust_remote_code``: let a ``path`` reward model run the code its repository ships (ArmoRM
+    needs it); off unless asked, and a warning when on."""
     kind, arg = parse_reward(reward)
     if kind == "trained" and base is None:
         raise ValueError(f"the reward model {reward!r} needs a base model to start from")
@@ -371,6 +375,8 @@ def reward_stage(store: RunStore, reward: str, *, base: Stage | None, world_seed
         params["calibration_pairs"] = calibration_pairs
     if kind == "trained":
         params["training"] = asdict(training)
+    if kind == "path":
+        params["trust_remote_code"] = bool(trust_remote_code)
     upstream = [base] if kind == "trained" and base is not None else []
 
     def compute(workdir: Path) -> dict:
@@ -438,7 +444,8 @@ def load_rewarder(stage: Stage, *, device: str | None = None) -> Rewarder:
     if kind == "path":
         from repro.judges.sequence_rm import SequenceRewardModel
 
-        return Rewarder(reward, kind, scorer=SequenceRewardModel(arg, device=device))
+        trust = bool(stage.manifest["params"].get("trust_remote_code", False))
+        return Rewarder(reward, kind, scorer=SequenceRewardModel(arg, device=device, trust_remote_code=trust))
     return Rewarder(reward, kind)
 
 
@@ -476,6 +483,10 @@ def samples_stage(store: RunStore, policy: Stage, prompts: Stage, prompts_file: 
         if chunk is not None:
             frame = frame[frame.chunk == chunk]
         frame = frame[[c for c in frame.columns if c in (*PROMPT_COLUMNS, "chunk", "origin")]]
+        if frame.empty:  # a creator that kept or evolved nothing: nothing to sample, said in the results
+            pd.DataFrame(columns=[*frame.columns, "sample", "response", "words", "oracle", "reward"]).to_parquet(
+                workdir / "responses.parquet", index=False)
+            return {"prompts": 0, "responses": 0, "mean_reward": None, "mean_oracle": None}
         generator = engine.generator(policy, progress=progress)
         out = respond_and_score(generator, frame.reset_index(drop=True), GenerationConfig(
             n=spec.n, temperature=spec.temperature, top_p=spec.top_p, max_new_tokens=spec.max_new_tokens,
@@ -583,11 +594,11 @@ class LLMEvolver:
         records, report = eva_evolver.llm_evolve(
             generator, [{"uid": u, "prompt": p} for u, p in zip(parents.uid, parents.prompt)],
             evolutions=evolutions, operators=tuple(operators), config=config, seed=seed)
-        rows = [{"uid": hashlib.sha1(r["prompt"].encode()).hexdigest()[:16], "family": None, "difficulty": None,
+        rows = [{"uid": r["uid"], "family": None, "difficulty": None,
                  "prompt": r["prompt"], "parent": r["parent"], "operator": r["operator"], "step": r["step"]}
                 for r in records]
-        return (pd.DataFrame(rows, columns=[*PROMPT_COLUMNS, "parent", "operator", "step"]),
-                report if isinstance(report, dict) else asdict(report))
+        summary = {"asked": evolutions * len(parents), "evolved": len(rows), **report.as_dict()}
+        return pd.DataFrame(rows, columns=[*PROMPT_COLUMNS, "parent", "operator", "step"]), summary
 
 
 WORLD_EVOLVER = WorldEvolver()

@@ -76,11 +76,11 @@ class Inputs:
 
 
 def prepare(store: RunStore, spec: EvaSpec, sr_spec, *, policy_path: str = "", reward_base: Stage | None = None,
-            evolver=None, file_sets: dict | None = None, gold=None, engine=None,
+            evolver=None, file_sets: dict | None = None, gold=None, engine=None, trust_remote_code: bool = False,
             progress: bool | None = None) -> Inputs:
     """The shared inputs. In the world: the self-rewarding chapter's SFT baseline (seed 0 of
     ``sr_spec``, the same cached stage), the world's prompt sets (none an IFT prompt), a world reward
-    model, the writer as reference. At paper scale: ``policy_path`` (a checkpoint or hub id),
+    model. At paper scale: ``policy_path`` (a checkpoint or hub id),
     ``file_sets`` (keyword arguments of `eva.file_prompt_sets_stage`), the reward model by path in
     ``spec.reward`` (``path@MODEL``), an LLM ``evolver`` and a ``gold`` judge. The reference of the
     win rates is the SFT policy itself, sampled once (`eva.reference_stage`), at both scales."""
@@ -101,7 +101,8 @@ def prepare(store: RunStore, spec: EvaSpec, sr_spec, *, policy_path: str = "", r
         prompts = eva.prompt_sets_stage(store, spec.prompts, exclude=exclude, exclude_key=sft.key, upstream=[sft])
     reference = eva.reference_stage(store, sft, prompts, spec.evaluation, gold=gold, engine=engine, progress=progress)
     reward = eva.reward_stage(store, spec.reward, base=reward_base, world_seed=spec.prompts.world_seed,
-                              difficulty=spec.prompts.difficulty, training=spec.reward_training, progress=progress)
+                              difficulty=spec.prompts.difficulty, training=spec.reward_training,
+                              trust_remote_code=trust_remote_code, progress=progress)
     return Inputs(sft=sft, prompts=prompts, reward=reward, reference=reference, evolver=evolver or eva.WORLD_EVOLVER,
                   gold=gold, engine=engine)
 
@@ -340,10 +341,10 @@ def config_difference(results: pd.DataFrame, column: str, a, b, *, set_name: str
 
 def paper_scale_inputs(store: RunStore, *, prompts_path: str = "", chunk_size: int = 10_000, chunks: int = 6,
                        standard: str = "", hard: str = "", two_turn: str = "", evolver_path: str = "",
-                       policy_path: str = "", gold_judge_path: str = "", engine=None) -> dict:
+                       gold_judge_path: str = "", engine=None) -> dict:
     """The keyword arguments of `prepare` that the notebook's paper-scale paths give: real prompt sets
-    (UltraFeedback chunks and the held-out question files), an LLM evolver (``evolver_path``, or
-    ``"policy"`` for the policy itself) and a gold judge by path. Empty paths give ``{}``: the world."""
+    (UltraFeedback chunks and the held-out question files), an LLM evolver (``evolver_path``) and a
+    gold judge by path. Empty paths give ``{}``: the world."""
     from repro.evaluation.gold import JudgeGold
     from repro.judges.llm_judge import JudgeConfig
     from repro.studies.base import external_model_stage
@@ -351,17 +352,13 @@ def paper_scale_inputs(store: RunStore, *, prompts_path: str = "", chunk_size: i
     out: dict = {}
     if prompts_path:
         if not evolver_path:
-            raise ValueError("real prompts need a language model to evolve them: set evolver_path "
-                             "(a model path, or 'policy' for the policy itself)")
+            raise ValueError("real prompts need a language model to evolve them: set evolver_path")
         out["file_sets"] = {"train": prompts_path, "standard": standard, "hard": hard, "two_turn": two_turn,
                             "chunk_size": chunk_size, "chunks": chunks}
     elif standard or hard or two_turn:
         raise ValueError("held-out prompt files need the training prompts too: set prompts_path")
     if evolver_path:
-        if evolver_path == "policy" and not policy_path:
-            raise ValueError("evolver_path 'policy' needs policy_path")
-        source = policy_path if evolver_path == "policy" else evolver_path
-        out["evolver"] = eva.LLMEvolver(external_model_stage(store, source, name="external-evolver"), engine)
+        out["evolver"] = eva.LLMEvolver(external_model_stage(store, evolver_path, name="external-evolver"), engine)
     if gold_judge_path:
         out["gold"] = JudgeGold(external_model_stage(store, gold_judge_path, name="external-judge"), engine, JudgeConfig())
     return out
