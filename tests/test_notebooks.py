@@ -120,3 +120,29 @@ def test_smoke_book_builds_with_warnings_as_errors(smoke_book):
     page = (root / "_build" / "html" / "book" / "generated" / "00_world.html").read_text()
     assert "What M0 can do" in page and "<img" in page
     assert "injected-parameters" not in page  # papermill's cell is removed from the book
+
+
+def test_eva_notebooks_trained_every_arm_and_the_sweeps_ran_every_run(smoke_book):
+    from repro.runs.notebooks import load_profile
+    from repro.runs.sweep import read_results
+
+    _, store = smoke_book
+    profile = load_profile("smoke")["notebooks"]
+    stages = RunStore(store).stages()
+    solvers = [s for s in stages if s.name == "eva-solver"]
+    # 30_eva: per seed, theta_1, theta_1 + eva and theta_1 + new human prompts
+    assert len({s.manifest["seed"] for s in solvers}) == len(profile["30_eva"]["seeds"])
+    seeds = profile["31_eva_ablations"]["sweep_seeds"]
+    for sweep in profile["31_eva_ablations"]["sweeps"]:
+        folder = store / "sweeps" / f"{sweep}-smoke"
+        summary = json.loads((folder / "sweep.json").read_text())
+        assert summary["failed"] == 0 and summary["total"] == summary["ran"] + summary["resumed"]
+        results = read_results(folder)
+        assert (results.status == "ok").all() and set(results.seed) == set(seeds)
+        assert {"win_rate", "mean_score"} <= set(results.metric)
+        for run_id in results.run_id.unique():
+            assert (folder / "runs" / run_id / "30_eva.ipynb").is_file()
+    solvers_table = read_results(store / "sweeps" / "eva_solvers-smoke")
+    assert set(solvers_table.method) == {"dpo", "simpo", "orpo", "sppo"}
+    iterations = read_results(store / "sweeps" / "eva_iterations-smoke")
+    assert set(iterations[iterations.arm == "eva"].iteration) == {1, 2, 3}

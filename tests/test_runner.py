@@ -29,9 +29,10 @@ base_model_path: str = ""  # empty: train the tiny model
 """
 
 
-def make_notebook(folder, stem="07_demo", body="print(seed * 2)"):
+def make_notebook(folder, stem="07_demo", body="print(seed * 2)", params=PARAMS):
+    """A throwaway notebook: a parameters cell (``params``) and one cell of ``body``."""
     nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell(PARAMS)
+    cell = nbformat.v4.new_code_cell(params)
     cell.metadata["tags"] = ["parameters"]
     nb.cells = [cell, nbformat.v4.new_code_cell(body)]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

@@ -4,9 +4,9 @@
 import json
 import os
 
-import nbformat
 import pandas as pd
 import pytest
+from test_runner import make_notebook as make_demo_notebook
 
 from repro.cli import main
 from repro.errors import ReproError
@@ -53,14 +53,7 @@ if mode != "no_metrics":
 
 
 def make_notebook(folder, stem="demo", params=PARAMS):
-    nb = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell(params)
-    cell.metadata["tags"] = ["parameters"]
-    nb.cells = [cell, nbformat.v4.new_code_cell(BODY)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    path = folder / f"{stem}.ipynb"
-    nbformat.write(nb, path)
-    return path
+    return make_demo_notebook(folder, stem, body=BODY, params=params)
 
 
 @pytest.fixture()

@@ -671,11 +671,7 @@ def solver_stage(store: RunStore, policy: Stage, samples: Stage, spec: SolverSpe
                  accelerate_config: str | None = None, progress: bool | None = None) -> Stage:
     """The next policy: ``spec.method`` from ``policy`` on the best-vs-worst pairs of ``samples``
     (``model/``, ``pairs.parquet``)."""
-    from repro.progress import show_progress
-    from repro.studies.base import load_stage_model, model_location
-    from repro.studies.jobs import run_job
-    from repro.studies.self_rewarding import chat, launch_key
-    from repro.training import PreferenceParams
+    from repro.studies.self_rewarding import launch_key, train_on_pairs
 
     params = {"version": STAGE_VERSION, **asdict(spec), "seed": seed, "launch": launch_key(accelerate_config)}
 
@@ -683,23 +679,11 @@ def solver_stage(store: RunStore, policy: Stage, samples: Stage, spec: SolverSpe
         pairs = preference_pairs(pd.read_parquet(samples / "responses.parquet"))
         pairs.to_parquet(workdir / "pairs.parquet", index=False)
         right = pairs.dropna(subset=["chosen_oracle", "rejected_oracle"])
-        stats = {"pairs": len(pairs),
-                 "pairs_oracle_agree": float((right.chosen_oracle > right.rejected_oracle).mean()) if len(right) else None}
-        if pairs.empty:
-            from repro.models import save_model
-
-            model, tokenizer = load_stage_model(policy)
-            save_model(model, tokenizer, workdir / "model")
-            (workdir / "log_history.json").write_text("[]")
-            return {**stats, "steps": 0}
-        records = [{"prompt": chat(r.prompt), "chosen": [{"role": "assistant", "content": r.chosen}],
-                    "rejected": [{"role": "assistant", "content": r.rejected}]} for r in pairs.itertuples()]
-        train = PreferenceParams(method=spec.method, beta=spec.beta, learning_rate=spec.learning_rate,
-                                 num_train_epochs=spec.epochs, batch_size=spec.batch_size, seed=seed,
-                                 progress=show_progress(progress))
-        summary = run_job("preference", model_location(policy), records, train, workdir,
-                          accelerate_config=accelerate_config)
-        return {**summary, **stats}
+        agree = float((right.chosen_oracle > right.rejected_oracle).mean()) if len(right) else None
+        summary = train_on_pairs(policy, pairs, workdir, method=spec.method, beta=spec.beta,
+                                 learning_rate=spec.learning_rate, epochs=spec.epochs, batch_size=spec.batch_size,
+                                 seed=seed, accelerate_config=accelerate_config, progress=progress)
+        return {**summary, "pairs_oracle_agree": agree}
 
     return store.run("eva-solver", params, compute, upstream=[policy, samples], seed=seed)
 

@@ -433,37 +433,47 @@ def aift_stage(store, model_stage, prompts_stage, spec: IterationSpec, iteration
     return store.run("sr-aift", params, compute, upstream=[model_stage, prompts_stage], seed=spec.seed)
 
 
-def preference_stage(store, model_stage, aift, spec: IterationSpec, iteration: int, *,
-                     accelerate_config: str | None = None, progress: bool | None = None):
-    """The next model: preference optimisation (DPO by default) from the current model on its pairs."""
-    from dataclasses import asdict
-
+def train_on_pairs(model_stage, pairs: pd.DataFrame, workdir, *, method: str, beta: float, learning_rate: float,
+                   epochs: float, batch_size: int, seed: int, accelerate_config: str | None = None,
+                   progress: bool | None = None) -> dict:
+    """Preference optimisation from the model of ``model_stage`` on ``pairs`` (columns prompt, chosen,
+    rejected), saved into ``workdir`` (``model/``, ``log_history.json``); returns the training summary.
+    No pairs: the model is saved unchanged, with zero steps (nothing to learn from, said in the results)."""
     from repro.progress import show_progress
     from repro.studies.base import load_stage_model, model_location
     from repro.studies.jobs import run_job
     from repro.training import PreferenceParams
+
+    if pairs.empty:
+        from repro.models import save_model
+
+        model, tokenizer = load_stage_model(model_stage)
+        save_model(model, tokenizer, workdir / "model")
+        (workdir / "log_history.json").write_text("[]")
+        return {"pairs": 0, "steps": 0}
+    records = [{"prompt": chat(r.prompt), "chosen": [{"role": "assistant", "content": r.chosen}],
+                "rejected": [{"role": "assistant", "content": r.rejected}]} for r in pairs.itertuples()]
+    train = PreferenceParams(method=method, beta=beta, learning_rate=learning_rate, num_train_epochs=epochs,
+                             batch_size=batch_size, seed=seed, progress=show_progress(progress))
+    summary = run_job("preference", model_location(model_stage), records, train, workdir,
+                      accelerate_config=accelerate_config)
+    return {**summary, "pairs": len(pairs)}
+
+
+def preference_stage(store, model_stage, aift, spec: IterationSpec, iteration: int, *,
+                     accelerate_config: str | None = None, progress: bool | None = None):
+    """The next model: preference optimisation (DPO by default) from the current model on its pairs."""
+    from dataclasses import asdict
 
     fields = ("method", "beta", "learning_rate", "epochs", "batch_size", "seed")
     params = {"version": STAGE_VERSION, "iteration": iteration, **{k: asdict(spec)[k] for k in fields},
               "launch": launch_key(accelerate_config)}
 
     def compute(workdir):
-        pairs = pd.read_parquet(aift / "pairs.parquet")
-        if pairs.empty:  # nothing to learn from: the next model is the current one, said in the results
-            from repro.models import save_model
-
-            model, tokenizer = load_stage_model(model_stage)
-            save_model(model, tokenizer, workdir / "model")
-            (workdir / "log_history.json").write_text("[]")
-            return {"pairs": 0, "steps": 0}
-        records = [{"prompt": chat(r.prompt), "chosen": [{"role": "assistant", "content": r.chosen}],
-                    "rejected": [{"role": "assistant", "content": r.rejected}]} for r in pairs.itertuples()]
-        train = PreferenceParams(method=spec.method, beta=spec.beta, learning_rate=spec.learning_rate,
-                                 num_train_epochs=spec.epochs, batch_size=spec.batch_size, seed=spec.seed,
-                                 progress=show_progress(progress))
-        summary = run_job("preference", model_location(model_stage), records, train, workdir,
-                          accelerate_config=accelerate_config)
-        return {**summary, "pairs": len(pairs)}
+        return train_on_pairs(model_stage, pd.read_parquet(aift / "pairs.parquet"), workdir, method=spec.method,
+                              beta=spec.beta, learning_rate=spec.learning_rate, epochs=spec.epochs,
+                              batch_size=spec.batch_size, seed=spec.seed, accelerate_config=accelerate_config,
+                              progress=progress)
 
     return store.run("sr-model", params, compute, upstream=[model_stage, aift], seed=spec.seed)
 
