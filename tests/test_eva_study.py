@@ -124,6 +124,10 @@ def test_the_creator_keeps_evolves_and_mixes_as_the_paper_says():
     assert len(old) == round(len(evolved) * 0.2 / 0.8) and set(old.uid) <= {t.uid for t in tasks}
     assert new.prompt.is_unique and not set(evolved.prompt) & {t.prompt for t in tasks}
     assert all(world.parse_prompt(p) is not None for p in evolved.prompt)
+    # An evolved prompt that is a held-out prompt is dropped and counted.
+    held_out = set(evolved.prompt[:3])
+    kept_out, _, dropped = eva.create(frame, spec, seed=3, exclude=held_out)
+    assert dropped["dropped_held_out"] == 3 and not held_out & set(kept_out.prompt)
     # The same seed gives the same prompt set; another seed another one.
     assert eva.create(frame, spec, seed=3)[0].prompt.tolist() == new.prompt.tolist()
     assert eva.create(frame, spec, seed=4)[0].prompt.tolist() != new.prompt.tolist()

@@ -604,11 +604,13 @@ class LLMEvolver:
 WORLD_EVOLVER = WorldEvolver()
 
 
-def create(responses: pd.DataFrame, spec: CreatorSpec, *, seed: int, evolver=WORLD_EVOLVER) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def create(responses: pd.DataFrame, spec: CreatorSpec, *, seed: int, evolver=WORLD_EVOLVER,
+           exclude: set[str] = frozenset()) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """One creator step on a policy's scored responses to the current prompt set: informativeness per
     prompt, the selected prompts, their evolutions, and the mix with old prompts. Returns the new
     prompt set (``origin``: evolved / old / selected), the per-prompt informativeness (with
-    ``selected``) and a report of the counts."""
+    ``selected``) and a report of the counts. An evolved prompt that is in ``exclude`` (the held-out
+    sets) is dropped and counted: evaluation prompts never become training prompts."""
     uids, matrix = reward_matrix(responses)
     info = informativeness(matrix, spec.metric)
     prompts = responses.drop_duplicates("uid").set_index("uid").loc[uids].reset_index()
@@ -625,7 +627,9 @@ def create(responses: pd.DataFrame, spec: CreatorSpec, *, seed: int, evolver=WOR
         new = picked.assign(origin="selected", parent=picked.uid, operator=None, step=0)
         return new.reset_index(drop=True), scores, {**report, "evolved": 0, "old": 0}
     evolved, evolve_report = evolver.evolve(picked, evolutions=spec.evolutions, operators=spec.operators, seed=seed)
-    evolved = evolved.assign(origin="evolved")
+    held_out = evolved.prompt.isin(exclude)
+    evolved = evolved[~held_out].assign(origin="evolved")
+    report["dropped_held_out"] = int(held_out.sum())
     old = prompts.assign(origin="old", parent=prompts.uid, operator=None, step=0)
     mixed = mix(list(evolved.to_dict("records")), list(old.to_dict("records")), evolved_share=spec.evolved_share,
                 seed=seed)
@@ -633,22 +637,36 @@ def create(responses: pd.DataFrame, spec: CreatorSpec, *, seed: int, evolver=WOR
     return new, scores, {**report, **evolve_report, "old": int((new.origin == "old").sum())}
 
 
+def held_out_prompts(prompts: Stage) -> set[str]:
+    """Every prompt of a prompt-sets stage's held-out sets (both turns of the two-turn set)."""
+    out: set[str] = set()
+    for name, columns in (("standard", ["prompt"]), ("hard", ["prompt"]), ("two_turn", ["turn_1", "turn_2"])):
+        frame = read_set(prompts, name)
+        for column in columns if frame is not None else []:
+            out.update(frame[column])
+    return out
+
+
 def creator_stage(store: RunStore, samples: Stage, spec: CreatorSpec, *, seed: int, iteration: int,
-                  evolver=WORLD_EVOLVER) -> Stage:
+                  evolver=WORLD_EVOLVER, held_out: Stage | None = None) -> Stage:
     """`create` on a samples stage: ``prompts.parquet`` (the next prompt set) and
-    ``informativeness.parquet``."""
-    params = {"version": STAGE_VERSION, **asdict(spec), "seed": seed, "iteration": iteration, "evolver": evolver.key()}
+    ``informativeness.parquet``. ``held_out``: the prompt-sets stage whose evaluation prompts no
+    evolved prompt may repeat."""
+    params = {"version": STAGE_VERSION, **asdict(spec), "seed": seed, "iteration": iteration, "evolver": evolver.key(),
+              "held_out": held_out.key if held_out is not None else None}
 
     def compute(workdir: Path) -> dict:
+        exclude = held_out_prompts(held_out) if held_out is not None else set()
         new, scores, report = create(pd.read_parquet(samples / "responses.parquet"), spec,
-                                     seed=seed * 1000 + iteration, evolver=evolver)
+                                     seed=seed * 1000 + iteration, evolver=evolver, exclude=exclude)
         new.to_parquet(workdir / "prompts.parquet", index=False)
         scores.to_parquet(workdir / "informativeness.parquet", index=False)
         difficulty = pd.to_numeric(new.difficulty, errors="coerce")
         return {**report, "new_prompts": len(new),
                 "mean_difficulty": float(difficulty.mean()) if difficulty.notna().any() else None}
 
-    return store.run("eva-creator", params, compute, upstream=[samples], seed=seed)
+    upstream = [samples] + ([held_out] if held_out is not None else [])
+    return store.run("eva-creator", params, compute, upstream=upstream, seed=seed)
 
 
 # -- the solver ----------------------------------------------------------------------------------------

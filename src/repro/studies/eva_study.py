@@ -149,7 +149,7 @@ def run_seed(store: RunStore, spec: EvaSpec, seed: int, inputs: Inputs, *, accel
     for t in range(1, spec.iterations + 1):
         current = sample(policy, prompt_stage, file, chunk, ("estimate", t))
         run.creators[t] = eva.creator_stage(store, current, spec.creator, seed=seed, iteration=t,
-                                            evolver=inputs.evolver)
+                                            evolver=inputs.evolver, held_out=inputs.prompts)
         policy = solve(policy, sample(policy, run.creators[t], "prompts.parquet", None, ("eva", t)), ("eva", t))
         run.models[("eva", t)] = policy
         prompt_stage, file, chunk = run.creators[t], "prompts.parquet", None
