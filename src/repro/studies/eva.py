@@ -253,12 +253,18 @@ def parse_reward(text: str) -> tuple[str, float | int | str | None]:
     if kind not in REWARD_KINDS or (kind == "oracle") == bool(arg):
         raise ValueError(f"unknown reward model {text!r}; valid: oracle, noisy@ACCURACY, trained@PAIRS, path@MODEL")
     if kind == "noisy":
-        value = float(arg)
+        try:
+            value = float(arg)
+        except ValueError:
+            raise ValueError(f"a noisy oracle is named noisy@ACCURACY (a number), got {text!r}") from None
         if not 0.5 < value < 1:
             raise ValueError(f"a noisy oracle's accuracy must be in (0.5, 1), got {value}")
         return kind, value
     if kind == "trained":
-        pairs = int(arg)
+        try:
+            pairs = int(arg)
+        except ValueError:
+            raise ValueError(f"a trained reward model is named trained@PAIRS (a count), got {text!r}") from None
         if pairs < 1:
             raise ValueError(f"a trained reward model needs at least one pair, got {pairs}")
         return kind, pairs
@@ -290,20 +296,16 @@ def writer_pairs(n: int, seed: int, difficulty, exclude: set[str] = frozenset())
 def noise_for_accuracy(gaps: np.ndarray, accuracy: float) -> float:
     """The standard deviation of Gaussian noise added to each score that leaves a pairwise accuracy of
     ``accuracy`` on pairs with score differences ``gaps``: mean Phi(gap / (sigma sqrt 2)) = accuracy,
-    solved by bisection (exact in expectation, no sampling)."""
+    solved with scipy's ``brentq`` (exact in expectation, no sampling)."""
+    from scipy.optimize import brentq
     from scipy.stats import norm
 
     gaps = np.abs(np.asarray(gaps, dtype=float))
     if gaps.size == 0 or (gaps == 0).all():
         raise ValueError("calibration needs pairs whose oracle scores differ")
-    lo, hi = 1e-6, 1e3
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        if norm.cdf(gaps / (mid * np.sqrt(2))).mean() > accuracy:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
+    if not 0.5 < accuracy < norm.cdf(gaps / (1e-6 * np.sqrt(2))).mean():
+        raise ValueError(f"no noise gives a pairwise accuracy of {accuracy} on these pairs")
+    return float(brentq(lambda sigma: norm.cdf(gaps / (sigma * np.sqrt(2))).mean() - accuracy, 1e-6, 1e6, xtol=1e-10))
 
 
 def _noise(prompt: str, response: str, salt: str) -> float:
