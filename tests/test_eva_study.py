@@ -119,6 +119,10 @@ def test_the_creator_keeps_evolves_and_mixes_as_the_paper_says():
     kept = set(scores.uid[scores.selected])
     evolved = new[new.origin == "evolved"]
     assert set(evolved.parent) <= kept and evolved.groupby("parent").size().max() <= spec.evolutions
+    # Lineage names the parent by the prompt set's uid, also when reading the prompt back spells it otherwise.
+    renamed = frame.assign(uid=frame.uid.map(lambda u: f"set-{u}"))
+    relabelled = eva.create(renamed, spec, seed=3)[0]
+    assert set(relabelled[relabelled.origin == "evolved"].parent) <= set(renamed.uid)
     assert len(evolved) == report["evolved"] >= 30
     old = new[new.origin == "old"]
     assert len(old) == round(len(evolved) * 0.2 / 0.8) and set(old.uid) <= {t.uid for t in tasks}

@@ -556,14 +556,17 @@ class WorldEvolver:
     """Evolves world prompts with the world's mutation operators (`repro.world.mutations`)."""
 
     def key(self) -> dict:
-        return {"evolver": "world", "world": world.WORLD_VERSION}
+        return {"evolver": "world", "world": world.WORLD_VERSION, "lineage": 2}
 
     def evolve(self, parents: pd.DataFrame, *, evolutions: int, operators, seed: int) -> tuple[pd.DataFrame, dict]:
         tasks = [world.parse_prompt(p) for p in parents.prompt]
         unreadable = sum(t is None for t in tasks)
+        # A prompt read back is the same task, but its uid may be spelt from another spec: the lineage
+        # names the parent as the prompt set knows it.
+        uid_of = {t.uid: uid for t, uid in zip(tasks, parents.uid) if t is not None}
         records = mutations.evolve([t for t in tasks if t is not None], evolutions=evolutions,
                                    operators=tuple(operators), seed=seed)
-        rows = [{**task_rows([r["task"]]).iloc[0].to_dict(), "parent": r["parent"], "operator": r["operator"],
+        rows = [{**task_rows([r["task"]]).iloc[0].to_dict(), "parent": uid_of[r["parent"]], "operator": r["operator"],
                  "step": r["step"]} for r in records]
         report = {"unreadable_parents": unreadable, "asked": evolutions * (len(tasks) - unreadable),
                   "evolved": len(rows)}
