@@ -164,11 +164,11 @@ def test_sweep_dir_defaults_to_the_store_and_the_profile(folder, monkeypatch):
 
 def test_workers_cap_their_threads_at_their_share_of_the_cores(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    for name in ("MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "REPRO_TORCH_THREADS"):
+    for name in ("MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
     _init_worker(4)
     assert os.environ["OMP_NUM_THREADS"] == "1"  # a smaller setting is kept
-    assert os.environ["MKL_NUM_THREADS"] == os.environ["REPRO_TORCH_THREADS"] == "4"
+    assert os.environ["MKL_NUM_THREADS"] == os.environ["OPENBLAS_NUM_THREADS"] == "4"
 
 
 @pytest.mark.parametrize("argv,message", [
@@ -188,7 +188,7 @@ def test_cli_bad_input_is_one_line_and_exit_code_2(folder, capsys, argv, message
 # -- running (papermill) ---------------------------------------------------------------------------
 @pytest.mark.slow
 def test_failures_are_recorded_the_others_finish_and_a_rerun_retries_only_them(folder, monkeypatch):
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "REPRO_TORCH_THREADS"):
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         monkeypatch.delenv(name, raising=False)
     path = write(folder, "notebook: demo.ipynb\ndescription: flaky demo\nseeds: [0, 1]\n"
                          "runs:\n  - {name: good, x: 2}\n  - {name: flaky, mode: flaky}\n")

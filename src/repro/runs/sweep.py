@@ -67,8 +67,8 @@ SUMMARY = "sweep.json"
 METRICS = "metrics.parquet"
 LOG = "run.log"
 RESULTS_PARAMETER = "results_path"
-#: What a worker caps at its share of the cores; ``REPRO_TORCH_THREADS`` is for torch.set_num_threads.
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "REPRO_TORCH_THREADS")
+#: What a worker caps at its share of the cores (torch reads OMP_NUM_THREADS when its kernel imports it).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _KEYS = ("notebook", "description", "seeds", "seed_parameter", "parameters", "grid", "runs")
 _RESERVED_COLUMNS = ("run_id", "label", "seed", "run_seconds", "status")
 _WORKER_DIED = "worker process died (killed, out of memory or crashed) while running this run"
