@@ -59,3 +59,14 @@ def test_mixing_keeps_every_evolved_prompt_and_adds_the_old_share():
     assert eva.mix(evolved, []) == evolved
     with pytest.raises(ValueError):
         eva.mix(evolved, old, evolved_share=0.0)
+
+
+def test_equal_rewards_give_zero_informativeness_not_round_off_below_it():
+    # Six equal rewards: their mean exceeds their maximum by one rounding step in floating point.
+    row = np.full((1, 6), 0.36159505490948474)
+    assert (row.max(axis=1) - row.mean(axis=1))[0] < 0  # the round-off this guards against
+    for metric in eva.INFORMATIVENESS:
+        values = eva.informativeness(np.vstack([row, [[0.0, 1, 2, 3, 4, 5]]]), metric)
+        assert (values >= 0).all()
+        assert metric in ("uniform", "low_mean") or values[0] == pytest.approx(0, abs=1e-12)
+    assert len(eva.select(eva.informativeness(np.vstack([row, row]), "advantage"), 0.5)) == 1
