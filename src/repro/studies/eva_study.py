@@ -32,8 +32,8 @@ from repro.studies import eva
 
 #: The arms of the protocol, in the order the book shows them.
 ARMS = ("sft", "theta_1", "eva", "human")
-ARM_NAMES = {"sft": "SFT (theta_0)", "theta_1": "theta_1 (chunk 1)", "eva": "theta_1 + eva",
-             "human": "theta_1 + new human prompts"}
+ARM_NAMES = {"sft": "SFT (θ0)", "theta_1": "θ1 (chunk 1)", "eva": "θ1 + eva",
+             "human": "θ1 + new human prompts"}
 SET_NAMES = {"hard": "hard (Arena-Hard analog)", "standard": "standard (AlpacaEval analog)",
              "turn_1": "two-turn: turn 1", "turn_2": "two-turn: turn 2"}
 
@@ -225,7 +225,7 @@ def summarise(metrics: pd.DataFrame, by: list[str], *, metric: str = "win_rate")
 
 
 def arm_label(arm: str, iteration: int) -> str:
-    """The book's name of a model: ``theta_1 + eva`` for iteration 1, ``... (iteration 2)`` after."""
+    """The book's name of a model: ``θ1 + eva`` for iteration 1, ``... (iteration 2)`` after."""
     name = ARM_NAMES[arm]
     return name if arm in ("sft", "theta_1") or iteration == 1 else f"{name} (iteration {iteration})"
 
@@ -294,7 +294,7 @@ def findings(metrics: pd.DataFrame, paper_hard: dict[str, float] | None = None, 
     before, after = paper_hard.get(method), paper_hard.get(f"{method} + eva")
     paper_gain = f"{method}: {before} -> {after}" if before is not None and after is not None else "yes"
     rows = [
-        claim("eva lifts the hard-set (Arena-Hard) win rate over theta_1", paper_gain,
+        claim("eva lifts the hard-set (Arena-Hard) win rate over θ1", paper_gain,
                gain_estimate(metrics), "greater"),
         claim("eva beats training on new human prompts (hard set)", "matches or beats",
                gain_estimate(metrics, against="human"), "greater"),
