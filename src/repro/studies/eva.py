@@ -714,9 +714,6 @@ def solver_stage(store: RunStore, policy: Stage, samples: Stage, spec: SolverSpe
 
 
 # -- evaluation (the gold judge: the world's oracle) ---------------------------------------------------
-EVAL_SETS = ("standard", "hard", "two_turn")
-
-
 @dataclass(frozen=True)
 class EvalSpec:
     """Responses sampled per held-out prompt, and how."""

@@ -30,8 +30,7 @@ from repro.evaluation.stats import seed_ci
 from repro.runs.store import RunStore, Stage
 from repro.studies import eva
 
-#: The arms of the protocol, in the order the book shows them.
-ARMS = ("sft", "theta_1", "eva", "human")
+#: The arms of the protocol, in the order the book shows them, with the book's names.
 ARM_NAMES = {"sft": "SFT (θ0)", "theta_1": "θ1 (chunk 1)", "eva": "θ1 + eva",
              "human": "θ1 + new human prompts"}
 SET_NAMES = {"hard": "hard (Arena-Hard analog)", "standard": "standard (AlpacaEval analog)",
