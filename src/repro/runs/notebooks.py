@@ -129,7 +129,7 @@ def load_profile(profile: str | os.PathLike | None) -> dict:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ParameterError(f"profile {path} is not valid YAML: {_one_line(exc)}") from exc
+        raise ParameterError(f"profile {path} is not valid YAML: {one_line(exc)}") from exc
     if not isinstance(data, dict) or not set(data) <= {"description", "defaults", "notebooks"}:
         raise ParameterError(f"profile {path} must be a mapping with keys description, defaults, notebooks")
     for section in ("defaults", "notebooks"):
@@ -150,7 +150,7 @@ def parse_assignments(pairs: list[str]) -> dict[str, Any]:
         try:
             out[name.strip()] = yaml.safe_load(text) if text.strip() else ""
         except yaml.YAMLError as exc:
-            raise ParameterError(f"malformed value for {name.strip()!r}: {_one_line(exc)}") from exc
+            raise ParameterError(f"malformed value for {name.strip()!r}: {one_line(exc)}") from exc
     return out
 
 
@@ -248,9 +248,9 @@ def execute(
             progress_bar=progress, cwd=str(notebook.parent), log_output=False,
         )
     except PapermillExecutionError as exc:
-        record.update(status="failed", error=f"{exc.ename}: {_one_line(exc.evalue)}", cell=exc.exec_count)
+        record.update(status="failed", error=f"{exc.ename}: {one_line(exc.evalue)}", cell=exc.exec_count)
         raise NotebookFailed(f"{notebook.stem} failed in cell {exc.exec_count}: {exc.ename}: "
-                             f"{_one_line(exc.evalue)} (executed notebook kept at {output})") from None
+                             f"{one_line(exc.evalue)} (executed notebook kept at {output})") from None
     else:
         record["status"] = "complete"
     finally:
@@ -277,6 +277,7 @@ def _hide_injected_cell(path: Path) -> None:
     nbformat.write(nb, path)
 
 
-def _one_line(text: Any, limit: int = 300) -> str:
+def one_line(text: Any, limit: int = 300) -> str:
+    """``text`` on one line (whitespace runs become one space), cut to ``limit`` characters."""
     line = " ".join(str(text).split())
     return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -56,6 +56,7 @@ import yaml
 
 from repro import paths
 from repro.errors import ReproError
+from repro.runs.notebooks import one_line
 from repro.runs.store import params_hash
 
 if TYPE_CHECKING:
@@ -213,7 +214,7 @@ def load_sweep(path: str | os.PathLike, *, profile: str | os.PathLike | dict | N
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise SweepError(f"{where} is not valid YAML: {_one_line(exc)}") from None
+        raise SweepError(f"{where} is not valid YAML: {one_line(exc)}") from None
     except OSError as exc:
         raise SweepError(f"{where} cannot be read: {exc}") from None
     if not isinstance(data, dict):
@@ -647,7 +648,7 @@ def _load_results(directory: Path) -> pd.DataFrame | None:
     try:
         frame = pd.read_parquet(path)
     except Exception as exc:
-        raise SweepError(f"cannot read {path}: {_one_line(exc)} (move it away to start the sweep afresh)") from None
+        raise SweepError(f"cannot read {path}: {one_line(exc)} (move it away to start the sweep afresh)") from None
     if "run_id" not in frame.columns or "status" not in frame.columns:
         raise SweepError(f"{path} is not a sweep results table (no run_id/status columns)")
     return frame
@@ -667,7 +668,7 @@ def _load_failures(directory: Path) -> dict[str, dict]:
         records = json.loads(path.read_text())
         return {str(r["run_id"]): r for r in records}
     except (ValueError, TypeError, KeyError) as exc:
-        raise SweepError(f"{path} is not a list of failure records: {_one_line(exc)}") from None
+        raise SweepError(f"{path} is not a list of failure records: {one_line(exc)}") from None
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -714,12 +715,7 @@ def _show(value: Any) -> str:
 
 
 def _error_line(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {_one_line(exc)}"
-
-
-def _one_line(text: Any, limit: int = 300) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
+    return f"{type(exc).__name__}: {one_line(exc)}"
 
 
 def _seconds(value: float | None) -> str:
