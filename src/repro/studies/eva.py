@@ -384,9 +384,11 @@ def reward_stage(store: RunStore, reward: str, *, base: Stage | None, world_seed
     upstream = [base] if kind == "trained" and base is not None else []
 
     def compute(workdir: Path) -> dict:
+        results: dict[str, Any] = {"kind": kind}
+        if kind == "path":  # measured on real data at paper scale, not on world pairs
+            return {**results, "path": arg}
         evaluation = writer_pairs(evaluation_pairs, world_seed + PROMPT_STREAMS["calibration"] + 1, difficulty)
         evaluation.to_parquet(workdir / "evaluation_pairs.parquet", index=False)
-        results: dict[str, Any] = {"kind": kind}
         rewarder = Rewarder(reward, kind)
         if kind == "noisy":
             calib = writer_pairs(calibration_pairs, world_seed + PROMPT_STREAMS["calibration"], difficulty)
@@ -395,8 +397,6 @@ def reward_stage(store: RunStore, reward: str, *, base: Stage | None, world_seed
         elif kind == "trained":
             rewarder = _train_reward(base, arg, world_seed, difficulty, training, evaluation, workdir, progress)
             results.update(json.loads((workdir / "training.json").read_text()))
-        elif kind == "path":
-            return {**results, "path": arg}
         chosen = rewarder.score(evaluation.prompt, evaluation.chosen)
         rejected = rewarder.score(evaluation.prompt, evaluation.rejected)
         results["accuracy"] = float(np.mean(chosen > rejected) + 0.5 * np.mean(chosen == rejected))
@@ -568,11 +568,12 @@ class WorldEvolver:
         uid_of = {t.uid: uid for t, uid in zip(tasks, parents.uid) if t is not None}
         records = mutations.evolve([t for t in tasks if t is not None], evolutions=evolutions,
                                    operators=tuple(operators), seed=seed)
-        rows = [{**task_rows([r["task"]]).iloc[0].to_dict(), "parent": uid_of[r["parent"]], "operator": r["operator"],
-                 "step": r["step"]} for r in records]
+        rows = task_rows([r["task"] for r in records]).assign(
+            parent=[uid_of[r["parent"]] for r in records], operator=[r["operator"] for r in records],
+            step=[r["step"] for r in records])
         report = {"unreadable_parents": unreadable, "asked": evolutions * (len(tasks) - unreadable),
                   "evolved": len(rows)}
-        return pd.DataFrame(rows, columns=[*PROMPT_COLUMNS, "parent", "operator", "step"]), report
+        return rows, report
 
 
 @dataclass(frozen=True)
@@ -696,19 +697,17 @@ def solver_stage(store: RunStore, policy: Stage, samples: Stage, spec: SolverSpe
                  accelerate_config: str | None = None, progress: bool | None = None) -> Stage:
     """The next policy: ``spec.method`` from ``policy`` on the best-vs-worst pairs of ``samples``
     (``model/``, ``pairs.parquet``)."""
-    from repro.studies.self_rewarding import launch_key, train_on_pairs
+    from repro.studies.self_rewarding import launch_key, oracle_agreement, train_on_pairs
 
     params = {"version": STAGE_VERSION, **asdict(spec), "seed": seed, "launch": launch_key(accelerate_config)}
 
     def compute(workdir: Path) -> dict:
         pairs = preference_pairs(pd.read_parquet(samples / "responses.parquet"))
         pairs.to_parquet(workdir / "pairs.parquet", index=False)
-        right = pairs.dropna(subset=["chosen_oracle", "rejected_oracle"])
-        agree = float((right.chosen_oracle > right.rejected_oracle).mean()) if len(right) else None
         summary = train_on_pairs(policy, pairs, workdir, method=spec.method, beta=spec.beta,
                                  learning_rate=spec.learning_rate, epochs=spec.epochs, batch_size=spec.batch_size,
                                  seed=seed, accelerate_config=accelerate_config, progress=progress)
-        return {**summary, "pairs_oracle_agree": agree}
+        return {**summary, "pairs_oracle_agree": oracle_agreement(pairs)["pairs_oracle_agree"]}
 
     return store.run("eva-solver", params, compute, upstream=[policy, samples], seed=seed)
 
@@ -749,8 +748,8 @@ def evaluate_stage(store: RunStore, model: Stage, prompts: Stage, spec: EvalSpec
         generator = engine.generator(model, progress=progress)
         config = GenerationConfig(n=spec.samples, temperature=spec.temperature, top_p=spec.top_p,
                                   max_new_tokens=spec.max_new_tokens, batch_size=spec.batch_size, seed=seed)
-        frames = [_respond(generator, read_set(prompts, name), name, config)
-                  for name in ("standard", "hard") if read_set(prompts, name) is not None]
+        sets = {name: read_set(prompts, name) for name in ("standard", "hard")}
+        frames = [_respond(generator, rows, name, config) for name, rows in sets.items() if rows is not None]
         two = read_set(prompts, "two_turn")
         if two is not None and len(two):
             frames += _two_turns(generator, two, config)
@@ -772,11 +771,7 @@ def _respond(generator, rows: pd.DataFrame, name: str, config) -> pd.DataFrame:
 def _two_turns(generator, rows: pd.DataFrame, config) -> list[pd.DataFrame]:
     from dataclasses import replace
 
-    first = generator.generate([[{"role": "user", "content": p}] for p in rows.turn_1], config)
-    rows_1 = rows.assign(prompt=rows.turn_1)
-    turn_1 = pd.DataFrame([{"set": "turn_1", "uid": r.uid, "family": r.family, "difficulty": r.difficulty,
-                            "prompt": r.turn_1, "sample": i, "response": text, "words": len(text.split())}
-                           for r, texts in zip(rows_1.itertuples(), first) for i, text in enumerate(texts)])
+    turn_1 = _respond(generator, rows.assign(prompt=rows.turn_1), "turn_1", config)
     repeated = rows.loc[rows.index.repeat(config.n)].reset_index(drop=True)
     conversations = two_turn_conversations(repeated, turn_1.response.tolist())
     second = generator.generate(conversations, replace(config, n=1))
@@ -799,8 +794,7 @@ def reference_stage(store: RunStore, sft: Stage, prompts: Stage, spec: EvalSpec,
     every seed and run, so that every model is compared with one fixed opponent whose strength sits
     near the policies' own: a reference far stronger (the world's writer, mean score above 3) would
     leave every win rate near zero and blind to differences. `evaluate_stage` under another name."""
-    stage = evaluate_stage(store, sft, prompts, spec, seed=REFERENCE_SEED, gold=gold, engine=engine, progress=progress)
-    return stage
+    return evaluate_stage(store, sft, prompts, spec, seed=REFERENCE_SEED, gold=gold, engine=engine, progress=progress)
 
 
 def win_rates(model: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:

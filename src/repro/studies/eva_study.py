@@ -170,52 +170,56 @@ def run_study(store: RunStore, spec: EvaSpec, seeds: list[int], inputs: Inputs, 
 
 
 # -- one run's metrics (the table a notebook writes for `repro sweep`) -----------------------------------
-def run_metrics(run: SeedRun, inputs: Inputs) -> pd.DataFrame:
+def run_metrics(run: SeedRun, inputs: Inputs, reference: pd.DataFrame | None = None) -> pd.DataFrame:
     """Long table of one seed: ``seed, arm, iteration, set, metric, value``. Metrics per held-out set:
     win rate against the reference (both orders), mean gold score, share of perfect responses; plus
     ``set="training"`` rows: the reward model's agreement with the oracle on the pairs the solver
     trained on, the number of pairs, and for eva the creator's counts; ``set="reward_model"``: the
-    reward model's pairwise accuracy on fresh world pairs."""
-    reference = pd.read_parquet(inputs.reference / "responses.parquet")
+    reward model's pairwise accuracy on fresh world pairs. ``reference``: the reference's responses,
+    when the caller has read them already."""
+    if reference is None:
+        reference = pd.read_parquet(inputs.reference / "responses.parquet")
     rows = []
+
+    def add(arm: str, t: int, set_name: str, metric: str, value) -> None:
+        rows.append({"arm": arm, "iteration": t, "set": set_name, "metric": metric,
+                     "value": float(value) if value is not None else np.nan})
+
     for (arm, t), stage in run.evaluations.items():
         responses = pd.read_parquet(stage / "responses.parquet")
-        table = eva.win_rates(responses, reference)
-        for rec in table.to_dict("records"):
+        for rec in eva.win_rates(responses, reference).to_dict("records"):
             for metric in ("win_rate", "mean_score", "accuracy"):
-                if metric in rec:
-                    rows.append({"arm": arm, "iteration": t, "set": rec["set"], "metric": metric,
-                                 "value": float(rec[metric])})
-        rows.append({"arm": arm, "iteration": t, "set": "all", "metric": "mean_words",
-                     "value": float(responses.words.mean())})
+                add(arm, t, rec["set"], metric, rec[metric])
+        add(arm, t, "all", "mean_words", responses.words.mean())
     for (arm, t), stage in run.solvers.items():
         for metric in ("pairs", "pairs_oracle_agree"):
-            value = stage.results.get(metric)
-            rows.append({"arm": arm, "iteration": t, "set": "training", "metric": metric,
-                         "value": float(value) if value is not None else np.nan})
+            add(arm, t, "training", metric, stage.results.get(metric))
     for t, stage in run.creators.items():
         for metric in ("selected_mean_gap", "mean_gap", "evolved", "new_prompts", "mean_difficulty"):
-            value = stage.results.get(metric)
-            rows.append({"arm": "eva", "iteration": t, "set": "creator", "metric": metric,
-                         "value": float(value) if value is not None else np.nan})
-    accuracy = inputs.reward.results.get("accuracy")
-    rows.append({"arm": "sft", "iteration": 0, "set": "reward_model", "metric": "accuracy",
-                 "value": float(accuracy) if accuracy is not None else np.nan})
+            add("eva", t, "creator", metric, stage.results.get(metric))
+    add("sft", 0, "reward_model", "accuracy", inputs.reward.results.get("accuracy"))
     frame = pd.DataFrame(rows)
     frame.insert(0, "seed", run.seed)
     return frame
 
 
 def study_metrics(runs: list[SeedRun], inputs: Inputs) -> pd.DataFrame:
-    return pd.concat([run_metrics(r, inputs) for r in runs], ignore_index=True)
+    """`run_metrics` of every seed, the reference read once."""
+    reference = pd.read_parquet(inputs.reference / "responses.parquet")
+    return pd.concat([run_metrics(r, inputs, reference) for r in runs], ignore_index=True)
 
 
 # -- summaries over seeds --------------------------------------------------------------------------------
+def share_bounds(metric: str) -> tuple[float, float] | None:
+    """The range a t interval of ``metric`` is cut to: [0, 1] for a share, none otherwise."""
+    return (0.0, 1.0) if metric in ("win_rate", "accuracy") else None
+
+
 def summarise(metrics: pd.DataFrame, by: list[str], *, metric: str = "win_rate") -> pd.DataFrame:
     """Mean over seeds with a 95% Student-t interval (`seed_ci`) of one metric, per group of ``by``."""
     rows = []
     picked = metrics[metrics.metric == metric]
-    bounds = (0.0, 1.0) if metric in ("win_rate", "accuracy") else None
+    bounds = share_bounds(metric)
     for key, group in picked.groupby(by, sort=False, dropna=False):
         est = seed_ci(group.value.to_numpy(), bounds=bounds)
         rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))), "mean": est.value, "low": est.low,
@@ -281,8 +285,7 @@ def level_estimate(results: pd.DataFrame, config: dict | None = None, *, arm: st
     picked = selected(results, config)
     picked = picked[(picked.metric == metric) & (picked.set == set_name) & (picked.arm == arm)
                     & (picked.iteration == iteration)]
-    bounds = (0.0, 1.0) if metric in ("win_rate", "accuracy") else None
-    return seed_ci(picked.groupby("seed").value.mean().to_numpy(), bounds=bounds)
+    return seed_ci(picked.groupby("seed").value.mean().to_numpy(), bounds=share_bounds(metric))
 
 
 def findings(metrics: pd.DataFrame, paper_hard: dict[str, float] | None = None, method: str = "DPO") -> pd.DataFrame:

@@ -377,6 +377,17 @@ def preference_pairs(candidates: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(pairs, columns=columns), counts
 
 
+def oracle_agreement(pairs: pd.DataFrame) -> dict[str, float | None]:
+    """Among the preference pairs whose two responses both have a gold score: the share whose chosen
+    response the gold judge scores higher (``pairs_oracle_agree``) and equal (``pairs_oracle_equal``);
+    None without such pairs."""
+    right = pairs.dropna(subset=["chosen_oracle", "rejected_oracle"])
+    if not len(right):
+        return {"pairs_oracle_agree": None, "pairs_oracle_equal": None}
+    return {"pairs_oracle_agree": float((right.chosen_oracle > right.rejected_oracle).mean()),
+            "pairs_oracle_equal": float((right.chosen_oracle == right.rejected_oracle).mean())}
+
+
 def prompt_rows(stage, file: str = "prompts.parquet") -> pd.DataFrame:
     """A prompts stage's rows as ``prompt_id, family, prompt`` (the columns every response row carries)."""
     frame = pd.read_parquet(stage / file)
@@ -424,11 +435,9 @@ def aift_stage(store, model_stage, prompts_stage, spec: IterationSpec, iteration
         pairs.to_parquet(workdir / "pairs.parquet", index=False)
         agreement = frame[["judge", "oracle"]].dropna()
         enough = len(agreement) > 2 and agreement.judge.nunique() > 1 and agreement.oracle.nunique() > 1
-        right = pairs.dropna(subset=["chosen_oracle", "rejected_oracle"])
         return {**counts, "candidates": len(frame), "parse": judged.tally.as_dict(),
                 "judge_oracle_correlation": float(agreement.judge.corr(agreement.oracle)) if enough else None,
-                "pairs_oracle_agree": float((right.chosen_oracle > right.rejected_oracle).mean()) if len(right) else None,
-                "pairs_oracle_equal": float((right.chosen_oracle == right.rejected_oracle).mean()) if len(right) else None}
+                **oracle_agreement(pairs)}
 
     return store.run("sr-aift", params, compute, upstream=[model_stage, prompts_stage], seed=spec.seed)
 
