@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROFILE ?= tiny
+# Notebooks at once in `make book` (each after the notebooks it needs, each with its share of the cores).
+JOBS ?= 2
 
 .PHONY: setup book check-book publish test test-fast bench lab clean clean-runs
 
@@ -20,7 +22,7 @@ setup: $(STAMP)
 
 ## Execute every notebook on the tiny profile (finished stages are reused) and build the book.
 book: $(STAMP)
-	$(BIN)/repro run-all --profile $(PROFILE)
+	$(BIN)/repro run-all --profile $(PROFILE) -j $(JOBS)
 	$(BIN)/repro book
 
 ## Open every page of the built book in headless Chromium (Debian's chromium package): pages that do not

@@ -4,6 +4,7 @@
     repro run 00_world -p corpus_docs=500      execute one notebook (validated before a kernel starts)
     repro run 00 --profile smoke               ... on another profile (name or YAML file)
     repro run-all --profile tiny               every notebook, in order
+    repro run-all -j 2                         ... two at a time, each after the notebooks it needs
     repro sweep configs/sweeps/NAME.yaml -j 2  papermill batch runs over parameter sets and seeds
     repro sweep NAME --seeds 0,1 --dry-run     ... which runs are done, failed or pending
     repro book                                 build the book from the executed notebooks
@@ -54,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     _run_options(run)
 
     run_all = sub.add_parser("run-all", help="execute every notebook in order")
+    run_all.add_argument("-j", "--jobs", type=int, default=1,
+                         help="notebooks at once, each after those it needs, each with its share of the cores "
+                              "(default 1: one after the other in this process)")
     _run_options(run_all)
 
     sweep = sub.add_parser("sweep", help="run a notebook over a sweep file's parameter sets and seeds")
@@ -124,9 +128,22 @@ def cmd_run(args) -> int:
 
 
 def cmd_run_all(args) -> int:
-    from repro.runs.notebooks import list_notebooks
+    from repro.runs.notebooks import list_notebooks, load_profile, resolve_parameters
 
-    return _execute([nb.stem for nb in list_notebooks()], args, {})
+    notebooks = list_notebooks()
+    if args.jobs == 1:
+        return _execute([nb.stem for nb in notebooks], args, {})
+    from repro.runs.parallel import check, run_parallel
+
+    profile = load_profile(args.profile)
+    for nb in notebooks:  # every notebook's parameters are checked before the first one starts
+        resolve_parameters(nb, profile, {})
+    store = args.store or paths.store_root()
+    outcomes = run_parallel(notebooks, args.jobs, logs=Path(store) / "logs", profile=args.profile,
+                            output_dir=args.output_dir, store=args.store,
+                            echo=lambda line: print(line, file=sys.stderr, flush=True))
+    check(outcomes)
+    return 0
 
 
 def cmd_sweep(args) -> int:

@@ -57,6 +57,7 @@ import yaml
 from repro import paths
 from repro.errors import ReproError
 from repro.runs.notebooks import one_line
+from repro.runs.parallel import capped_threads, cores
 from repro.runs.store import params_hash
 
 if TYPE_CHECKING:
@@ -68,8 +69,6 @@ SUMMARY = "sweep.json"
 METRICS = "metrics.parquet"
 LOG = "run.log"
 RESULTS_PARAMETER = "results_path"
-#: What a worker caps at its share of the cores (torch reads OMP_NUM_THREADS when its kernel imports it).
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _KEYS = ("notebook", "description", "seeds", "seed_parameter", "parameters", "grid", "runs")
 _RESERVED_COLUMNS = ("run_id", "label", "seed", "run_seconds", "status")
 _WORKER_DIED = "worker process died (killed, out of memory or crashed) while running this run"
@@ -548,7 +547,7 @@ def _execute_all(todo: list[Run], sweep: Sweep, directory: Path, jobs: int,
     when that happens is the culprit and fails; when several were, each is retried alone once.
     """
     workers = min(jobs, len(todo))
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, cores() // workers)
     context = multiprocessing.get_context("spawn")
     store_arg = str(Path(store).expanduser().resolve()) if store is not None else None
     pending: deque[Run] = deque(todo)
@@ -608,10 +607,7 @@ def _execute_all(todo: list[Run], sweep: Sweep, directory: Path, jobs: int,
 
 def _init_worker(threads: int) -> None:
     """Cap the BLAS/OpenMP/torch threads of this worker's kernels at its share of the cores."""
-    for variable in THREAD_VARIABLES:
-        current = os.environ.get(variable, "")
-        share = min(threads, int(current)) if current.isdigit() and int(current) > 0 else threads
-        os.environ[variable] = str(share)
+    os.environ.update(capped_threads(threads, os.environ))
 
 
 def _run_one(notebook: str, parameters: dict, run_dir: str, profile: dict, store: str | None) -> dict:
