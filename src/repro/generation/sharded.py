@@ -88,8 +88,11 @@ def launched_state():
     if launched_processes() <= 1:
         return None
     from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
 
-    return PartialState()
+    # Several CPU processes are launched with ACCELERATE_USE_CPU=true (see `repro.studies.jobs`), which
+    # PartialState does not read by itself.
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
 
 
 class ShardedGenerator:
