@@ -128,3 +128,27 @@ def test_resume_after_kill_9(tmp_path):
     assert time.perf_counter() - start < 5
     assert (stage / "part2.txt").read_text() == "second half"
     assert store.incomplete() == []  # the dead process's folder was cleaned up
+
+
+def test_a_twin_that_renames_first_wins(tmp_path, monkeypatch):
+    """Two launched processes of one study compute the same stage; the one whose rename comes second
+    (after the other's, right before its own) keeps the first one's stage instead of failing."""
+    store = RunStore(tmp_path)
+    real_rename = os.rename
+
+    def twin_first(src, dst):
+        monkeypatch.setattr(os, "rename", real_rename)
+        twin = RunStore(tmp_path)._make_tmp("gen", store.key("gen", {"a": 1}))
+        (twin / "out.txt").write_text("twin")
+        (twin / "manifest.json").write_text(json.dumps({"name": "gen", "status": "complete"}))
+        real_rename(twin, dst)  # the twin's copy lands between this process's check and its rename
+        real_rename(src, dst)
+
+    def compute(workdir):
+        (workdir / "out.txt").write_text("mine")
+        monkeypatch.setattr(os, "rename", twin_first)
+        return {}
+
+    stage = store.run("gen", {"a": 1}, compute)
+    assert (stage / "out.txt").read_text() == "twin"
+    assert not any((tmp_path / "tmp").iterdir())  # this process's copy is removed

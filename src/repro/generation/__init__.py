@@ -7,6 +7,9 @@
 >>> generator = make_generator("vllm", model="meta-llama/Llama-2-70b-chat-hf",
 ...                            tensor_parallel_size=8)                             # doctest: +SKIP
 >>> generator.generate([[{"role": "user", "content": "..."}]], GenerationConfig(n=4))  # doctest: +SKIP
+
+Under ``accelerate launch``, `shard` wraps a generator so that each process generates for its slice of
+the prompts and all get the results in order (`repro.generation.sharded`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 from repro.generation.base import GenerationConfig, Generator, Prompt, encode_prompts, is_conversation
 from repro.generation.hf import HFGenerator
+from repro.generation.sharded import ShardedGenerator, shard
 from repro.generation.vllm_backend import VLLMGenerator
 
 BACKENDS = ("transformers", "vllm")
@@ -26,10 +30,12 @@ __all__ = [
     "Generator",
     "HFGenerator",
     "Prompt",
+    "ShardedGenerator",
     "VLLMGenerator",
     "encode_prompts",
     "is_conversation",
     "make_generator",
+    "shard",
 ]
 
 

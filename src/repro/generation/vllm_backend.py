@@ -25,6 +25,49 @@ logger = logging.getLogger(__name__)
 INSTALL_HINT = "The vLLM backend needs the optional 'vllm' extra: pip install -e .[vllm]"
 
 
+# ``vllm.LLM`` arguments that decide how the work is scheduled and how much memory it may take, not which
+# tokens come out: they are left out of a stage's key (`repro.studies.base.Engine.key`), so that tuning
+# them for a machine reuses finished stages. vLLM does not promise bit-identical outputs across batch
+# compositions, so these may still move a sampled token; every other option (dtype, max_model_len,
+# quantization, tensor_parallel_size, any option not listed here) is part of the key.
+SCHEDULING_OPTIONS = frozenset({
+    "gpu_memory_utilization", "swap_space", "cpu_offload_gb", "enforce_eager", "enable_prefix_caching",
+    "enable_chunked_prefill", "max_num_seqs", "max_num_batched_tokens", "disable_log_stats",
+    "distributed_executor_backend", "progress",
+})
+
+
+def output_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The engine options that can change what a vLLM engine generates (all but `SCHEDULING_OPTIONS`)."""
+    return {key: value for key, value in options.items() if key not in SCHEDULING_OPTIONS}
+
+
+def check_engine_options(vllm: Any, options: dict[str, Any]) -> None:
+    """Fail clearly, before an engine starts, on an option that ``vllm.LLM`` does not take: one that is
+    neither a parameter of ``LLM`` nor a field of ``vllm.EngineArgs`` (where ``LLM`` sends its other
+    keyword arguments). Where vLLM cannot be introspected so, ``LLM`` itself raises on such options.
+
+    Raises:
+        ValueError: an unknown option, named with the valid ones.
+    """
+    import dataclasses
+    import inspect
+
+    engine_args = getattr(vllm, "EngineArgs", None)
+    if engine_args is None or not dataclasses.is_dataclass(engine_args):
+        return
+    try:
+        parameters = inspect.signature(vllm.LLM).parameters
+    except (TypeError, ValueError):
+        return
+    valid = {f.name for f in dataclasses.fields(engine_args)} | {
+        name for name, p in parameters.items() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        raise ValueError(f"unknown vLLM engine option(s) {', '.join(map(repr, unknown))}: vllm.LLM takes "
+                         f"{', '.join(sorted(valid))}")
+
+
 def _import_vllm():
     try:
         import vllm
@@ -45,10 +88,12 @@ class VLLMGenerator:
         seed: engine seed (sampling itself is seeded per request from `GenerationConfig.seed`).
         trust_remote_code: run code shipped with the checkpoint (warned about when on).
         progress: show vLLM's progress bar.
-        **engine_kwargs: any other ``vllm.LLM`` argument.
+        **engine_kwargs: any other ``vllm.LLM`` argument (``enforce_eager``, ``enable_prefix_caching``,
+            ``max_num_seqs``, ``quantization``, ...).
 
     Raises:
         ImportError: vLLM is not installed.
+        ValueError: an engine option that ``vllm.LLM`` does not take (`check_engine_options`).
     """
 
     def __init__(
@@ -65,6 +110,9 @@ class VLLMGenerator:
         **engine_kwargs: Any,
     ) -> None:
         vllm = _import_vllm()
+        check_engine_options(vllm, {"tensor_parallel_size": tensor_parallel_size, "dtype": dtype,
+                                    "gpu_memory_utilization": gpu_memory_utilization,
+                                    "max_model_len": max_model_len, "seed": seed, **engine_kwargs})
         self._sampling_params_cls = vllm.SamplingParams
         model_path = os.fspath(model_path)
         if trust_remote_code:
@@ -84,8 +132,13 @@ class VLLMGenerator:
         )
         self.progress = progress
 
-    def generate(self, prompts: Sequence[Prompt], config: GenerationConfig = GenerationConfig()) -> list[list[str]]:
-        """For each prompt, ``config.n`` completions (decoded without special tokens, stripped)."""
+    def generate(self, prompts: Sequence[Prompt], config: GenerationConfig = GenerationConfig(), *,
+                 index_offset: int = 0) -> list[list[str]]:
+        """For each prompt, ``config.n`` completions (decoded without special tokens, stripped).
+
+        Prompt ``i`` is sampled with seed ``config.seed + index_offset + i``: ``index_offset`` is where
+        ``prompts`` start in a larger list split over processes (`repro.generation.sharded`), so that a
+        prompt's completions do not depend on how the list was split."""
         token_prompts = [{"prompt_token_ids": ids} for ids in encode_prompts(self.tokenizer, prompts)]
         params = [
             self._sampling_params_cls(
@@ -93,7 +146,7 @@ class VLLMGenerator:
                 temperature=config.temperature,
                 top_p=config.top_p,
                 max_tokens=config.max_new_tokens,
-                seed=config.seed + index,
+                seed=config.seed + index_offset + index,
                 skip_special_tokens=True,
             )
             for index in range(len(token_prompts))

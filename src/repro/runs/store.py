@@ -262,7 +262,13 @@ class RunStore:
             else:
                 shutil.rmtree(workdir, ignore_errors=True)
                 return self._load(name, key) or self._fail_missing(name, key)
-        os.rename(workdir, final)
+        try:
+            os.rename(workdir, final)
+        except OSError:  # a twin (another launched process of the same study) renamed its copy first
+            if force or not final.exists():
+                raise
+            shutil.rmtree(workdir, ignore_errors=True)
+            return self._load(name, key) or self._fail_missing(name, key)
         (self.root / "failed" / f"{name}-{key}.json").unlink(missing_ok=True)
         _TOUCHED.append((name, key, float(manifest["duration_s"]), True))
         return Stage(name, key, final, manifest)

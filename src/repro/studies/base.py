@@ -202,8 +202,13 @@ def load_stage_model(stage: Stage, subdir: str = "model"):
 class Engine:
     """The generation backend every stage of a study uses: ``"transformers"`` (batched ``generate``,
     the tiny default) or ``"vllm"`` (paper scale), with the backend's engine options (for vLLM:
-    ``tensor_parallel_size``, ``gpu_memory_utilization``, ``max_model_len``, ``dtype``, ...).
-    Part of every generating stage's key, since backends sample differently."""
+    ``tensor_parallel_size``, ``gpu_memory_utilization``, ``max_model_len``, ``dtype``, any other
+    ``vllm.LLM`` argument). Part of every generating stage's key (`key`), since backends sample
+    differently.
+
+    Under ``accelerate launch`` (several processes), every generator it builds is sharded: each process
+    generates and judges its slice of the prompts and all get the results in order
+    (`repro.generation.sharded`). In one process nothing changes."""
 
     backend: str = "transformers"
     options: tuple[tuple[str, Any], ...] = ()
@@ -218,17 +223,64 @@ class Engine:
     def of(cls, backend: str = "transformers", **options: Any) -> Engine:
         return cls(backend, tuple(sorted(options.items())))
 
+    @classmethod
+    def from_parameters(cls, backend: str = "transformers", tensor_parallel_size: int = 1,
+                        vllm_options: dict | None = None) -> Engine:
+        """The engine of a notebook's parameters ``generation_backend``, ``tensor_parallel_size`` and
+        ``vllm_options`` (any other ``vllm.LLM`` argument). With the transformers backend
+        ``tensor_parallel_size`` is ignored, as before, and ``vllm_options`` must be empty.
+
+        Raises:
+            ValueError: ``vllm_options`` with the transformers backend, or a ``tensor_parallel_size`` in
+                ``vllm_options`` other than the parameter's.
+        """
+        options = dict(vllm_options or {})
+        if backend != "vllm":
+            if options:
+                raise ValueError(f"vllm_options {options} are given, but generation_backend is {backend!r}, "
+                                 "not 'vllm'")
+            return cls.of(backend)
+        if options.get("tensor_parallel_size", tensor_parallel_size) != tensor_parallel_size:
+            raise ValueError(f"vllm_options sets tensor_parallel_size={options['tensor_parallel_size']}, but the "
+                             f"tensor_parallel_size parameter is {tensor_parallel_size}: set it in one place")
+        return cls.of(backend, **{**options, "tensor_parallel_size": tensor_parallel_size})
+
     def key(self) -> dict:
-        return {"backend": self.backend, **dict(self.options)}
+        """What of the engine goes into a generating stage's key: the backend and the options that can
+        change the output. For vLLM, options that only schedule the work or size its memory
+        (`repro.generation.vllm_backend.SCHEDULING_OPTIONS`: ``gpu_memory_utilization``,
+        ``enforce_eager``, ``max_num_seqs``, ...) are left out; ``dtype``, ``max_model_len``,
+        ``tensor_parallel_size`` and any other option stay in. With the transformers backend under
+        ``accelerate launch``, the number of processes is added: sampled completions depend on how the
+        prompts were split (`repro.generation.sharded`). vLLM seeds each prompt by its global index, so
+        its key does not depend on the number of processes."""
+        from repro.generation.sharded import launched_processes
+        from repro.generation.vllm_backend import output_options
+
+        options = dict(self.options)
+        if self.backend == "vllm":
+            options = output_options(options)
+        key = {"backend": self.backend, **options}
+        if self.backend == "transformers" and launched_processes() > 1:
+            key["processes"] = launched_processes()
+        return key
 
     def generator(self, stage: Stage, *, progress: bool | None = None):
-        """A generator over the model of ``stage``."""
-        from repro.generation import HFGenerator, make_generator
+        """A generator over the model of ``stage`` (sharded over the processes when launched)."""
+        from repro.generation import HFGenerator, make_generator, shard
+        from repro.generation.sharded import launched_state
 
+        state = launched_state()
+        show = show_progress(progress) and (state is None or state.is_main_process)
+        options = dict(self.options)
         if self.backend == "transformers":
             model, tokenizer = load_stage_model(stage)
-            return HFGenerator(model, tokenizer, progress=show_progress(progress), **dict(self.options))
-        return make_generator(self.backend, model_location(stage), **dict(self.options))
+            if state is not None:  # each launched process runs its own copy on its own device
+                options.setdefault("device", state.device)
+            return shard(HFGenerator(model, tokenizer, progress=show, **options), state)
+        if not show:
+            options.setdefault("progress", False)
+        return shard(make_generator(self.backend, model_location(stage), **options), state)
 
 
 DEFAULT_ENGINE = Engine()
@@ -310,15 +362,12 @@ def evaluate_base_stage(store: RunStore, spec: BaseSpec, sample: SampleSpec, *, 
     """Responses of M0 to held-out tasks, scored by the oracle (``samples.parquet``)."""
     model_stage = base_model(store, spec, progress=progress)
     corpus = corpus_stage(store, spec)
-    params = {"version": STAGE_VERSION, **asdict(sample)}
+    params = {"version": STAGE_VERSION, **asdict(sample), **{
+        key: value for key, value in DEFAULT_ENGINE.key().items() if key == "processes"}}
 
     def compute(workdir: Path) -> dict:
-        from repro.generation import HFGenerator
-
-        model, tokenizer = load_stage_model(model_stage)
         tasks = held_out_tasks(spec.world_seed, sample.tasks_per_family, corpus, difficulty=tuple(spec.difficulty))
-        frame = sample_and_score(HFGenerator(model, tokenizer, progress=show_progress(progress)), tasks,
-                                 sample.generation)
+        frame = sample_and_score(DEFAULT_ENGINE.generator(model_stage, progress=progress), tasks, sample.generation)
         frame.to_parquet(workdir / "samples.parquet", index=False)
         return {"tasks": len(tasks), "responses": len(frame), "accuracy": float((frame.score == 5).mean()),
                 "mean_score": float(frame.score.mean())}
