@@ -161,3 +161,31 @@ def test_vllm_read_out_matches_the_transformers_backend(generator, tokenizer, tm
     assert got.shape == (len(PROMPTS), 3) and np.allclose(got, expected, atol=1e-5)
     assert len(engine.llm.requests) == 3 * len(PROMPTS)
     assert engine.score_next_token_logprobs([], ["1"]).shape == (0, 1)
+
+
+@pytest.mark.parametrize("temperature,top_p", [(0.7, 0.9), (1.0, 0.5), (0.3, 0.99), (1.3, 1.0)])
+def test_temperature_top_p_keeps_what_transformers_warpers_keep(temperature, top_p):
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+    from repro.generation.hf import TemperatureTopP
+
+    generator = torch.Generator().manual_seed(0)
+    # peaked rows (nucleus inside the top k) and flat rows (nucleus far wider: the full-sort path)
+    logits = torch.cat([torch.randn(64, 1500, generator=generator) * 6, torch.randn(64, 1500, generator=generator) * 0.1])
+    ids = torch.zeros(len(logits), 1, dtype=torch.long)
+    ours = TemperatureTopP(temperature, top_p, k=64)(ids, logits)
+    theirs = TemperatureLogitsWarper(temperature)(ids, logits)
+    if top_p < 1:
+        theirs = TopPLogitsWarper(top_p)(ids, theirs)
+    kept_ours, kept_theirs = torch.isfinite(ours), torch.isfinite(theirs)
+    assert torch.equal(kept_ours, kept_theirs)
+    assert torch.equal(ours[kept_ours], theirs[kept_theirs])
+    if top_p < 1:  # both paths ran: some peaked rows kept few tokens, the flat rows kept many
+        assert kept_ours[:64].sum(-1).min() < 64 <= kept_ours[64:].sum(-1).min()
+
+
+def test_temperature_top_p_refuses_bad_settings():
+    from repro.generation.hf import TemperatureTopP
+
+    with pytest.raises(ValueError, match="top_p"):
+        TemperatureTopP(0.7, 0.0)
