@@ -101,19 +101,40 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _execute(names: list[str], args, overrides: dict) -> int:
+def _execute(names: list[str], args, overrides: dict, *, timed: bool = False) -> int:
+    """Execute notebooks in order; with ``timed``, append the run's timing record to the store
+    (`repro.runs.timings`), also when a notebook fails or the run is interrupted."""
+    import time
+
     from repro.runs.notebooks import execute, load_profile, resolve_notebook, resolve_parameters
+    from repro.runs.timings import RunAllTiming
 
     profile = load_profile(args.profile)
     notebooks = [resolve_notebook(n) for n in names]
     # Validate every notebook's parameters before the first kernel starts.
     plans = [(nb, resolve_parameters(nb, profile, overrides)) for nb in notebooks]
-    for nb, params in plans:
-        shown = " ".join(f"{k}={v!r}" for k, v in params.items()) or "(defaults)"
-        print(f"repro: running {nb.stem} [profile {profile['name']}] {shown}", file=sys.stderr)
-        out = execute(nb, params, profile=profile, output_dir=args.output_dir, store=args.store,
-                      progress=not args.no_progress)
-        print(out)
+    timing = RunAllTiming.begin(args.store or paths.store_root(), profile["name"]) if timed else None
+    status = "failed"
+    try:
+        for nb, params in plans:
+            shown = " ".join(f"{k}={v!r}" for k, v in params.items()) or "(defaults)"
+            print(f"repro: running {nb.stem} [profile {profile['name']}] {shown}", file=sys.stderr)
+            start = time.perf_counter()
+            out = execute(nb, params, profile=profile, output_dir=args.output_dir, store=args.store,
+                          progress=not args.no_progress)
+            if timing is not None:
+                timing.notebook_done(nb.stem, time.perf_counter() - start)
+            print(out)
+        status = "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        if timing is not None:
+            record = timing.finish(status)
+            print(f"repro: run-all {status} in {record['wall_s']:.0f}s ({record['stages_computed']} stages "
+                  f"computed, {record['stages_existing']} existed before); timing appended to "
+                  f"{timing.store_root / 'timings' / 'run-all.jsonl'}", file=sys.stderr)
     return 0
 
 
@@ -126,7 +147,7 @@ def cmd_run(args) -> int:
 def cmd_run_all(args) -> int:
     from repro.runs.notebooks import list_notebooks
 
-    return _execute([nb.stem for nb in list_notebooks()], args, {})
+    return _execute([nb.stem for nb in list_notebooks()], args, {}, timed=True)
 
 
 def cmd_sweep(args) -> int:
