@@ -21,7 +21,7 @@ EMPTY = ("No benchmark results yet. Run `make bench` in the checkout (it writes 
 
 
 def number(value: Any) -> str:
-    """A number for a table: thousands separated, about three significant digits."""
+    """A number for a table: about three significant digits, millions and up with an SI prefix (M, G, T)."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -33,11 +33,14 @@ def number(value: Any) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     magnitude = abs(value)
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M")):
+        if magnitude >= scale:
+            return f"{value / scale:.3g} {prefix}"
     if magnitude >= 100:
         return f"{value:,.0f}"
     if magnitude >= 0.01 or magnitude == 0:
         return f"{value:.3g}"
-    return f"{value:.2e}"
+    return f"{value:.2g}"
 
 
 def cell(value: Any) -> str:
