@@ -185,3 +185,34 @@ def test_bench_book_script(tmp_path):
     doc = json.loads(out.read_text())
     assert doc["rows"][0]["ratio"]["median"] == pytest.approx(25.0)
     assert [t["met"] for t in doc["tables"]["targets"]] == [True, True]
+
+
+def test_run_all_appends_one_record_per_invocation(tmp_path, monkeypatch):
+    from repro import cli
+    from repro.runs import notebooks
+
+    store = tmp_path / "store"
+    names = [nb.stem for nb in notebooks.list_notebooks()]
+
+    def fake_execute(nb, params, *, profile, output_dir, store, progress):
+        stage = Path(store) / "stages" / f"stage-{nb.stem}" / "k"
+        stage.mkdir(parents=True, exist_ok=True)
+        (stage / "manifest.json").write_text("{}")
+        return Path(output_dir) / nb.name
+
+    monkeypatch.setattr(notebooks, "execute", fake_execute)
+    args = ["run-all", "--store", str(store), "--output-dir", str(tmp_path / "out"), "--no-progress"]
+    assert cli.main(args) == 0
+    assert cli.main(args) == 0
+
+    def failing(nb, *a, **k):
+        raise notebooks.NotebookFailed(f"{nb.stem} failed")
+
+    monkeypatch.setattr(notebooks, "execute", failing)
+    assert cli.main(args) == 1
+    cold, warm, failed = timings.read_records(store)
+    assert [n["notebook"] for n in cold["notebooks"]] == names
+    assert cold["cold"] and cold["stages_computed"] == len(names) and cold["profile"] == "tiny"
+    assert not warm["cold"] and warm["stages_computed"] == 0 and warm["stages_existing"] == len(names)
+    assert book_report.is_warm(warm) and not book_report.is_warm(cold)
+    assert failed["status"] == "failed" and failed["notebooks"] == []

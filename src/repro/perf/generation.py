@@ -22,7 +22,7 @@ TARGET = 20.0  # the issue: batched generation at least 20x the one-prompt loop 
 
 @dataclass(frozen=True)
 class GenerationBench:
-    prompts: int = 64
+    prompts: int = 32  # one batch of the studies' size: the one-prompt loop is slow to time
     max_new_tokens: int = 48
     batch_size: int = 32  # GenerationConfig's default, which the studies' generation stages use
     temperature: float = 0.7
