@@ -105,6 +105,11 @@ def test_page_shows_every_bench_and_its_free_form_tables(tmp_path):
                         tables={"scaling": [{"scale": "1x", "seconds": 12.5}, {"scale": "2x", "seconds": 24.0,
                                                                                 "note": "a | b"}]},
                         machine=MACHINE)
+    # a benchmark whose rows are raw measurements, not comparisons, with notes of its own; a broken file
+    (results / "other.json").write_text(json.dumps({
+        "bench": "other", "title": "Other", "machine": MACHINE, "when": "now", "notes": "read  me",
+        "rows": [{"scale": 1, "time_s": 3.5}]}))
+    (results / "broken.json").write_text("{not json")
     out = write_benchmarks_page(results, tmp_path / "book" / "generated" / "benchmarks.md")
     page = out.read_text()
     assert page.index("## Generation speed") < page.index("## Scaling of an iteration")
@@ -113,6 +118,8 @@ def test_page_shows_every_bench_and_its_free_form_tables(tmp_path):
     assert "| scale | seconds | note |" in page and "| 2x | 24 | a \\| b |" in page  # union of keys, pipes escaped
     assert "*generate 8 prompts*: untrained S" in page
     assert "2 CPUs, 2 torch threads" in page and "`abcdef123456`" in page
+    assert "## Other\n\nread me\n\n**measurements**\n\n| scale | time_s |\n|---|---|\n| 1 | 3.5 |" in page
+    assert "## broken.json: unreadable" in page
 
 
 def test_page_without_results_says_how_to_make_them(tmp_path):

@@ -32,6 +32,7 @@ Work = float | Callable[[Any], float]
 SCHEMA_KEYS = ("bench", "title", "machine", "when", "rows")
 ROW_KEYS = ("comparison", "baseline", "candidate", "unit", "baseline_rate", "candidate_rate", "ratio", "repeats",
             "target", "notes")
+REQUIRED_ROW_KEYS = ROW_KEYS[:-2]  # target and notes may be left out
 
 
 def spread(values: Sequence[float]) -> dict[str, float]:
@@ -147,7 +148,7 @@ def check_results(doc: Mapping[str, Any]) -> None:
     if missing:
         raise ValueError(f"benchmark results lack {', '.join(missing)}")
     for index, row in enumerate(doc["rows"]):
-        lacking = [k for k in ROW_KEYS if k not in row]
+        lacking = [k for k in REQUIRED_ROW_KEYS if k not in row]
         if lacking:
             raise ValueError(f"row {index} of {doc['bench']} lacks {', '.join(lacking)}")
         for key in ("baseline_rate", "candidate_rate", "ratio"):

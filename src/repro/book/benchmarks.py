@@ -14,7 +14,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from repro.bench import read_results, target_met
+import json
+
+from repro.bench import REQUIRED_ROW_KEYS, target_met
 
 EMPTY = ("No benchmark results yet. Run `make bench` in the checkout (it writes `bench-results/*.json`) "
          "and build the book again.")
@@ -101,24 +103,55 @@ def machine_line(machine: Mapping[str, Any]) -> str:
     return ", ".join(p for p in parts if p)
 
 
+def is_comparison(row: Any) -> bool:
+    return isinstance(row, Mapping) and all(k in row for k in REQUIRED_ROW_KEYS)
+
+
 def bench_section(doc: Mapping[str, Any]) -> str:
-    """One benchmark's results as markdown (a second-level heading and its tables)."""
-    parts = [f"## {doc['title']}", ""]
-    if doc["rows"]:
-        parts += [comparison_table(doc["rows"]), ""]
-        notes = [(row["comparison"], row["notes"]) for row in doc["rows"] if row.get("notes")]
+    """One benchmark's results as markdown (a second-level heading and its tables). Rows that are not
+    comparisons (a benchmark's raw measurements) are shown as a free-form table."""
+    rows = list(doc.get("rows") or [])
+    comparisons = [r for r in rows if is_comparison(r)]
+    others = [r for r in rows if isinstance(r, Mapping) and not is_comparison(r)]
+    parts = [f"## {doc.get('title') or doc['bench']}", ""]
+    if isinstance(doc.get("notes"), str) and doc["notes"].strip():
+        parts += [" ".join(doc["notes"].split()), ""]
+    if comparisons:
+        parts += [comparison_table(comparisons), ""]
+        notes = [(row["comparison"], row["notes"]) for row in comparisons if row.get("notes")]
         parts += [f"- *{name}*: {' '.join(str(text).split())}" for name, text in notes]
         if notes:
             parts.append("")
-    for name, table in (doc.get("tables") or {}).items():
-        parts += [f"**{name}**", "", free_table(table), ""]
-    parts += [f"Measured {doc['when']} on {machine_line(doc['machine'])} (`{doc['bench']}.json`).", ""]
+    tables = dict(doc.get("tables") or {})
+    if others:
+        tables = {"measurements": others, **tables}
+    for name, table in tables.items():
+        parts += [f"**{cell(name)}**", "", free_table(table if isinstance(table, list) else [table]), ""]
+    machine = doc.get("machine") if isinstance(doc.get("machine"), Mapping) else {}
+    parts += [f"Measured {doc.get('when') or '(time not recorded)'} on {machine_line(machine)} "
+              f"(`{doc['bench']}.json`).", ""]
     return "\n".join(parts)
+
+
+def read_documents(results_dir: str | os.PathLike) -> list[dict]:
+    """Every ``*.json`` of the results folder, sorted by bench name; a file that is not a JSON object is
+    shown as such rather than failing the book."""
+    folder = Path(results_dir)
+    docs = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            doc = {"title": f"{path.name}: unreadable", "notes": f"could not be read: {exc}"}
+        if not isinstance(doc, dict):
+            doc = {"title": f"{path.name}: unreadable", "notes": "not a JSON object"}
+        docs.append({**doc, "bench": str(doc.get("bench") or path.stem)})
+    return sorted(docs, key=lambda d: d["bench"])
 
 
 def benchmarks_page(results_dir: str | os.PathLike) -> str:
     """The markdown of the benchmarks page (a note with the command when there are no results)."""
-    docs = read_results(results_dir)
+    docs = read_documents(results_dir)
     if not docs:
         return EMPTY + "\n"
     intro = ("Each comparison ran its baseline and candidate interleaved on the same machine in one run; "
