@@ -117,7 +117,7 @@ def test_page_shows_every_bench_and_its_free_form_tables(tmp_path):
     assert ">= 20x | yes |" in page  # the median ratio 25 meets the target 20
     assert "| scale | seconds | note |" in page and "| 2x | 24 | a \\| b |" in page  # union of keys, pipes escaped
     assert "*generate 8 prompts*: untrained S" in page
-    assert "2 CPUs, 2 torch threads" in page and "`abcdef123456`" in page
+    assert "CPUs 2, torch threads 2" in page and "`abcdef123456`" in page
     assert "## Other\n\nread me\n\n**measurements**\n\n| scale | time_s |\n|---|---|\n| 1 | 3.5 |" in page
     assert "## broken.json: unreadable" in page
 

@@ -95,7 +95,7 @@ def free_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def machine_line(machine: Mapping[str, Any]) -> str:
-    parts = [f"{machine.get('cpu_count')} CPUs", f"{machine.get('torch_threads')} torch threads",
+    parts = [f"CPUs {machine.get('cpu_count')}", f"torch threads {machine.get('torch_threads')}",
              f"torch {machine.get('torch')}", f"transformers {machine.get('transformers')}",
              str(machine.get("platform", ""))]
     if machine.get("git_commit"):
