@@ -44,9 +44,16 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
+## Benchmarks (each compares two ways side by side, interleaved; see benchmarks/): results in bench-results/*.json,
+## shown by the book's Benchmarks page. About 10 minutes on 2 cores. `make book`'s own cold and warm times:
+## `$(BIN)/python benchmarks/bench_book.py` (reads the timings `repro run-all` records in the run store).
 bench: $(STAMP)
 	mkdir -p bench-results
 	$(BIN)/python benchmarks/bench_generation.py --out bench-results/generation.json
+	$(BIN)/python benchmarks/bench_judging.py --out bench-results/judging.json
+	$(BIN)/python benchmarks/bench_flops.py --out bench-results/flops.json
+	$(BIN)/python benchmarks/bench_stages.py --out bench-results/stages.json
+	$(BIN)/python benchmarks/bench_scaling.py --out bench-results/scaling.json
 
 ## JupyterLab on the notebooks; their kernel is the project's "repro" (registered again if it went missing).
 KERNEL := $(VENV)/share/jupyter/kernels/repro/kernel.json

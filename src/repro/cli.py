@@ -105,19 +105,40 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _execute(names: list[str], args, overrides: dict) -> int:
+def _execute(names: list[str], args, overrides: dict, *, timed: bool = False) -> int:
+    """Execute notebooks in order; with ``timed``, append the run's timing record to the store
+    (`repro.runs.timings`), also when a notebook fails or the run is interrupted."""
+    import time
+
     from repro.runs.notebooks import execute, load_profile, resolve_notebook, resolve_parameters
+    from repro.runs.timings import RunAllTiming
 
     profile = load_profile(args.profile)
     notebooks = [resolve_notebook(n) for n in names]
     # Validate every notebook's parameters before the first kernel starts.
     plans = [(nb, resolve_parameters(nb, profile, overrides)) for nb in notebooks]
-    for nb, params in plans:
-        shown = " ".join(f"{k}={v!r}" for k, v in params.items()) or "(defaults)"
-        print(f"repro: running {nb.stem} [profile {profile['name']}] {shown}", file=sys.stderr)
-        out = execute(nb, params, profile=profile, output_dir=args.output_dir, store=args.store,
-                      progress=not args.no_progress)
-        print(out)
+    timing = RunAllTiming.begin(args.store or paths.store_root(), profile["name"]) if timed else None
+    status = "failed"
+    try:
+        for nb, params in plans:
+            shown = " ".join(f"{k}={v!r}" for k, v in params.items()) or "(defaults)"
+            print(f"repro: running {nb.stem} [profile {profile['name']}] {shown}", file=sys.stderr)
+            start = time.perf_counter()
+            out = execute(nb, params, profile=profile, output_dir=args.output_dir, store=args.store,
+                          progress=not args.no_progress)
+            if timing is not None:
+                timing.notebook_done(nb.stem, time.perf_counter() - start)
+            print(out)
+        status = "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        if timing is not None:
+            record = timing.finish(status)
+            print(f"repro: run-all {status} in {record['wall_s']:.0f}s ({record['stages_computed']} stages "
+                  f"computed, {record['stages_existing']} existed before); timing appended to "
+                  f"{timing.store_root / 'timings' / 'run-all.jsonl'}", file=sys.stderr)
     return 0
 
 
@@ -132,16 +153,32 @@ def cmd_run_all(args) -> int:
 
     notebooks = list_notebooks()
     if args.jobs == 1:
-        return _execute([nb.stem for nb in notebooks], args, {})
+        return _execute([nb.stem for nb in notebooks], args, {}, timed=True)
     from repro.runs.parallel import check, run_parallel
+    from repro.runs.timings import RunAllTiming
 
     profile = load_profile(args.profile)
     for nb in notebooks:  # every notebook's parameters are checked before the first one starts
         resolve_parameters(nb, profile, {})
     store = args.store or paths.store_root()
-    outcomes = run_parallel(notebooks, args.jobs, logs=Path(store) / "logs", profile=args.profile,
-                            output_dir=args.output_dir, store=args.store,
-                            echo=lambda line: print(line, file=sys.stderr, flush=True))
+    timing = RunAllTiming.begin(store, profile["name"])
+    outcomes, status = [], "failed"
+    try:
+        outcomes = run_parallel(notebooks, args.jobs, logs=Path(store) / "logs", profile=args.profile,
+                                output_dir=args.output_dir, store=args.store,
+                                echo=lambda line: print(line, file=sys.stderr, flush=True))
+        status = "complete" if all(o.status == "complete" for o in outcomes) else "failed"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        for outcome in outcomes:
+            if outcome.status == "complete":
+                timing.notebook_done(outcome.notebook, outcome.seconds)
+        record = timing.finish(status, jobs=args.jobs)
+        print(f"repro: run-all {status} in {record['wall_s']:.0f}s with -j {args.jobs} ({record['stages_computed']} "
+              f"stages computed, {record['stages_existing']} existed before); timing appended to "
+              f"{timing.store_root / 'timings' / 'run-all.jsonl'}", file=sys.stderr)
     check(outcomes)
     return 0
 

@@ -46,11 +46,14 @@ def missing_pages(root: Path) -> list[str]:
 
 def write_generated_pages(root: Path) -> None:
     """The pages the book computes rather than executes: the claims ledger of the front page (from the
-    run store's records of the executed chapters) and the introduction's method diagrams."""
+    run store's records of the executed chapters), the benchmarks page (from ``bench-results/``, written
+    by `make bench`) and the introduction's method diagrams."""
+    from repro.book.benchmarks import write_benchmarks_page
     from repro.book.figures import write_method_figures
     from repro.book.ledger import write_ledger_page
 
     write_ledger_page(root)
+    write_benchmarks_page(root / "bench-results", root / "book" / "generated" / "benchmarks.md")
     write_method_figures(root / "book" / "generated" / "figures")
 
 

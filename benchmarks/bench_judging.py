@@ -1,0 +1,23 @@
+"""Judging throughput on the tiny profile's models (untrained), interleaved: (a) K judge samples
+sharing one prompt (n=K) against K generate calls with n=1; (b) the RLAIF read-out from next-token
+log-probabilities against generating the answer token.
+
+    python benchmarks/bench_judging.py --out bench-results/judging.json
+    python benchmarks/bench_judging.py --quick --out /tmp/judging.json
+"""
+
+from dataclasses import replace
+
+from repro.bench import finish, script_arguments
+from repro.perf import judging
+
+
+def main(argv=None):
+    args = script_arguments(__doc__, "bench-results/judging.json", argv)
+    spec = judging.QUICK if args.quick else judging.JudgingBench()
+    spec = replace(spec, repeats=args.repeats or spec.repeats)
+    return finish(args, "judging", "Judging: shared judge prompts and the RLAIF read-out", judging.run(spec))
+
+
+if __name__ == "__main__":
+    main()

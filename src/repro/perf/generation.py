@@ -1,0 +1,80 @@
+"""Generation throughput: `HFGenerator` (batched, KV cache) against one ``model.generate`` call per prompt.
+
+Both sides run the same untrained M0 of the tiny profile on the same held-out world prompts with the
+same sampling settings (the self-rewarding candidates': temperature 0.7, top-p 0.9, 48 new tokens),
+and every completion is exactly ``max_new_tokens`` long (`repro.perf.setup.fixed_length`), so both
+sides generate the same number of tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from repro.bench import compare
+from repro.generation import GenerationConfig, HFGenerator
+from repro.generation.base import encode_prompts
+from repro.perf import setup
+
+TARGET = 20.0  # the issue: batched generation at least 20x the one-prompt loop on the tiny profile
+
+
+@dataclass(frozen=True)
+class GenerationBench:
+    prompts: int = 32  # one batch of the studies' size: the one-prompt loop is slow to time
+    max_new_tokens: int = 48
+    batch_size: int = 32  # GenerationConfig's default, which the studies' generation stages use
+    temperature: float = 0.7
+    top_p: float = 0.9
+    size: str = "S"
+    repeats: int = 3
+    seed: int = 0
+
+
+QUICK = GenerationBench(prompts=8, max_new_tokens=6, batch_size=8, repeats=1)
+
+
+def one_at_a_time(model, tokenizer, prompts, config: GenerationConfig) -> int:
+    """The baseline: one ``model.generate`` call per prompt; returns the tokens generated."""
+    generated = 0
+    with torch.inference_mode(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        for ids in encode_prompts(tokenizer, prompts):
+            inputs = torch.tensor([ids])
+            output = model.generate(input_ids=inputs, attention_mask=torch.ones_like(inputs),
+                                    max_new_tokens=config.max_new_tokens, do_sample=True,
+                                    temperature=config.temperature, top_p=config.top_p, top_k=0,
+                                    pad_token_id=tokenizer.pad_token_id)
+            generated += output.shape[1] - inputs.shape[1]
+    return generated
+
+
+def run(spec: GenerationBench = GenerationBench(), *, log=print) -> list[dict]:
+    """The comparison row (tokens/s of both sides and their ratio, target 20x)."""
+    from repro.models import count_parameters
+
+    model, tokenizer = setup.world_model(spec.size, seed=spec.seed)
+    prompts = setup.task_prompts(spec.prompts, seed=spec.seed)
+    config = GenerationConfig(max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, top_p=spec.top_p,
+                              seed=spec.seed, batch_size=spec.batch_size)
+    generator = HFGenerator(model, tokenizer, progress=False)
+    tokens = spec.prompts * spec.max_new_tokens
+
+    def batched() -> int:
+        completions = generator.generate(prompts, config)
+        assert len(completions) == spec.prompts
+        return tokens
+
+    with setup.fixed_length(model, spec.max_new_tokens):
+        row = compare(
+            f"generate {spec.prompts} prompts x {spec.max_new_tokens} tokens", lambda: one_at_a_time(
+                model, tokenizer, prompts, config), batched,
+            repeats=spec.repeats, work_a=lambda n: n, work_b=tokens, unit="tokens/s",
+            baseline="model.generate, one prompt per call", candidate=f"HFGenerator, batch {spec.batch_size}",
+            target=TARGET, log=log,
+            notes=(f"{setup.UNTRAINED_NOTE}: preset {spec.size}, {count_parameters(model):,} parameters; held-out "
+                   f"world prompts; sampling T {spec.temperature}, top-p {spec.top_p}; every completion exactly "
+                   f"{spec.max_new_tokens} tokens (min_new_tokens = max_new_tokens on both sides). Target: the "
+                   f"issue's >= 20x on the tiny profile."))
+    return [row]
