@@ -145,18 +145,21 @@ class HFGenerator:
         """
         candidate_ids = [single_token_id(self.tokenizer, token) for token in candidate_tokens]
         encoded = encode_prompts(self.tokenizer, prompts)
-        step = batch_size or max(len(encoded), 1)
-        rows = []
+        if not encoded:
+            return np.zeros((0, len(candidate_ids)), dtype=np.float32)
+        # Batches of prompts of similar length (longest first), as in `generate`: little padding.
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]), reverse=True)
+        step = batch_size or len(encoded)
+        scores = torch.empty(len(encoded), len(candidate_ids))
         with self._eval_mode(), torch.inference_mode():
-            for start in range(0, len(encoded), step):
-                inputs = self._pad(encoded[start : start + step])
+            for start in range(0, len(order), step):
+                batch = order[start : start + step]
+                inputs = self._pad([encoded[i] for i in batch])
                 # Left padding shifts the real tokens, so positions are counted from each prompt's first token.
                 position_ids = (inputs["attention_mask"].cumsum(-1) - 1).clamp(min=0)
                 logits = self.model(**inputs, position_ids=position_ids, logits_to_keep=1).logits[:, -1]
-                rows.append(torch.log_softmax(logits.float(), dim=-1)[:, candidate_ids].cpu())
-        if not rows:
-            return np.zeros((0, len(candidate_ids)), dtype=np.float32)
-        return torch.cat(rows).numpy()
+                scores[batch] = torch.log_softmax(logits.float(), dim=-1)[:, candidate_ids].cpu()
+        return scores.numpy()
 
     # -- helpers -------------------------------------------------------------------------------
 
