@@ -26,8 +26,8 @@ def test_every_shipped_accelerate_config_is_accepted_by_accelerates_loader():
 
 
 def test_bad_jobs_are_refused_before_anything_runs(tmp_path):
-    with pytest.raises(ValueError, match="unknown training job kind 'rl'"):
-        jobs.run_job("rl", "m", [], None, tmp_path)
+    with pytest.raises(ValueError, match="unknown training job kind 'ppo'"):
+        jobs.run_job("ppo", "m", [], None, tmp_path)
     from repro.training import SFTParams
 
     with pytest.raises(ReproError, match="does not exist"):
