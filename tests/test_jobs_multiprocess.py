@@ -147,7 +147,7 @@ def test_two_process_rl_against_a_saved_reward_model(tmp_path, m0):
     launched = jobs.run_job("rl", m0, prompts, params, tmp_path / "two", accelerate_config=TWO, options=options)
     assert launched["processes"] == 2 and launched["steps"] == here["steps"] > 1
     steps = {w: [e for e in history(tmp_path / w) if "reward" in e] for w in ("here", "two")}
-    assert [e["step"] for e in steps["two"]] == [e["step"] for e in steps["here"]]
+    assert [(e["step"], e["epoch"]) for e in steps["two"]] == [(e["step"], e["epoch"]) for e in steps["here"]]
     with pytest.raises(ReproError, match="whole groups of 4 completions"):
         jobs.run_job("rl", m0, prompts, RLParams(batch_size=4, num_generations=4), tmp_path / "bad",
                      accelerate_config=TWO, options=options)

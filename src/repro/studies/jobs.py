@@ -137,21 +137,11 @@ def save_fresh_model(model, tokenizer, path: Path) -> str:
 
 
 def _rl_reward(spec: dict):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from repro.studies.rlaif import joined
-    from repro.training.reward import reward_scores
+    from repro.studies.rlaif import reward_model_reward
 
     if set(spec) != {"reward_model"}:
         raise ValueError(f"an RL job's reward must be {{'reward_model': PATH}}, got {spec!r}")
-    path = spec["reward_model"]
-    model = AutoModelForSequenceClassification.from_pretrained(path).eval()
-    tokenizer = AutoTokenizer.from_pretrained(path)
-
-    def reward(prompts: list[str], completions: list[str]) -> list[float]:
-        return reward_scores(model, tokenizer, [joined(p, c) for p, c in zip(prompts, completions)])
-
-    return reward
+    return reward_model_reward(spec["reward_model"])
 
 
 def _train(kind: str, start_model: str, records: list, params, workdir: Path, options: dict):
