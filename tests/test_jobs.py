@@ -51,3 +51,27 @@ def test_a_launched_sft_job_matches_the_in_process_one(tmp_path):
     history = json.loads((tmp_path / "launched" / "log_history.json").read_text())
     assert [e["loss"] for e in history if "loss" in e] == pytest.approx(
         [e["loss"] for e in json.loads((tmp_path / "here" / "log_history.json").read_text()) if "loss" in e], rel=1e-4)
+
+
+def test_the_fsdp_config_wraps_the_decoder_layers_of_any_architecture(monkeypatch):
+    """The FSDP config names no layer class: accelerate then wraps what the model lists in its
+    ``_no_split_modules``, Llama's and Gemma 2's decoder layers alike (the environment is the one
+    accelerate's own launcher derives from the file)."""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils import FullyShardedDataParallelPlugin
+    from accelerate.utils.launch import prepare_multi_gpu_env
+    from transformers import Gemma2Config, Gemma2ForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    args = launch_command_parser().parse_args(["--config_file", str(CONFIGS / "fsdp_8gpu.yaml"), "train.py"])
+    env = prepare_multi_gpu_env(_validate_launch_command(args)[0])
+    assert env["FSDP_AUTO_WRAP_POLICY"] == "TRANSFORMER_BASED_WRAP" and "FSDP_TRANSFORMER_CLS_TO_WRAP" not in env
+    for key, value in env.items():  # what decides the wrapping (the rest needs a GPU to build the plugin)
+        if key in ("ACCELERATE_USE_FSDP", "FSDP_VERSION", "FSDP_MIN_NUM_PARAMS") or "WRAP" in key:
+            monkeypatch.setenv(key, value)
+    sizes = dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                 num_key_value_heads=2, vocab_size=32)
+    for model, layer in ((LlamaForCausalLM(LlamaConfig(**sizes)), "LlamaDecoderLayer"),
+                         (Gemma2ForCausalLM(Gemma2Config(head_dim=8, **sizes)), "Gemma2DecoderLayer")):
+        plugin = FullyShardedDataParallelPlugin()
+        plugin.set_auto_wrap_policy(model)
+        assert [c.__name__ for c in plugin.auto_wrap_policy.keywords["transformer_layer_cls"]] == [layer]
