@@ -75,3 +75,40 @@ def test_the_fsdp_config_wraps_the_decoder_layers_of_any_architecture(monkeypatc
         plugin = FullyShardedDataParallelPlugin()
         plugin.set_auto_wrap_policy(model)
         assert [c.__name__ for c in plugin.auto_wrap_policy.keywords["transformer_layer_cls"]] == [layer]
+
+
+def test_length_groups_on_two_processes_make_the_single_process_batches():
+    """transformers groups lengths by the per-device batch; grouped by the global batch instead, the
+    two shards accelerate deals out (`BatchSamplerShard`) make up, step by step, exactly the batches of
+    one process. Without the regrouping they do not (the test's control)."""
+    from types import SimpleNamespace
+
+    import torch
+    from accelerate.data_loader import BatchSamplerShard
+    from torch.utils.data import BatchSampler
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    from repro.training.common import group_lengths_by_global_batch
+
+    lengths = [int(v) for v in torch.randint(5, 200, (1000,), generator=torch.Generator().manual_seed(1))]
+
+    def batches(sampler, size, processes=1):
+        torch.manual_seed(0)  # the trainer seeds every process alike; the sampler draws from the global RNG
+        if processes == 1:
+            return [sorted(b) for b in BatchSampler(sampler, size, drop_last=False)]
+        shards = []
+        for rank in range(processes):
+            torch.manual_seed(0)
+            shards.append(list(BatchSamplerShard(BatchSampler(sampler, size, drop_last=False), processes, rank)))
+        return [sorted(i for shard in step for i in shard) for step in zip(*shards)]
+
+    def two_process_sampler(regroup: bool):
+        trainer = SimpleNamespace(args=SimpleNamespace(world_size=2),
+                                  _get_train_sampler=lambda *a: LengthGroupedSampler(4, lengths=lengths))
+        if regroup:
+            group_lengths_by_global_batch(trainer)
+        return trainer._get_train_sampler()
+
+    single = batches(LengthGroupedSampler(8, lengths=lengths), 8)
+    assert batches(two_process_sampler(True), 4, processes=2) == single
+    assert batches(two_process_sampler(False), 4, processes=2) != single
