@@ -414,6 +414,7 @@ def reward_stage(store: RunStore, reward: str, *, base: Stage | None, world_seed
 
 def _train_reward(base: Stage, pairs: int, world_seed: int, difficulty, training: RewardTraining,
                   evaluation: pd.DataFrame, workdir: Path, progress, *, accelerate_config: str | None = None) -> Rewarder:
+    import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from repro.progress import show_progress
@@ -434,6 +435,8 @@ def _train_reward(base: Stage, pairs: int, world_seed: int, difficulty, training
     (workdir / "training.json").write_text(json.dumps({"pairs": len(records), **{
         k: v for k, v in summary.items() if isinstance(v, (int, float, str))}}))
     model = AutoModelForSequenceClassification.from_pretrained(workdir / "model").eval()
+    if torch.cuda.is_available():  # where the trainer left it
+        model = model.to("cuda")
     return Rewarder(f"trained@{pairs}", "trained", model=model, tokenizer=AutoTokenizer.from_pretrained(workdir / "model"))
 
 

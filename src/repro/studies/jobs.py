@@ -136,15 +136,15 @@ def save_fresh_model(model, tokenizer, path: Path) -> str:
     return str(save_model(model, tokenizer, path))
 
 
-def _rl_reward(spec: dict):
+def _rl_reward(spec: dict, device=None):
     from repro.studies.rlaif import reward_model_reward
 
     if set(spec) != {"reward_model"}:
         raise ValueError(f"an RL job's reward must be {{'reward_model': PATH}}, got {spec!r}")
-    return reward_model_reward(spec["reward_model"])
+    return reward_model_reward(spec["reward_model"], device=device)
 
 
-def _train(kind: str, start_model: str, records: list, params, workdir: Path, options: dict):
+def _train(kind: str, start_model: str, records: list, params, workdir: Path, options: dict, state=None):
     from transformers import AutoTokenizer
 
     from repro.models import load_model
@@ -158,7 +158,9 @@ def _train(kind: str, start_model: str, records: list, params, workdir: Path, op
         return train_reward(model, tokenizer, records, params, workdir / "trainer"), tokenizer
     model, tokenizer = load_model(start_model)
     if kind == "rl":
-        return train_rloo(model, tokenizer, records, _rl_reward(options["reward"]), params, workdir / "trainer",
+        # launched, each process scores its own completions on its own device; in process on the CPU
+        reward = _rl_reward(options["reward"], device=state.device if state is not None else None)
+        return train_rloo(model, tokenizer, records, reward, params, workdir / "trainer",
                           reward_name=options.get("reward_name", "reward"),
                           reference_path=options.get("reference_path")), tokenizer
     trainer = {"pretrain": pretrain, "sft": sft, "preference": train_preference}[kind]
@@ -177,7 +179,7 @@ def train_here(kind: str, start_model: str, records: list, params, workdir: Path
 
     from repro.studies.base import save_training, training_summary
 
-    result, tokenizer = _train(kind, start_model, records, params, workdir, options or {})
+    result, tokenizer = _train(kind, start_model, records, params, workdir, options or {}, state)
     summary = {**training_summary(result), "tokens_seen": result.tokens_seen}
     if state is None:
         return {**save_training(workdir, result, tokenizer), **summary}

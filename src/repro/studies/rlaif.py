@@ -308,6 +308,13 @@ def labeller_stage(store: RunStore, size: str, corpus: Stage, tokenizer: Stage, 
     return store.run(f"rlaif-labeller-{size}", params, compute, upstream=[corpus, tokenizer], seed=spec.seed)
 
 
+def _device() -> str:
+    """Where a freshly trained model is measured: the GPU when there is one (as the trainer left it)."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def _training(summary: dict) -> dict:
     """The fields of `repro.studies.base.training_summary` in a job's summary."""
     return {k: summary[k] for k in ("steps", "train_seconds", "first_loss", "final_loss")}
@@ -493,7 +500,7 @@ def reward_model_stage(store: RunStore, base: Stage, records: list[dict], evalua
                              max_length=spec.max_length, seed=seed, progress=show_progress(progress))
         summary = run_job("reward", model_location(base), records, train, workdir, accelerate_config=accelerate_config,
                           options={"head_seed": seed})
-        model = AutoModelForSequenceClassification.from_pretrained(workdir / "model").eval()
+        model = AutoModelForSequenceClassification.from_pretrained(workdir / "model").eval().to(_device())
         tokenizer = AutoTokenizer.from_pretrained(workdir / "model")
         return {**summary, "examples": len(records), "accuracy": reward_accuracy(model, tokenizer, evaluation)}
 
@@ -561,14 +568,17 @@ def rm_reward(stage: Stage):
     return reward_model_reward(model_location(stage))
 
 
-def reward_model_reward(location: str | Path):
+def reward_model_reward(location: str | Path, *, device=None):
     """The reward model saved at ``location`` as a reward function of (prompts, completions): the
-    score of each prompt joined with its completion (`joined`)."""
+    score of each prompt joined with its completion (`joined`). ``device``: where it runs (default
+    the CPU)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from repro.training.reward import reward_scores
 
     model = AutoModelForSequenceClassification.from_pretrained(location).eval()
+    if device is not None:
+        model = model.to(device)
     tokenizer = AutoTokenizer.from_pretrained(location)
 
     def reward(prompts: list[str], completions: list[str]) -> list[float]:
