@@ -109,26 +109,38 @@ def corpus_texts(docs: list[dict], tokenizer) -> list[str]:
     return texts
 
 
-def pretrain_stage(store: RunStore, spec: BaseSpec, *, progress: bool | None = None) -> Stage:
-    """M0: a tiny Llama pre-trained from scratch on the corpus (``model/`` in Hugging Face format)."""
+def pretrain_stage(store: RunStore, spec: BaseSpec, *, accelerate_config: str | None = None,
+                   progress: bool | None = None) -> Stage:
+    """M0: a tiny Llama pre-trained from scratch on the corpus (``model/`` in Hugging Face format), in
+    this process or under ``accelerate launch`` with ``accelerate_config`` (`repro.studies.jobs`; the
+    launch is part of the key only when there is one, so in-process stages keep their keys)."""
+    import shutil
+
     from transformers import AutoTokenizer
 
     from repro.models import count_parameters, make_llama
-    from repro.training import PretrainParams, pretrain
+    from repro.studies.jobs import run_job, save_fresh_model
+    from repro.studies.self_rewarding import launch_key
+    from repro.training import PretrainParams
 
     corpus, tok = corpus_stage(store, spec), tokenizer_stage(store)
-    params = {"version": STAGE_VERSION, **asdict(spec), "difficulty": list(spec.difficulty)}
+    params = {"version": STAGE_VERSION, **asdict(spec), "difficulty": list(spec.difficulty),
+              **({"launch": launch_key(accelerate_config)} if accelerate_config else {})}
 
     def compute(workdir: Path) -> dict:
         tokenizer = AutoTokenizer.from_pretrained(tok / "tokenizer")
         texts = corpus_texts(read_corpus(corpus), tokenizer)
         model = make_llama(spec.model_size, tokenizer, seed=spec.seed)
+        parameters = count_parameters(model)
+        start = save_fresh_model(model, tokenizer, workdir / "init")
         train = PretrainParams(learning_rate=spec.learning_rate, num_train_epochs=spec.epochs,
                                batch_size=spec.batch_size, max_length=spec.max_length, seed=spec.seed,
                                progress=show_progress(progress))
-        result = pretrain(model, tokenizer, texts, train, workdir / "trainer")
-        return {**save_training(workdir, result, tokenizer), "parameters": count_parameters(result.model),
-                "tokens_seen": result.tokens_seen, "tokens_per_second": round(result.tokens_per_second, 1)}
+        summary = run_job("pretrain", start, texts, train, workdir, accelerate_config=accelerate_config)
+        shutil.rmtree(workdir / "init")
+        seconds = summary["train_seconds"]
+        return {**summary, "parameters": parameters,
+                "tokens_per_second": round(summary["tokens_seen"] / seconds, 1) if seconds else 0.0}
 
     return store.run("pretrain-m0", params, compute, upstream=[corpus, tok], seed=spec.seed)
 
@@ -149,9 +161,11 @@ def training_summary(result) -> dict:
             "first_loss": losses[0][1] if losses else None, "final_loss": losses[-1][1] if losses else None}
 
 
-def base_model(store: RunStore, spec: BaseSpec, *, progress: bool | None = None) -> Stage:
-    """The finished M0 stage (pre-training it first if needed)."""
-    return pretrain_stage(store, spec, progress=progress)
+def base_model(store: RunStore, spec: BaseSpec, *, accelerate_config: str | None = None,
+               progress: bool | None = None) -> Stage:
+    """The finished M0 stage (pre-training it first if needed, under ``accelerate launch`` with
+    ``accelerate_config``)."""
+    return pretrain_stage(store, spec, accelerate_config=accelerate_config, progress=progress)
 
 
 MODEL_REF = "model_ref.json"

@@ -363,13 +363,15 @@ class RewardTraining:
 
 def reward_stage(store: RunStore, reward: str, *, base: Stage | None, world_seed: int = 0, difficulty=(1, 2),
                  training: RewardTraining = RewardTraining(), calibration_pairs: int = 2000,
-                 evaluation_pairs: int = 2000, trust_remote_code: bool = False, progress: bool | None = None) -> Stage:
+                 evaluation_pairs: int = 2000, trust_remote_code: bool = False, accelerate_config: str | None = None,
+                 progress: bool | None = None) -> Stage:
     """What a reward model needs, as a stage: for ``noisy`` the calibrated sigma, for ``trained`` the
     model (``model/``), for ``oracle`` and ``path`` nothing but the name. Every kind is measured on
     ``evaluation_pairs`` fresh world pairs (pairwise accuracy against the oracle), so the book can
     order them by strength. Seed-independent: the reward model is part of the environment.
     ``trust_remote_code``: let a ``path`` reward model run the code its repository ships (ArmoRM
-    needs it); off unless asked, and a warning when on."""
+    needs it); off unless asked, and a warning when on. ``accelerate_config``: train a ``trained``
+    reward model under ``accelerate launch`` with this config (`repro.studies.jobs`)."""
     kind, arg = parse_reward(reward)
     if kind == "trained" and base is None:
         raise ValueError(f"the reward model {reward!r} needs a base model to start from")
@@ -379,6 +381,10 @@ def reward_stage(store: RunStore, reward: str, *, base: Stage | None, world_seed
         params["calibration_pairs"] = calibration_pairs
     if kind == "trained":
         params["training"] = asdict(training)
+        if accelerate_config:  # part of the key only when there is one: in-process stages keep their keys
+            from repro.studies.self_rewarding import launch_key
+
+            params["launch"] = launch_key(accelerate_config)
     if kind == "path":
         params["trust_remote_code"] = bool(trust_remote_code)
     upstream = [base] if kind == "trained" and base is not None else []
@@ -395,7 +401,8 @@ def reward_stage(store: RunStore, reward: str, *, base: Stage | None, world_seed
             rewarder.sigma = noise_for_accuracy(calib.chosen_oracle - calib.rejected_oracle, arg)
             results["sigma"] = rewarder.sigma
         elif kind == "trained":
-            rewarder = _train_reward(base, arg, world_seed, difficulty, training, evaluation, workdir, progress)
+            rewarder = _train_reward(base, arg, world_seed, difficulty, training, evaluation, workdir, progress,
+                                     accelerate_config=accelerate_config if kind == "trained" else None)
             results.update(json.loads((workdir / "training.json").read_text()))
         chosen = rewarder.score(evaluation.prompt, evaluation.chosen)
         rejected = rewarder.score(evaluation.prompt, evaluation.rejected)
@@ -406,29 +413,31 @@ def reward_stage(store: RunStore, reward: str, *, base: Stage | None, world_seed
 
 
 def _train_reward(base: Stage, pairs: int, world_seed: int, difficulty, training: RewardTraining,
-                  evaluation: pd.DataFrame, workdir: Path, progress) -> Rewarder:
-    from transformers import AutoTokenizer
+                  evaluation: pd.DataFrame, workdir: Path, progress, *, accelerate_config: str | None = None) -> Rewarder:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from repro.progress import show_progress
-    from repro.studies.base import model_location, save_training
-    from repro.training.reward import RewardParams, make_reward_model, train_reward
+    from repro.studies.base import model_location
+    from repro.studies.jobs import run_job
+    from repro.training.reward import RewardParams
 
     data = writer_pairs(pairs, world_seed + PROMPT_STREAMS["reward_data"], difficulty,
                         exclude=set(evaluation.prompt))
-    location = model_location(base)
-    tokenizer = AutoTokenizer.from_pretrained(location)
-    model = make_reward_model(location, seed=training.seed)
     records = [{"prompt": [{"role": "user", "content": r.prompt}],
                 "chosen": [{"role": "assistant", "content": r.chosen}],
                 "rejected": [{"role": "assistant", "content": r.rejected}]} for r in data.itertuples()]
     params = RewardParams(learning_rate=training.learning_rate, num_train_epochs=training.epochs,
                           batch_size=training.batch_size, max_length=training.max_length, seed=training.seed,
                           progress=show_progress(progress))
-    result = train_reward(model, tokenizer, records, params, workdir / "trainer")
-    summary = save_training(workdir, result, tokenizer)
+    summary = run_job("reward", model_location(base), records, params, workdir, accelerate_config=accelerate_config,
+                      options={"head_seed": training.seed})
     (workdir / "training.json").write_text(json.dumps({"pairs": len(records), **{
         k: v for k, v in summary.items() if isinstance(v, (int, float, str))}}))
-    return Rewarder(f"trained@{pairs}", "trained", model=result.model, tokenizer=tokenizer)
+    model = AutoModelForSequenceClassification.from_pretrained(workdir / "model").eval()
+    if torch.cuda.is_available():  # where the trainer left it
+        model = model.to("cuda")
+    return Rewarder(f"trained@{pairs}", "trained", model=model, tokenizer=AutoTokenizer.from_pretrained(workdir / "model"))
 
 
 def load_rewarder(stage: Stage, *, device: str | None = None) -> Rewarder:

@@ -76,13 +76,15 @@ class Inputs:
 
 def prepare(store: RunStore, spec: EvaSpec, sr_spec, *, policy_path: str = "", reward_base: Stage | None = None,
             evolver=None, file_sets: dict | None = None, gold=None, engine=None, trust_remote_code: bool = False,
-            progress: bool | None = None) -> Inputs:
+            accelerate_config: str | None = None, progress: bool | None = None) -> Inputs:
     """The shared inputs. In the world: the self-rewarding chapter's SFT baseline (seed 0 of
     ``sr_spec``, the same cached stage), the world's prompt sets (none an IFT prompt), a world reward
     model. At paper scale: ``policy_path`` (a checkpoint or hub id),
     ``file_sets`` (keyword arguments of `eva.file_prompt_sets_stage`), the reward model by path in
     ``spec.reward`` (``path@MODEL``), an LLM ``evolver`` and a ``gold`` judge. The reference of the
-    win rates is the SFT policy itself, sampled once (`eva.reference_stage`), at both scales."""
+    win rates is the SFT policy itself, sampled once (`eva.reference_stage`), at both scales.
+    ``accelerate_config``: train a ``trained@`` reward model under ``accelerate launch`` (the SFT
+    baseline is launched as ``sr_spec.accelerate_config`` says, so that it stays the chapter's stage)."""
     from repro.studies import base
     from repro.studies import self_rewarding_study as srs
 
@@ -101,7 +103,8 @@ def prepare(store: RunStore, spec: EvaSpec, sr_spec, *, policy_path: str = "", r
     reference = eva.reference_stage(store, sft, prompts, spec.evaluation, gold=gold, engine=engine, progress=progress)
     reward = eva.reward_stage(store, spec.reward, base=reward_base, world_seed=spec.prompts.world_seed,
                               difficulty=spec.prompts.difficulty, training=spec.reward_training,
-                              trust_remote_code=trust_remote_code, progress=progress)
+                              trust_remote_code=trust_remote_code, accelerate_config=accelerate_config,
+                              progress=progress)
     return Inputs(sft=sft, prompts=prompts, reward=reward, reference=reference, evolver=evolver or eva.WORLD_EVOLVER,
                   gold=gold, engine=engine)
 

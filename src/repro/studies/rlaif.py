@@ -40,7 +40,7 @@ from repro.data.summarize import evaluation_split, load_comparisons, load_tldr, 
 from repro.generation import GenerationConfig
 from repro.judges import labeller as lb
 from repro.runs.store import RunStore, Stage, params_hash
-from repro.studies.base import DEFAULT_ENGINE, Engine, model_location, save_training, training_summary
+from repro.studies.base import DEFAULT_ENGINE, Engine, model_location, save_training
 from repro.world import summaries as ws
 from repro.world import summary_corpus as sc
 
@@ -264,38 +264,67 @@ def render_document(doc: dict) -> tuple[str, str]:
 
 
 def labeller_stage(store: RunStore, size: str, corpus: Stage, tokenizer: Stage, spec: LabellerSpec, *,
-                   progress: bool | None = None) -> Stage:
+                   accelerate_config: str | None = None, progress: bool | None = None) -> Stage:
     """A tiny labeller of ``size``: pre-trained from scratch on the corpus, then instruction-tuned on
-    the same documents with the loss on the writers' contributions only (``model/``)."""
+    the same documents with the loss on the writers' contributions only (``model/``). Both trainings
+    run in this process or under ``accelerate launch`` with ``accelerate_config`` (`repro.studies.jobs`)."""
+    import shutil
+
     from transformers import AutoTokenizer
 
     from repro.models import count_parameters, make_llama
     from repro.progress import show_progress
-    from repro.training import PretrainParams, SFTParams, pretrain, sft
+    from repro.studies.jobs import run_job, save_fresh_model
+    from repro.training import PretrainParams, SFTParams
 
-    params = {"version": STAGE_VERSION, "size": size, **asdict(spec)}
+    params = {"version": STAGE_VERSION, "size": size, **asdict(spec), **_launch(accelerate_config)}
 
     def compute(workdir: Path) -> dict:
         tok = AutoTokenizer.from_pretrained(tokenizer / "tokenizer")
         with open(corpus / "corpus.jsonl") as fh:
             documents = [render_document(json.loads(line)) for line in fh]
         model = make_llama(size, tok, seed=spec.seed, max_position_embeddings=spec.context)
+        parameters = count_parameters(model)
+        start = save_fresh_model(model, tok, workdir / "init")
         read = PretrainParams(learning_rate=spec.learning_rate, num_train_epochs=spec.epochs,
                               batch_size=spec.batch_size, max_length=spec.max_length, seed=spec.seed,
                               progress=show_progress(progress))
-        result = pretrain(model, tok, [p + c for p, c in documents], read, workdir / "pretrain")
-        summary = {"pretrain": training_summary(result), "tokens_seen": result.tokens_seen}
+        # without instruction tuning the pre-trained model is the labeller (``model/``)
+        read_dir = workdir / "pretrain" if spec.instruct_epochs > 0 else workdir
+        result = run_job("pretrain", start, [p + c for p, c in documents], read, read_dir,
+                         accelerate_config=accelerate_config)
+        shutil.rmtree(workdir / "init")
+        summary = {"pretrain": _training(result), "tokens_seen": result["tokens_seen"]}
         if spec.instruct_epochs > 0:
             tune = SFTParams(learning_rate=spec.instruct_learning_rate, num_train_epochs=spec.instruct_epochs,
                              batch_size=spec.batch_size, max_length=spec.max_length, seed=spec.seed,
                              progress=show_progress(progress))
             records = [{"prompt": p, "completion": c} for p, c in documents]
-            result = sft(result.model, tok, records, tune, workdir / "instruct")
-            summary["instruct"] = training_summary(result)
-        save_training(workdir, result, tok)
-        return {**summary, "parameters": count_parameters(result.model)}
+            summary["instruct"] = _training(run_job("sft", str(read_dir / "model"), records, tune, workdir,
+                                                    accelerate_config=accelerate_config))
+            shutil.rmtree(read_dir / "model")  # the pre-trained weights: only the labeller is kept
+        return {**summary, "parameters": parameters}
 
     return store.run(f"rlaif-labeller-{size}", params, compute, upstream=[corpus, tokenizer], seed=spec.seed)
+
+
+def _device() -> str:
+    """Where a freshly trained model is measured: the GPU when there is one (as the trainer left it)."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _training(summary: dict) -> dict:
+    """The fields of `repro.studies.base.training_summary` in a job's summary."""
+    return {k: summary[k] for k in ("steps", "train_seconds", "first_loss", "final_loss")}
+
+
+def _launch(accelerate_config: str | None) -> dict:
+    """The launch as part of a stage key, only when there is one (in-process stages keep their keys)."""
+    from repro.studies.self_rewarding import launch_key
+
+    return {"launch": launch_key(accelerate_config)} if accelerate_config else {}
 
 
 # -- 3. techniques and alignment --------------------------------------------------------------------------
@@ -452,26 +481,28 @@ class RewardSpec:
 
 
 def reward_model_stage(store: RunStore, base: Stage, records: list[dict], evaluation: pd.DataFrame, spec: RewardSpec,
-                       *, labels: str, data_key: dict, seed: int = 0, progress: bool | None = None,
-                       upstream: Sequence[Stage] = ()) -> Stage:
-    """A reward model from ``base`` trained on ``records``; its accuracy on the human evaluation set."""
-    from transformers import AutoTokenizer
+                       *, labels: str, data_key: dict, seed: int = 0, accelerate_config: str | None = None,
+                       progress: bool | None = None, upstream: Sequence[Stage] = ()) -> Stage:
+    """A reward model from ``base`` trained on ``records`` (in this process or under ``accelerate
+    launch`` with ``accelerate_config``); its accuracy on the human evaluation set."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from repro.progress import show_progress
-    from repro.training.reward import RewardParams, make_reward_model, train_reward
+    from repro.studies.jobs import run_job
+    from repro.training.reward import RewardParams
 
     params = {"version": STAGE_VERSION, "labels": labels, "examples": len(records), "data": data_key,
-              "records": params_hash(records), "evaluation": frame_key(evaluation), "seed": seed, **asdict(spec)}
+              "records": params_hash(records), "evaluation": frame_key(evaluation), "seed": seed, **asdict(spec),
+              **_launch(accelerate_config)}
 
     def compute(workdir: Path) -> dict:
-        location = model_location(base)
-        tokenizer = AutoTokenizer.from_pretrained(location)
-        model = make_reward_model(location, seed=seed)
         train = RewardParams(learning_rate=spec.learning_rate, num_train_epochs=spec.epochs, batch_size=spec.batch_size,
                              max_length=spec.max_length, seed=seed, progress=show_progress(progress))
-        result = train_reward(model, tokenizer, records, train, workdir / "trainer")
-        summary = save_training(workdir, result, tokenizer)
-        return {**summary, "examples": len(records), "accuracy": reward_accuracy(result.model, tokenizer, evaluation)}
+        summary = run_job("reward", model_location(base), records, train, workdir, accelerate_config=accelerate_config,
+                          options={"head_seed": seed})
+        model = AutoModelForSequenceClassification.from_pretrained(workdir / "model").eval().to(_device())
+        tokenizer = AutoTokenizer.from_pretrained(workdir / "model")
+        return {**summary, "examples": len(records), "accuracy": reward_accuracy(model, tokenizer, evaluation)}
 
     return store.run("rlaif-reward-model", params, compute, upstream=[base, *upstream], seed=seed)
 
@@ -495,19 +526,21 @@ class SFTSpec:
 
 
 def sft_stage(store: RunStore, base: Stage, data: SummaryData, spec: SFTSpec, *, seed: int = 0,
-              progress: bool | None = None) -> Stage:
-    """The SFT policy: ``base`` fine-tuned with trl SFT on TL;DR prompts and their reference summaries."""
+              accelerate_config: str | None = None, progress: bool | None = None) -> Stage:
+    """The SFT policy: ``base`` fine-tuned with trl SFT on TL;DR prompts and their reference summaries
+    (in this process or under ``accelerate launch`` with ``accelerate_config``)."""
     from repro.progress import show_progress
     from repro.studies.jobs import run_job
     from repro.training import SFTParams
 
     records = [{"prompt": p, "completion": f" {s}"} for p, s in zip(policy_prompts(data.tldr_train), data.tldr_train.summary)]
-    params = {"version": STAGE_VERSION, "data": data.key, "seed": seed, **asdict(spec)}
+    params = {"version": STAGE_VERSION, "data": data.key, "seed": seed, **asdict(spec), **_launch(accelerate_config)}
 
     def compute(workdir: Path) -> dict:
         train = SFTParams(learning_rate=spec.learning_rate, num_train_epochs=spec.epochs, batch_size=spec.batch_size,
                           seed=seed, progress=show_progress(progress))
-        return {**run_job("sft", model_location(base), records, train, workdir), "examples": len(records)}
+        summary = run_job("sft", model_location(base), records, train, workdir, accelerate_config=accelerate_config)
+        return {**summary, "examples": len(records)}
 
     return store.run("rlaif-sft-policy", params, compute, upstream=[base, *data.upstream], seed=seed)
 
@@ -532,21 +565,26 @@ def joined(prompt: str, completion: str) -> str:
 
 def rm_reward(stage: Stage):
     """A reward model stage as a reward function of (prompts, completions)."""
+    return reward_model_reward(model_location(stage))
+
+
+def reward_model_reward(location: str | Path, *, device=None):
+    """The reward model saved at ``location`` as a reward function of (prompts, completions): the
+    score of each prompt joined with its completion (`joined`). ``device``: where it runs (default
+    the CPU)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
     from repro.training.reward import reward_scores
 
-    model, tokenizer = _load_reward_model(stage)
+    model = AutoModelForSequenceClassification.from_pretrained(location).eval()
+    if device is not None:
+        model = model.to(device)
+    tokenizer = AutoTokenizer.from_pretrained(location)
 
     def reward(prompts: list[str], completions: list[str]) -> list[float]:
         return reward_scores(model, tokenizer, [joined(p, c) for p, c in zip(prompts, completions)])
 
     return reward
-
-
-def _load_reward_model(stage: Stage):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    location = model_location(stage)
-    return AutoModelForSequenceClassification.from_pretrained(location).eval(), AutoTokenizer.from_pretrained(location)
 
 
 def direct_reward(labeller: Stage, data: SummaryData, *, wording: str = "compact", engine: Engine = DEFAULT_ENGINE):
@@ -563,34 +601,45 @@ def direct_reward(labeller: Stage, data: SummaryData, *, wording: str = "compact
 
 def rl_stage(store: RunStore, sft: Stage, reward_stage: Stage, kind: str, data: SummaryData, spec: RLSpec, *,
              seed: int = 0, wording: str = "compact", engine: Engine = DEFAULT_ENGINE,
-             progress: bool | None = None) -> Stage:
+             accelerate_config: str | None = None, progress: bool | None = None) -> Stage:
     """A policy trained with RLOO from the SFT policy against a reward model (``kind`` ``"rm"``) or the
-    labeller's d-RLAIF scores (``kind`` ``"direct"``, ``reward_stage`` the labeller)."""
+    labeller's d-RLAIF scores (``kind`` ``"direct"``, ``reward_stage`` the labeller).
+
+    With ``accelerate_config`` the reward-model runs are launched (`repro.studies.jobs`, the reward
+    model given by its folder). d-RLAIF stays in this process whatever the config: its reward runs the
+    labeller's generator (a live engine, not a serializable job), and its stage key says so (no launch)."""
     from transformers import AutoTokenizer
 
     from repro.models import load_model
     from repro.progress import show_progress
+    from repro.studies.jobs import run_job
     from repro.training.rl import RLParams, train_rloo
 
     if kind not in ("rm", "direct"):
         raise ValueError(f"unknown reward kind {kind!r}; valid: rm, direct")
+    launch = accelerate_config if kind == "rm" else None
     prompts = policy_prompts(data.tldr_train)
     prompts = [prompts[i] for i in np.random.default_rng(seed).permutation(len(prompts))[:spec.prompts]]
     params = {"version": STAGE_VERSION, "kind": kind, "data": data.key, "seed": seed, "wording": wording,
-              "engine": engine.key() if kind == "direct" else None, **asdict(spec)}
+              "engine": engine.key() if kind == "direct" else None, **asdict(spec), **_launch(launch)}
 
     def compute(workdir: Path) -> dict:
-        reward = rm_reward(reward_stage) if kind == "rm" else direct_reward(reward_stage, data, wording=wording,
-                                                                              engine=engine)
-        model, _ = load_model(model_location(sft))
-        tokenizer = AutoTokenizer.from_pretrained(model_location(sft))
         train = RLParams(learning_rate=spec.learning_rate, num_train_epochs=spec.epochs, batch_size=spec.batch_size,
                          num_generations=spec.num_generations, beta=spec.beta, temperature=spec.temperature,
                          max_completion_length=spec.max_completion_length, seed=seed, progress=show_progress(progress))
-        result = train_rloo(model, tokenizer, prompts, reward, train, workdir / "trainer",
-                            reference_path=model_location(sft))
-        rewards = [e.get("reward") for e in result.log_history if "reward" in e]
-        return {**save_training(workdir, result, tokenizer), "prompts": len(prompts),
+        if kind == "rm":
+            summary = run_job("rl", model_location(sft), prompts, train, workdir, accelerate_config=launch,
+                              options={"reward": {"reward_model": model_location(reward_stage)},
+                                       "reference_path": model_location(sft)})
+        else:
+            reward = direct_reward(reward_stage, data, wording=wording, engine=engine)
+            model, _ = load_model(model_location(sft))
+            tokenizer = AutoTokenizer.from_pretrained(model_location(sft))
+            result = train_rloo(model, tokenizer, prompts, reward, train, workdir / "trainer",
+                                reference_path=model_location(sft))
+            summary = save_training(workdir, result, tokenizer)
+        rewards = [e.get("reward") for e in json.loads((workdir / "log_history.json").read_text()) if "reward" in e]
+        return {**summary, "prompts": len(prompts),
                 "first_reward": rewards[0] if rewards else None, "final_reward": rewards[-1] if rewards else None}
 
     return store.run(f"rlaif-rl-{kind}", params, compute, upstream=[sft, reward_stage, *data.upstream], seed=seed)
@@ -688,6 +737,6 @@ __all__ = [
     "alignment_metrics", "alignment_stage", "comparison_pairs", "corpus_stage", "direct_reward", "exemplars",
     "file_data", "human_judgments", "joined", "labeller_judgments", "labeller_stage", "length_controlled_win_rate", "policy_prompts",
     "read_summaries", "render_document", "reward_accuracy", "reward_model_stage", "reward_records", "rl_stage",
-    "rm_reward", "sft_stage", "split", "summaries_stage", "tokenizer_stage", "win_rate", "world_data",
+    "reward_model_reward", "rm_reward", "sft_stage", "split", "summaries_stage", "tokenizer_stage", "win_rate", "world_data",
     "world_data_stage",
 ]

@@ -37,10 +37,12 @@ class Inputs:
 
 def prepare(store: RunStore, world: rl.WorldSpec, labeller: rl.LabellerSpec, sizes: list[str], *,
             eval_fraction: float = 0.15, comparisons_path: str = "", tldr_path: str = "",
-            labeller_paths: dict[str, str] | None = None, progress: bool | None = None) -> Inputs:
+            labeller_paths: dict[str, str] | None = None, accelerate_config: str = "",
+            progress: bool | None = None) -> Inputs:
     """The data (the world's, or real files when both paths are given), the paper's evaluation split,
-    and the labellers: trained tiny Llamas of ``sizes``, or the models of ``labeller_paths`` (name ->
-    folder or hub id, smallest first)."""
+    and the labellers: trained tiny Llamas of ``sizes`` (in this process, or under ``accelerate
+    launch`` with ``accelerate_config``), or the models of ``labeller_paths`` (name -> folder or hub
+    id, smallest first)."""
     if bool(comparisons_path) != bool(tldr_path):
         raise ValueError("give both comparisons_path and tldr_path for real data, or neither for the world")
     data = (rl.file_data(comparisons_path, tldr_path, eval_posts=world.eval_posts) if comparisons_path
@@ -54,7 +56,9 @@ def prepare(store: RunStore, world: rl.WorldSpec, labeller: rl.LabellerSpec, siz
         raise ValueError("real comparisons need labellers given by path (labeller_paths)")
     corpus = rl.corpus_stage(store, data, labeller, world)
     tokenizer = rl.tokenizer_stage(store, labeller.max_length)
-    labellers = {size: rl.labeller_stage(store, size, corpus, tokenizer, labeller, progress=progress) for size in sizes}
+    labellers = {size: rl.labeller_stage(store, size, corpus, tokenizer, labeller,
+                                         accelerate_config=accelerate_config or None, progress=progress)
+                 for size in sizes}
     return Inputs(data, train, evaluation, labellers, tokenizer, corpus)
 
 
@@ -135,6 +139,7 @@ class PolicySpec:
     max_new_tokens: int = 32
     max_rationale_tokens: int = 48
     engine: Engine = DEFAULT_ENGINE
+    accelerate_config: str = ""  # train RMs and policies under accelerate launch with this config ("": here)
 
 
 POLICIES = ("SFT", "RLAIF", "RLHF", "d-RLAIF")
@@ -160,6 +165,7 @@ def policy_run(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: int, *, 
     model given by path); in the world they start from the labellers named by ``spec.policy_base``
     and ``spec.reward_base``."""
     data, train, evaluation = inputs.data, inputs.train, inputs.evaluation
+    launch = spec.accelerate_config or None  # d-RLAIF's RL stays in this process (`rl.rl_stage`)
     labeller = inputs.labellers[spec.labeller]
     smallest = next(iter(inputs.labellers.values()))
     policy_base = base or (inputs.labellers[spec.policy_base] if spec.policy_base else smallest)
@@ -179,18 +185,18 @@ def policy_run(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: int, *, 
             stage = rl.reward_model_stage(store, reward_base, records, evaluation, spec.reward, labels=kind,
                                           data_key={**data.key, "labels": labels_stage.key if kind != "human" else None,
                                                     "order_seed": seed},
-                                          seed=seed, progress=progress,
+                                          seed=seed, accelerate_config=launch, progress=progress,
                                           upstream=[labels_stage] if kind != "human" else [])
             rows.append({"seed": seed, "labels": kind, "examples": n, "accuracy": stage.results["accuracy"],
                          "stage": stage})
     rms = pd.DataFrame(rows)
     full = rms[rms.examples == len(train)].set_index("labels").stage
-    sft = rl.sft_stage(store, policy_base, data, spec.sft, seed=sft_seed, progress=progress)
+    sft = rl.sft_stage(store, policy_base, data, spec.sft, seed=sft_seed, accelerate_config=launch, progress=progress)
     policies = {"SFT": sft}
     for name, reward, kind in (("RLAIF", full["ai_soft"], "rm"), ("RLHF", full["human"], "rm"),
                                ("d-RLAIF", labeller, "direct")):
         policies[name] = rl.rl_stage(store, sft, reward, kind, data, spec.rl, seed=seed, wording=spec.wording,
-                                     engine=spec.engine, progress=progress)
+                                     engine=spec.engine, accelerate_config=launch, progress=progress)
     summaries = {name: rl.read_summaries(rl.summaries_stage(store, stage, data, max_new_tokens=spec.max_new_tokens,
                                                             engine=spec.engine, progress=progress))
                  for name, stage in policies.items()}

@@ -144,7 +144,9 @@ class FinetuneSpec:
 
 
 def launch_key(accelerate_config: str | None) -> dict | None:
-    """The part of a training stage's key that says how it was launched (the config file's content)."""
+    """The part of a training stage's key that says how it was launched: the config file's content,
+    and that the batch size is the global batch, split over the processes (`repro.studies.jobs`;
+    launched stages of before, whose batch size was per process, are not taken for these)."""
     from pathlib import Path
 
     from repro.runs.store import params_hash
@@ -152,7 +154,8 @@ def launch_key(accelerate_config: str | None) -> dict | None:
     if not accelerate_config:
         return None
     path = Path(accelerate_config)
-    return {"accelerate_config": path.name, "content": params_hash(path.read_text()) if path.is_file() else None}
+    return {"accelerate_config": path.name, "content": params_hash(path.read_text()) if path.is_file() else None,
+            "batch": "global"}
 
 
 def finetune_stage(store, name: str, start, records: list[dict], tune: FinetuneSpec, data_key: dict,

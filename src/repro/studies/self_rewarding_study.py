@@ -281,7 +281,7 @@ def prepare_inputs(store: RunStore, spec: StudySpec, *, base_model_path: str = "
 
     engine = engine or base.DEFAULT_ENGINE
     m0 = base.external_model_stage(store, base_model_path) if base_model_path else base.base_model(
-        store, spec.base, progress=progress)
+        store, spec.base, accelerate_config=spec.accelerate_config or None, progress=progress)
     generator = (base.external_model_stage(store, prompt_generator_path, name="external-generator")
                  if prompt_generator_path else m0)
     gold = (JudgeGold(base.external_model_stage(store, gold_judge_path, name="external-judge"), engine,

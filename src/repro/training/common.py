@@ -19,6 +19,7 @@ import datasets
 import torch
 from transformers import PreTrainedModel, Trainer
 from transformers.trainer_callback import PrinterCallback
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 # Fields of `TrainParams` that map one to one onto `TrainingArguments` fields of another name.
 _RENAMED = {"batch_size": "per_device_train_batch_size", "warmup_ratio": "warmup_steps"}
@@ -35,7 +36,8 @@ class TrainParams:
         lr_scheduler_type: transformers scheduler name ("cosine", "linear", "constant", ...).
         num_train_epochs: passes over the data (ignored when ``max_steps > 0``).
         max_steps: total optimiser steps; -1 trains for ``num_train_epochs``.
-        batch_size: sequences per device per micro-batch.
+        batch_size: sequences per device per micro-batch when a trainer is built directly; a job of
+            `repro.studies.jobs` takes it as the global batch and splits it over its processes.
         gradient_accumulation_steps: micro-batches per optimiser step.
         warmup_ratio: fraction of the steps spent warming the learning rate up linearly from 0.
         weight_decay: AdamW weight decay.
@@ -153,10 +155,34 @@ def dataset_progress(enabled: bool):
             datasets.enable_progress_bars()
 
 
+def group_lengths_by_global_batch(trainer: Trainer) -> None:
+    """Make length-grouped sampling independent of the number of processes.
+
+    transformers' `LengthGroupedSampler` groups the shuffled indices into mega-batches of 50 batches of
+    the *per-device* batch size, sorted by length. Every process draws the same order (same seed), and
+    accelerate hands each process its shard of consecutive batches; so with the per-device batch the
+    grouping, and hence which examples share an optimiser step, would change with the number of
+    processes. Grouping by the global batch (per-device batch x processes) gives N processes exactly the
+    indices one process sees, step by step."""
+    world_size = trainer.args.world_size
+    if world_size <= 1:
+        return
+    build = trainer._get_train_sampler
+
+    def sampler(*args, **kwargs):
+        built = build(*args, **kwargs)
+        if isinstance(built, LengthGroupedSampler):
+            built.batch_size *= world_size
+        return built
+
+    trainer._get_train_sampler = sampler
+
+
 def run_trainer(trainer: Trainer) -> TrainResult:
     """Train and collect the result. Without a progress bar, the trainer prints nothing either."""
     if trainer.args.disable_tqdm:
         trainer.remove_callback(PrinterCallback)
+    group_lengths_by_global_batch(trainer)
     start = time.perf_counter()
     trainer.train()
     wall_time_s = time.perf_counter() - start
