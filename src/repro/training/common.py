@@ -95,6 +95,9 @@ class TrainParams:
             include_num_input_tokens_seen="non_padding",
             disable_tqdm=not self.progress,
             dataloader_num_workers=0,
+            # under DDP every parameter takes part in every step (no looking for unused ones: a
+            # traversal of the graph per step, which transformers turns on by default)
+            ddp_find_unused_parameters=False,
         )
         kwargs.update(self.extra)
         if "gradient_checkpointing" in self.extra:  # the old name would lose to activation_checkpointing=False
