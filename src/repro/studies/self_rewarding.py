@@ -18,6 +18,7 @@ IFT, EFT-train, EFT-eval and the evaluation prompts come from separate seed stre
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -420,24 +421,33 @@ def aift_stage(store, model_stage, prompts_stage, spec: IterationSpec, iteration
               "gold": _gold_key(gold), "engine": engine.key()}
 
     def compute(workdir):
+        clock = [time.perf_counter()]
+
+        def lap() -> float:
+            clock.append(time.perf_counter())
+            return round(clock[-1] - clock[-2], 3)
+
         generator = engine.generator(model_stage, progress=progress)
         frame = respond_and_score(generator, prompt_rows(prompts_stage), GenerationConfig(
             n=spec.candidates, temperature=spec.temperature, top_p=spec.top_p,
             max_new_tokens=spec.max_new_tokens, seed=spec.seed * 1000 + iteration),
             gold=gold, sample="candidate")
+        seconds = {"generation": lap()}  # loading the model, sampling, gold scores
         judged = judge(generator, list(zip(frame.prompt, frame.response)), JudgeConfig(
             samples=spec.judge_samples, temperature=spec.judge_temperature,
             max_new_tokens=spec.judge_max_new_tokens, seed=spec.seed * 1000 + iteration))
+        seconds["judging"] = lap()
         frame["judge"] = judged.frame.score.to_numpy()
         frame["parsed"] = judged.frame.parsed.to_numpy()
         frame.to_parquet(workdir / "candidates.parquet", index=False)
         pairs, counts = preference_pairs(frame)
         pairs.to_parquet(workdir / "pairs.parquet", index=False)
+        seconds["pairs"] = lap()
         agreement = frame[["judge", "oracle"]].dropna()
         enough = len(agreement) > 2 and agreement.judge.nunique() > 1 and agreement.oracle.nunique() > 1
         return {**counts, "candidates": len(frame), "parse": judged.tally.as_dict(),
                 "judge_oracle_correlation": float(agreement.judge.corr(agreement.oracle)) if enough else None,
-                **oracle_agreement(pairs)}
+                **oracle_agreement(pairs), "seconds": seconds}
 
     return store.run("sr-aift", params, compute, upstream=[model_stage, prompts_stage], seed=spec.seed)
 
