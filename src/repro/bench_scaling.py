@@ -133,7 +133,7 @@ def fit_table(rows: list[dict]) -> list[dict]:
 
 
 def summary_notes(rows: list[dict], fits: list[dict], *, profile: str, base_prompts: int, repeats: int,
-                  machine: dict) -> str:
+                  machine: dict, profile_prompts: int | None = None) -> str:
     """The report's notes in words, every number from the measurements."""
     if not rows:
         return "No scale was measured."
@@ -145,6 +145,13 @@ def summary_notes(rows: list[dict], fits: list[dict], *, profile: str, base_prom
              f"{base_prompts} new prompts at 1x, scales {', '.join(str(r['scale']) for r in rows)}, "
              f"{repeats} repeat(s) per scale, each scale in its own process on a fresh run store "
              f"({machine['cpu_count']} CPUs, {machine['torch_threads']} torch threads)."]
+    if profile_prompts and profile_prompts != base_prompts:
+        parts.append(f"The 1x base is {base_prompts} prompts instead of the profile's {profile_prompts} (to keep the "
+                     "whole run short); every other parameter is the profile's.")
+    if machine.get("load_average"):
+        before, after = machine["load_average"]
+        parts.append(f"The machine was shared: its 1-minute load average was {before:.1f} at the start and "
+                     f"{after:.1f} at the end, so the times carry that noise.")
     if time_fit["r2"] is not None:
         parts.append(f"Time = {time_fit['fixed_a']:.1f} s + {time_fit['per_prompt_b']:.3f} s x prompts "
                      f"(least squares over {time_fit['points']} scales, R^2 = {time_fit['r2']:.4f}); "
@@ -348,6 +355,7 @@ def run_benchmark(scales: list[int], *, shared_store: Path, profile: str | None 
     if not scales or any(s < 1 for s in scales):
         raise ValueError(f"scales must be positive integers, got {scales}")
     scales = sorted(set(scales))
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     prep = prepare_shared(shared_store, profile=profile, overrides=overrides, seed=seed)
     log(f"start point ready in {shared_store} ({prep:.0f} s)")
     measurements = []
@@ -365,7 +373,10 @@ def run_benchmark(scales: list[int], *, shared_store: Path, profile: str | None 
     machine = machine_info()
     if threads:
         machine["torch_threads"] = threads
-    base = base_prompts or study_spec(notebook_parameters(profile, overrides)).iteration.prompts
+    if load_before is not None:
+        machine["load_average"] = [load_before, os.getloadavg()[0]]
+    profile_prompts = study_spec(notebook_parameters(profile, overrides)).iteration.prompts
+    base = base_prompts or profile_prompts
     return {
         "bench": "scaling",
         "title": "Scaling of one self-rewarding iteration with the number of prompts",
@@ -374,7 +385,7 @@ def run_benchmark(scales: list[int], *, shared_store: Path, profile: str | None 
         "rows": measurements,
         "tables": {"scaling": rows, "fit": fits},
         "notes": summary_notes(rows, fits, profile=profile or "tiny", base_prompts=base, repeats=repeats,
-                               machine=machine),
+                               machine=machine, profile_prompts=profile_prompts),
         "settings": {"profile": profile or "tiny", "base_prompts": base, "scales": scales, "repeats": repeats,
                      "seed": seed, "overrides": overrides or {}, "shared_store": str(shared_store),
                      "start_point_s": prep},

@@ -313,6 +313,17 @@ class IterationSpec:
             raise ValueError(f"prompt_style must be 'world' or 'chat', got {self.prompt_style!r}")
 
 
+#: Self-instruct rounds (generate calls of 64 few-shot prompts) allowed per wanted prompt's share:
+#: enough for an acceptance rate of 1 in 4 (the tiny profile accepts about 1 in 2), and never fewer
+#: than the 50 rounds of `generate_prompts`' default, so the cap grows with the prompts asked for.
+SELF_INSTRUCT_CANDIDATES_PER_PROMPT = 4
+
+
+def self_instruct_rounds(prompts: int, batch_size: int = 64) -> int:
+    """The most self-instruct rounds for ``prompts`` wanted prompts (`SELF_INSTRUCT_CANDIDATES_PER_PROMPT`)."""
+    return max(50, -(-SELF_INSTRUCT_CANDIDATES_PER_PROMPT * prompts // batch_size))
+
+
 def self_instruct_stage(store, generator_stage, seed_prompts: list[str], spec: IterationSpec, iteration: int,
                         *, exclude_prompts: set[str] = frozenset(), data_key: dict | None = None,
                         engine=None, progress: bool | None = None):
@@ -342,7 +353,7 @@ def self_instruct_stage(store, generator_stage, seed_prompts: list[str], spec: I
             shots=spec.shots, seed_shots=spec.seed_shots, temperature=spec.prompt_temperature,
             top_p=spec.prompt_top_p, max_new_tokens=spec.prompt_max_new_tokens,
             seed=spec.seed * 1000 + iteration, rouge_threshold=spec.rouge_threshold, validate=valid_new,
-            style="list" if spec.prompt_style == "world" else "chat")
+            style="list" if spec.prompt_style == "world" else "chat", max_rounds=self_instruct_rounds(spec.prompts))
         if spec.prompt_style == "world":
             tasks = [world.parse_prompt(p) for p in result.prompts]
             rows = [{"uid": t.uid, "family": t.family, "prompt": t.prompt} for t in tasks]
