@@ -96,3 +96,11 @@ def test_quick_cli_writes_the_report(tmp_path):
     assert {f["quantity"] for f in report["tables"]["fit"]} >= {"time_s", "peak_rss_mib"}
     # every measured stage was computed in the scale's fresh store, none reused
     assert all(set(m["computed"]) == {"sr-prompts", "sr-aift", "sr-model"} for m in report["rows"])
+
+
+def test_self_instruct_round_cap_grows_with_the_prompts_wanted():
+    """At 8x the tiny profile's 500 prompts, a fixed 50 rounds of 64 would stop at about 1,600 prompts."""
+    from repro.studies.self_rewarding import self_instruct_rounds
+
+    assert self_instruct_rounds(4) == self_instruct_rounds(500) == 50
+    assert self_instruct_rounds(4000) == 250 and self_instruct_rounds(4000) * 64 >= 4 * 4000
