@@ -63,6 +63,7 @@ def test_fit_table_and_notes_use_the_measurements():
                                          machine={"cpu_count": 2, "torch_threads": 2})
 
 
+@pytest.mark.slow  # reads the notebook's parameters cell with papermill (several seconds)
 def test_study_spec_follows_the_notebook_and_scales_only_the_prompts():
     params = bs.notebook_parameters()
     spec = bs.study_spec(params)

@@ -160,7 +160,8 @@ def summary_notes(rows: list[dict], fits: list[dict], *, profile: str, base_prom
                  f"({last['prompts']} vs {rows[0]['prompts']} prompts) and peaked at {last['peak_rss_mib']:.0f} MiB, "
                  f"{last['memory_ratio']:.2f} times the 1x peak ({rows[0]['peak_rss_mib']:.0f} MiB).")
     if mem_fit["per_prompt_b"] is not None:
-        parts.append(f"Peak memory grows by {mem_fit['per_prompt_b'] * 1024:.1f} KiB per prompt; "
+        parts.append(f"Peak memory changes by {mem_fit['per_prompt_b'] * 1024:+.1f} KiB per prompt (least squares, "
+                     f"R^2 = {'n/a' if mem_fit['r2'] is None else format(mem_fit['r2'], '.2f')}); "
                      f"{rows[0]['setup_rss_mib']:.0f} MiB of the peak is the process before the iteration "
                      "(Python, torch, transformers, trl and the cached upstream stages).")
     short = [r for r in rows if r["prompts"] < r["prompts_requested"]]
