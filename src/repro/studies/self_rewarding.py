@@ -18,6 +18,7 @@ IFT, EFT-train, EFT-eval and the evaluation prompts come from separate seed stre
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -315,6 +316,17 @@ class IterationSpec:
             raise ValueError(f"prompt_style must be 'world' or 'chat', got {self.prompt_style!r}")
 
 
+#: Self-instruct rounds (generate calls of 64 few-shot prompts) allowed per wanted prompt's share:
+#: enough for an acceptance rate of 1 in 4 (the tiny profile accepts about 1 in 2), and never fewer
+#: than the 50 rounds of `generate_prompts`' default, so the cap grows with the prompts asked for.
+SELF_INSTRUCT_CANDIDATES_PER_PROMPT = 4
+
+
+def self_instruct_rounds(prompts: int, batch_size: int = 64) -> int:
+    """The most self-instruct rounds for ``prompts`` wanted prompts (`SELF_INSTRUCT_CANDIDATES_PER_PROMPT`)."""
+    return max(50, -(-SELF_INSTRUCT_CANDIDATES_PER_PROMPT * prompts // batch_size))
+
+
 def self_instruct_stage(store, generator_stage, seed_prompts: list[str], spec: IterationSpec, iteration: int,
                         *, exclude_prompts: set[str] = frozenset(), data_key: dict | None = None,
                         engine=None, progress: bool | None = None):
@@ -344,7 +356,7 @@ def self_instruct_stage(store, generator_stage, seed_prompts: list[str], spec: I
             shots=spec.shots, seed_shots=spec.seed_shots, temperature=spec.prompt_temperature,
             top_p=spec.prompt_top_p, max_new_tokens=spec.prompt_max_new_tokens,
             seed=spec.seed * 1000 + iteration, rouge_threshold=spec.rouge_threshold, validate=valid_new,
-            style="list" if spec.prompt_style == "world" else "chat")
+            style="list" if spec.prompt_style == "world" else "chat", max_rounds=self_instruct_rounds(spec.prompts))
         if spec.prompt_style == "world":
             tasks = [world.parse_prompt(p) for p in result.prompts]
             rows = [{"uid": t.uid, "family": t.family, "prompt": t.prompt} for t in tasks]
@@ -423,24 +435,33 @@ def aift_stage(store, model_stage, prompts_stage, spec: IterationSpec, iteration
               "gold": _gold_key(gold), "engine": engine.key()}
 
     def compute(workdir):
+        clock = [time.perf_counter()]
+
+        def lap() -> float:
+            clock.append(time.perf_counter())
+            return round(clock[-1] - clock[-2], 3)
+
         generator = engine.generator(model_stage, progress=progress)
         frame = respond_and_score(generator, prompt_rows(prompts_stage), GenerationConfig(
             n=spec.candidates, temperature=spec.temperature, top_p=spec.top_p,
             max_new_tokens=spec.max_new_tokens, seed=spec.seed * 1000 + iteration),
             gold=gold, sample="candidate")
+        seconds = {"generation": lap()}  # loading the model, sampling, gold scores
         judged = judge(generator, list(zip(frame.prompt, frame.response)), JudgeConfig(
             samples=spec.judge_samples, temperature=spec.judge_temperature,
             max_new_tokens=spec.judge_max_new_tokens, seed=spec.seed * 1000 + iteration))
+        seconds["judging"] = lap()
         frame["judge"] = judged.frame.score.to_numpy()
         frame["parsed"] = judged.frame.parsed.to_numpy()
         frame.to_parquet(workdir / "candidates.parquet", index=False)
         pairs, counts = preference_pairs(frame)
         pairs.to_parquet(workdir / "pairs.parquet", index=False)
+        seconds["pairs"] = lap()
         agreement = frame[["judge", "oracle"]].dropna()
         enough = len(agreement) > 2 and agreement.judge.nunique() > 1 and agreement.oracle.nunique() > 1
         return {**counts, "candidates": len(frame), "parse": judged.tally.as_dict(),
                 "judge_oracle_correlation": float(agreement.judge.corr(agreement.oracle)) if enough else None,
-                **oracle_agreement(pairs)}
+                **oracle_agreement(pairs), "seconds": seconds}
 
     return store.run("sr-aift", params, compute, upstream=[model_stage, prompts_stage], seed=spec.seed)
 
