@@ -53,7 +53,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_judging.py --out bench-results/judging.json
 	$(BIN)/python benchmarks/bench_flops.py --out bench-results/flops.json
 	$(BIN)/python benchmarks/bench_stages.py --out bench-results/stages.json
-	$(BIN)/python benchmarks/bench_scaling.py --out bench-results/scaling.json
+	$(BIN)/python benchmarks/bench_scaling.py --base-prompts 125 --out bench-results/scaling.json
 	$(BIN)/python benchmarks/bench_book.py --out bench-results/book.json
 
 ## JupyterLab on the notebooks; their kernel is the project's "repro" (registered again if it went missing).
