@@ -79,11 +79,12 @@ def test_study_spec_follows_the_notebook_and_scales_only_the_prompts():
 
 
 @pytest.mark.slow
-def test_quick_cli_writes_the_report(tmp_path):
+def test_quick_cli_writes_the_report(tmp_path, smoke_book):
     out = tmp_path / "scaling.json"
     root = Path(__file__).resolve().parent.parent
+    _, store = smoke_book  # the smoke run's store holds the smoke profile's M0 and M1 (built there if missing)
     subprocess.run([sys.executable, str(root / "benchmarks" / "bench_scaling.py"), "--quick", "--scales", "1", "2",
-                    "--shared-store", str(tmp_path / "shared"), "--out", str(out)], check=True, cwd=tmp_path)
+                    "--shared-store", str(store), "--out", str(out)], check=True, cwd=tmp_path)
     report = json.loads(out.read_text())
     assert report["bench"] == "scaling" and report["title"] and report["notes"] and report["when"]
     assert {"cpu_count", "torch_threads", "versions", "platform"} <= set(report["machine"])
