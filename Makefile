@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PROFILE ?= tiny
 # Notebooks at once in `make book` (each after the notebooks it needs, each with its share of the cores).
-# 1 on a 2-core machine: there, a notebook on one core ran its stages 1.4-2.1 times slower than alone on
+# 1 on a 2-core machine: there, a notebook on one core ran its stages 1.4-2.2 times slower than alone on
 # two, which takes back most of what running two at once gains. Try JOBS=2 on 4 cores or more.
 JOBS ?= 1
 
