@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -38,6 +37,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from repro.runs.timings import maxrss_mib
+
 NOTEBOOK = "10_self_rewarding"
 #: Columns of the scaling table, in order (the book renders them).
 COLUMNS = ("scale", "prompts", "time_s", "time_per_prompt_s", "time_ratio", "peak_rss_mib", "memory_ratio",
@@ -45,12 +46,6 @@ COLUMNS = ("scale", "prompts", "time_s", "time_per_prompt_s", "time_ratio", "pea
 
 
 # -- pure logic: memory units, the fit, the table ----------------------------------------------------
-def maxrss_mib(maxrss: int, system: str | None = None) -> float:
-    """``ru_maxrss`` in MiB: Linux reports kibibytes, macOS bytes."""
-    system = system or platform.system()
-    return maxrss / (1024 * 1024) if system == "Darwin" else maxrss / 1024
-
-
 def peak_rss_mib() -> float:
     """The peak resident set size of this process so far, in MiB."""
     return maxrss_mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
@@ -297,13 +292,12 @@ def measure_iteration(shared_store: str | Path, scale: int, *, profile: str | No
 
 # -- the parent: one process per scale ----------------------------------------------------------------
 def machine_info() -> dict:
-    """CPU count, torch threads, package versions and platform of this machine."""
-    import torch
-
+    """`repro.bench.machine_info` (CPU count, torch threads, versions, platform, commit) with every
+    package version of the run store's manifests."""
+    from repro.bench import machine_info as bench_machine
     from repro.runs.store import package_versions
 
-    return {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "versions": package_versions(),
-            "platform": platform.platform(), "processor": platform.processor() or platform.machine()}
+    return {**bench_machine(), "versions": package_versions()}
 
 
 def run_child(shared_store: Path, scale: int, *, profile: str | None, base_prompts: int | None,

@@ -135,10 +135,7 @@ def _execute(names: list[str], args, overrides: dict, *, timed: bool = False) ->
         raise
     finally:
         if timing is not None:
-            record = timing.finish(status)
-            print(f"repro: run-all {status} in {record['wall_s']:.0f}s ({record['stages_computed']} stages "
-                  f"computed, {record['stages_existing']} existed before); timing appended to "
-                  f"{timing.store_root / 'timings' / 'run-all.jsonl'}", file=sys.stderr)
+            print(timing.summary(timing.finish(status)), file=sys.stderr)
     return 0
 
 
@@ -175,10 +172,7 @@ def cmd_run_all(args) -> int:
         for outcome in outcomes:
             if outcome.status == "complete":
                 timing.notebook_done(outcome.notebook, outcome.seconds)
-        record = timing.finish(status, jobs=args.jobs)
-        print(f"repro: run-all {status} in {record['wall_s']:.0f}s with -j {args.jobs} ({record['stages_computed']} "
-              f"stages computed, {record['stages_existing']} existed before); timing appended to "
-              f"{timing.store_root / 'timings' / 'run-all.jsonl'}", file=sys.stderr)
+        print(timing.summary(timing.finish(status, jobs=args.jobs)), file=sys.stderr)
     check(outcomes)
     return 0
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import resource
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,11 +33,16 @@ def finished_stages(store_root: str | os.PathLike) -> set[str]:
     return {f"{p.parent.parent.name}/{p.parent.name}" for p in stages.glob(f"*/*/{MANIFEST}")}
 
 
+def maxrss_mib(maxrss: int, system: str | None = None) -> float:
+    """``ru_maxrss`` in MiB: Linux reports kibibytes, macOS bytes."""
+    system = system or platform.system()
+    return maxrss / (1024 * 1024) if system == "Darwin" else maxrss / 1024
+
+
 def peak_rss_mb() -> dict[str, float]:
     """Peak resident memory (MiB) of this process and of its largest finished child process."""
-    scale = 1 / 1024 / 1024 if sys.platform == "darwin" else 1 / 1024  # bytes on macOS, KiB on Linux
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale
+    own = maxrss_mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    children = maxrss_mib(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     return {"self": round(own, 1), "children": round(children, 1), "largest": round(max(own, children), 1)}
 
 
@@ -74,6 +79,13 @@ class RunAllTiming:
         record = self.record(status, jobs)
         append_record(self.store_root, record)
         return record
+
+    def summary(self, record: dict) -> str:
+        """One line for the terminal about a finished record."""
+        jobs = f" with -j {record['jobs']}" if record.get("jobs", 1) > 1 else ""
+        return (f"repro: run-all {record['status']} in {record['wall_s']:.0f}s{jobs} ({record['stages_computed']} "
+                f"stages computed, {record['stages_existing']} existed before); timing appended to "
+                f"{self.store_root / TIMINGS}")
 
 
 def append_record(store_root: str | os.PathLike, record: dict) -> Path:
