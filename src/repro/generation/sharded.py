@@ -82,17 +82,20 @@ def launched_processes() -> int:
     return int(os.environ.get("WORLD_SIZE", "1") or 1)
 
 
-def launched_state():
-    """Accelerate's ``PartialState`` when this process is one of several launched ones, else None
-    (nothing distributed is initialised then)."""
-    if launched_processes() <= 1:
-        return None
+def accelerate_state():
+    """Accelerate's ``PartialState`` of this process. Several CPU processes are launched with
+    ``ACCELERATE_USE_CPU=true`` (see `repro.studies.jobs.launch_command`), which ``PartialState`` does
+    not read by itself: it is passed on."""
     from accelerate import PartialState
     from accelerate.utils import parse_flag_from_env
 
-    # Several CPU processes are launched with ACCELERATE_USE_CPU=true (see `repro.studies.jobs`), which
-    # PartialState does not read by itself.
     return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+
+
+def launched_state():
+    """`accelerate_state` when this process is one of several launched ones, else None (nothing
+    distributed is initialised then)."""
+    return accelerate_state() if launched_processes() > 1 else None
 
 
 class ShardedGenerator:

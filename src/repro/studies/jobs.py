@@ -227,13 +227,12 @@ def run_job(kind: str, start_model: str, records: list, params, workdir: Path,
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of a launched job: ``python -m repro.studies.jobs JOB.json`` (each process)."""
-    from accelerate import PartialState
-    from accelerate.utils import parse_flag_from_env
+    from repro.generation.sharded import accelerate_state
 
     [path] = argv if argv is not None else sys.argv[1:]
     job = json.loads(Path(path).read_text())
     records = [json.loads(line) for line in open(Path(path).parent / "records.jsonl")]
-    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))  # see `launch_command`
+    state = accelerate_state()
     params = per_process_params(_params(job["kind"], job["params"]), state.num_processes)
     workdir = Path(job["workdir"])
     summary = train_here(job["kind"], job["start_model"], records, params, workdir, state=state,
