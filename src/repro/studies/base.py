@@ -120,12 +120,12 @@ def pretrain_stage(store: RunStore, spec: BaseSpec, *, accelerate_config: str | 
 
     from repro.models import count_parameters, make_llama
     from repro.studies.jobs import run_job, save_fresh_model
-    from repro.studies.self_rewarding import launch_key
+    from repro.studies.self_rewarding import launch_param
     from repro.training import PretrainParams
 
     corpus, tok = corpus_stage(store, spec), tokenizer_stage(store)
     params = {"version": STAGE_VERSION, **asdict(spec), "difficulty": list(spec.difficulty),
-              **({"launch": launch_key(accelerate_config)} if accelerate_config else {})}
+              **launch_param(accelerate_config)}
 
     def compute(workdir: Path) -> dict:
         tokenizer = AutoTokenizer.from_pretrained(tok / "tokenizer")

@@ -381,10 +381,9 @@ def reward_stage(store: RunStore, reward: str, *, base: Stage | None, world_seed
         params["calibration_pairs"] = calibration_pairs
     if kind == "trained":
         params["training"] = asdict(training)
-        if accelerate_config:  # part of the key only when there is one: in-process stages keep their keys
-            from repro.studies.self_rewarding import launch_key
+        from repro.studies.self_rewarding import launch_param
 
-            params["launch"] = launch_key(accelerate_config)
+        params.update(launch_param(accelerate_config))
     if kind == "path":
         params["trust_remote_code"] = bool(trust_remote_code)
     upstream = [base] if kind == "trained" and base is not None else []
@@ -414,13 +413,10 @@ def reward_stage(store: RunStore, reward: str, *, base: Stage | None, world_seed
 
 def _train_reward(base: Stage, pairs: int, world_seed: int, difficulty, training: RewardTraining,
                   evaluation: pd.DataFrame, workdir: Path, progress, *, accelerate_config: str | None = None) -> Rewarder:
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
     from repro.progress import show_progress
     from repro.studies.base import model_location
     from repro.studies.jobs import run_job
-    from repro.training.reward import RewardParams
+    from repro.training.reward import RewardParams, load_reward_model
 
     data = writer_pairs(pairs, world_seed + PROMPT_STREAMS["reward_data"], difficulty,
                         exclude=set(evaluation.prompt))
@@ -434,10 +430,8 @@ def _train_reward(base: Stage, pairs: int, world_seed: int, difficulty, training
                       options={"head_seed": training.seed})
     (workdir / "training.json").write_text(json.dumps({"pairs": len(records), **{
         k: v for k, v in summary.items() if isinstance(v, (int, float, str))}}))
-    model = AutoModelForSequenceClassification.from_pretrained(workdir / "model").eval()
-    if torch.cuda.is_available():  # where the trainer left it
-        model = model.to("cuda")
-    return Rewarder(f"trained@{pairs}", "trained", model=model, tokenizer=AutoTokenizer.from_pretrained(workdir / "model"))
+    model, tokenizer = load_reward_model(workdir / "model", device="auto")
+    return Rewarder(f"trained@{pairs}", "trained", model=model, tokenizer=tokenizer)
 
 
 def load_rewarder(stage: Stage, *, device: str | None = None) -> Rewarder:

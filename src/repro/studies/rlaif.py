@@ -41,6 +41,7 @@ from repro.generation import GenerationConfig
 from repro.judges import labeller as lb
 from repro.runs.store import RunStore, Stage, params_hash
 from repro.studies.base import DEFAULT_ENGINE, Engine, model_location, save_training
+from repro.studies.self_rewarding import launch_param
 from repro.world import summaries as ws
 from repro.world import summary_corpus as sc
 
@@ -277,7 +278,7 @@ def labeller_stage(store: RunStore, size: str, corpus: Stage, tokenizer: Stage, 
     from repro.studies.jobs import run_job, save_fresh_model
     from repro.training import PretrainParams, SFTParams
 
-    params = {"version": STAGE_VERSION, "size": size, **asdict(spec), **_launch(accelerate_config)}
+    params = {"version": STAGE_VERSION, "size": size, **asdict(spec), **launch_param(accelerate_config)}
 
     def compute(workdir: Path) -> dict:
         tok = AutoTokenizer.from_pretrained(tokenizer / "tokenizer")
@@ -308,23 +309,9 @@ def labeller_stage(store: RunStore, size: str, corpus: Stage, tokenizer: Stage, 
     return store.run(f"rlaif-labeller-{size}", params, compute, upstream=[corpus, tokenizer], seed=spec.seed)
 
 
-def _device() -> str:
-    """Where a freshly trained model is measured: the GPU when there is one (as the trainer left it)."""
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def _training(summary: dict) -> dict:
     """The fields of `repro.studies.base.training_summary` in a job's summary."""
     return {k: summary[k] for k in ("steps", "train_seconds", "first_loss", "final_loss")}
-
-
-def _launch(accelerate_config: str | None) -> dict:
-    """The launch as part of a stage key, only when there is one (in-process stages keep their keys)."""
-    from repro.studies.self_rewarding import launch_key
-
-    return {"launch": launch_key(accelerate_config)} if accelerate_config else {}
 
 
 # -- 3. techniques and alignment --------------------------------------------------------------------------
@@ -485,23 +472,20 @@ def reward_model_stage(store: RunStore, base: Stage, records: list[dict], evalua
                        progress: bool | None = None, upstream: Sequence[Stage] = ()) -> Stage:
     """A reward model from ``base`` trained on ``records`` (in this process or under ``accelerate
     launch`` with ``accelerate_config``); its accuracy on the human evaluation set."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
     from repro.progress import show_progress
     from repro.studies.jobs import run_job
-    from repro.training.reward import RewardParams
+    from repro.training.reward import RewardParams, load_reward_model
 
     params = {"version": STAGE_VERSION, "labels": labels, "examples": len(records), "data": data_key,
               "records": params_hash(records), "evaluation": frame_key(evaluation), "seed": seed, **asdict(spec),
-              **_launch(accelerate_config)}
+              **launch_param(accelerate_config)}
 
     def compute(workdir: Path) -> dict:
         train = RewardParams(learning_rate=spec.learning_rate, num_train_epochs=spec.epochs, batch_size=spec.batch_size,
                              max_length=spec.max_length, seed=seed, progress=show_progress(progress))
         summary = run_job("reward", model_location(base), records, train, workdir, accelerate_config=accelerate_config,
                           options={"head_seed": seed})
-        model = AutoModelForSequenceClassification.from_pretrained(workdir / "model").eval().to(_device())
-        tokenizer = AutoTokenizer.from_pretrained(workdir / "model")
+        model, tokenizer = load_reward_model(workdir / "model", device="auto")
         return {**summary, "examples": len(records), "accuracy": reward_accuracy(model, tokenizer, evaluation)}
 
     return store.run("rlaif-reward-model", params, compute, upstream=[base, *upstream], seed=seed)
@@ -534,7 +518,7 @@ def sft_stage(store: RunStore, base: Stage, data: SummaryData, spec: SFTSpec, *,
     from repro.training import SFTParams
 
     records = [{"prompt": p, "completion": f" {s}"} for p, s in zip(policy_prompts(data.tldr_train), data.tldr_train.summary)]
-    params = {"version": STAGE_VERSION, "data": data.key, "seed": seed, **asdict(spec), **_launch(accelerate_config)}
+    params = {"version": STAGE_VERSION, "data": data.key, "seed": seed, **asdict(spec), **launch_param(accelerate_config)}
 
     def compute(workdir: Path) -> dict:
         train = SFTParams(learning_rate=spec.learning_rate, num_train_epochs=spec.epochs, batch_size=spec.batch_size,
@@ -572,14 +556,9 @@ def reward_model_reward(location: str | Path, *, device=None):
     """The reward model saved at ``location`` as a reward function of (prompts, completions): the
     score of each prompt joined with its completion (`joined`). ``device``: where it runs (default
     the CPU)."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from repro.training.reward import load_reward_model, reward_scores
 
-    from repro.training.reward import reward_scores
-
-    model = AutoModelForSequenceClassification.from_pretrained(location).eval()
-    if device is not None:
-        model = model.to(device)
-    tokenizer = AutoTokenizer.from_pretrained(location)
+    model, tokenizer = load_reward_model(location, device=device)
 
     def reward(prompts: list[str], completions: list[str]) -> list[float]:
         return reward_scores(model, tokenizer, [joined(p, c) for p, c in zip(prompts, completions)])
@@ -621,7 +600,7 @@ def rl_stage(store: RunStore, sft: Stage, reward_stage: Stage, kind: str, data: 
     prompts = policy_prompts(data.tldr_train)
     prompts = [prompts[i] for i in np.random.default_rng(seed).permutation(len(prompts))[:spec.prompts]]
     params = {"version": STAGE_VERSION, "kind": kind, "data": data.key, "seed": seed, "wording": wording,
-              "engine": engine.key() if kind == "direct" else None, **asdict(spec), **_launch(launch)}
+              "engine": engine.key() if kind == "direct" else None, **asdict(spec), **launch_param(launch)}
 
     def compute(workdir: Path) -> dict:
         train = RLParams(learning_rate=spec.learning_rate, num_train_epochs=spec.epochs, batch_size=spec.batch_size,

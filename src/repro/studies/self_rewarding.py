@@ -144,6 +144,12 @@ class FinetuneSpec:
     seed: int = 0
 
 
+def launch_param(accelerate_config: str | None) -> dict:
+    """``{"launch": launch_key(...)}`` for a stage key when there is a launch, else nothing: stages that
+    gained a launch option later keep their in-process keys."""
+    return {"launch": launch_key(accelerate_config)} if accelerate_config else {}
+
+
 def launch_key(accelerate_config: str | None) -> dict | None:
     """The part of a training stage's key that says how it was launched: the config file's content,
     and that the batch size is the global batch, split over the processes (`repro.studies.jobs`;

@@ -128,6 +128,20 @@ def make_reward_model(path: str | os.PathLike, *, seed: int = 0) -> PreTrainedMo
     return model
 
 
+def load_reward_model(path: str | os.PathLike, *, device: str | None = None):
+    """A saved reward model and its tokenizer, in eval mode. ``device``: where to put it; ``"auto"`` is
+    the GPU when there is one (where a trainer leaves a freshly trained model), else the CPU; None
+    leaves it on the CPU."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device is not None:
+        model = model.to(device)
+    return model, AutoTokenizer.from_pretrained(path)
+
+
 def make_reward_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, records, params: RewardParams,
                         output_dir: str | os.PathLike) -> SoftLabelRewardTrainer:
     config = RewardConfig(output_dir=os.fspath(output_dir), **params.trl_kwargs())
