@@ -31,6 +31,7 @@ import yaml
 
 from repro import paths
 from repro.errors import ReproError
+from repro.runs.ranges import check_range, rule_for
 
 KERNEL_NAME = "repro"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -62,7 +63,9 @@ class Parameter:
     help: str
 
     def describe(self) -> str:
-        return f"{self.name}: {self.type} = {self.default!r}" + (f"  # {self.help}" if self.help else "")
+        rule = rule_for(self.name)
+        accepted = f" ({rule.describe()})" if rule is not None else ""
+        return f"{self.name}: {self.type} = {self.default!r}" + (f"  # {self.help}" if self.help else "") + accepted
 
 
 # -- discovery -------------------------------------------------------------------------------------
@@ -164,6 +167,8 @@ def check_value(notebook: str, param: Parameter, value: Any, source: str) -> Any
                              f"got {type(value).__name__} {value!r}")
     if param.type == "float":
         value = float(value)
+    if (problem := check_range(param.name, value)) is not None:
+        raise ParameterError(f"{notebook}: parameter {param.name!r} ({source}) {problem}")
     if param.name.endswith("_path") and isinstance(value, str) and value:
         local = _existing_path(value)
         if local is not None:
