@@ -169,6 +169,7 @@ class FakeEngineArgs:
     max_model_len: int | None = None
     gpu_memory_utilization: float = 0.9
     seed: int = 0
+    load_format: str = "auto"
     trust_remote_code: bool = False
     enforce_eager: bool = False
     enable_prefix_caching: bool = False

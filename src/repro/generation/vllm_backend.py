@@ -87,6 +87,8 @@ class VLLMGenerator:
         max_model_len: longest prompt + completion; None uses the model's.
         seed: engine seed (sampling itself is seeded per request from `GenerationConfig.seed`).
         trust_remote_code: run code shipped with the checkpoint (warned about when on).
+        load_format (in ``engine_kwargs``): only ``"safetensors"``, the default here; weights are never
+            unpickled.
         progress: show vLLM's progress bar.
         **engine_kwargs: any other ``vllm.LLM`` argument (``enforce_eager``, ``enable_prefix_caching``,
             ``max_num_seqs``, ``quantization``, ...).
@@ -109,6 +111,9 @@ class VLLMGenerator:
         progress: bool = True,
         **engine_kwargs: Any,
     ) -> None:
+        load_format = engine_kwargs.pop("load_format", "safetensors")
+        if load_format != "safetensors":
+            raise ValueError(f"vLLM load_format {load_format!r}: weights are read only from safetensors files")
         vllm = _import_vllm()
         check_engine_options(vllm, {"tensor_parallel_size": tensor_parallel_size, "dtype": dtype,
                                     "gpu_memory_utilization": gpu_memory_utilization,
@@ -128,6 +133,7 @@ class VLLMGenerator:
             max_model_len=max_model_len,
             seed=seed,
             trust_remote_code=trust_remote_code,
+            load_format=load_format,
             **engine_kwargs,
         )
         self.progress = progress

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from repro.errors import ReproError
-from repro.models.io import ModelNotFound, _as_dtype, _looks_like_path
+from repro.models.io import ModelNotFound, _as_dtype, _looks_like_path, load_weights
 
 logger = logging.getLogger(__name__)
 
@@ -103,14 +103,14 @@ class SequenceRewardModel:
         if self.trust_remote_code:
             logger.warning("Loading reward model %r with trust_remote_code=True: code shipped with the "
                            "checkpoint will run.", self.source)
-        kwargs: dict[str, Any] = {"trust_remote_code": self.trust_remote_code, "use_safetensors": True}
+        kwargs: dict[str, Any] = {"trust_remote_code": self.trust_remote_code}
         if self.dtype is not None:
             kwargs["dtype"] = self.dtype
         if self.device is not None:
             kwargs["device_map"] = str(self.device)
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.source, trust_remote_code=self.trust_remote_code)
-            model = AutoModelForSequenceClassification.from_pretrained(self.source, **kwargs)
+            model = load_weights(AutoModelForSequenceClassification, self.source, **kwargs)
         except OSError as error:
             raise ModelNotFound(f"could not load reward model {self.source!r}: {error}") from error
         if not self.plain_text and not getattr(tokenizer, "chat_template", None):

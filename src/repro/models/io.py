@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
@@ -21,6 +22,17 @@ logger = logging.getLogger(__name__)
 
 class ModelNotFound(ReproError, ValueError):
     """A model path or hub id that names no loadable model."""
+
+
+def load_weights(model_class: Any, source: str | os.PathLike, **kwargs: Any) -> PreTrainedModel:
+    """``model_class.from_pretrained(source, **kwargs)`` reading safetensors weights only: the one place
+    where this project loads a model's weights with transformers. A checkpoint with only pickled
+    weights (``pytorch_model.bin``) is refused by transformers with an ``OSError`` before anything is
+    unpickled, so no code hidden in such a file runs."""
+    if kwargs.get("use_safetensors", True) is not True:
+        raise ValueError("weights are read only from safetensors files")
+    kwargs["use_safetensors"] = True
+    return model_class.from_pretrained(os.fspath(source), **kwargs)
 
 
 def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: str | os.PathLike) -> Path:
@@ -97,13 +109,13 @@ def load_model(
     if trust_remote_code:
         logger.warning("Loading %r with trust_remote_code=True: code shipped with the checkpoint will run.", source)
 
-    model_kwargs: dict = {"trust_remote_code": trust_remote_code, "use_safetensors": True}
+    model_kwargs: dict = {"trust_remote_code": trust_remote_code}
     if dtype is not None:
         model_kwargs["dtype"] = _as_dtype(dtype)
     if device is not None:
         model_kwargs["device_map"] = str(device)
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, **model_kwargs)
+        model = load_weights(AutoModelForCausalLM, source, **model_kwargs)
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except OSError as error:
         raise ModelNotFound(

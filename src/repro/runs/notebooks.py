@@ -34,6 +34,8 @@ from repro.errors import ReproError
 from repro.runs.ranges import check_range, rule_for
 
 KERNEL_NAME = "repro"
+#: Parameters naming a file the notebook writes (the others ending in ``_path`` name inputs, which must exist).
+OUTPUT_PATHS = frozenset({"results_path"})
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _TYPES: dict[str, tuple[type, ...]] = {
     "int": (int,),
@@ -169,14 +171,43 @@ def check_value(notebook: str, param: Parameter, value: Any, source: str) -> Any
         value = float(value)
     if (problem := check_range(param.name, value)) is not None:
         raise ParameterError(f"{notebook}: parameter {param.name!r} ({source}) {problem}")
-    if param.name.endswith("_path") and isinstance(value, str) and value:
+    if param.name in OUTPUT_PATHS and isinstance(value, str) and value:
+        value = _output_path(notebook, param.name, value)
+    elif param.name.endswith("_path") and isinstance(value, str) and value:
         local = _existing_path(value)
         if local is not None:
             value = str(local)  # absolute, so the kernel finds it whatever its working folder
+            if param.name == "accelerate_config_path":
+                _check_accelerate_config(notebook, local)
         elif not _HUB_ID.match(value):
             raise ParameterError(f"{notebook}: {param.name} = {value!r} does not exist "
                                  "(give a local folder or a hub id such as org/name)")
     return value
+
+
+def _output_path(notebook: str, name: str, value: str) -> str:
+    """An output file a notebook writes (``results_path``): a ``.parquet`` file, named without ``..``
+    (a parameter cannot walk out of the folder it names), made absolute for the kernel."""
+    path = Path(value).expanduser()
+    if ".." in path.parts:
+        raise ParameterError(f"{notebook}: {name} = {value!r} contains '..': give the file's path without it")
+    if path.suffix != ".parquet":
+        raise ParameterError(f"{notebook}: {name} = {value!r} must name a .parquet file")
+    if not path.absolute().parent.is_dir():
+        raise ParameterError(f"{notebook}: {name} = {value!r}: its folder does not exist")
+    return str(path.absolute())
+
+
+def _check_accelerate_config(notebook: str, path: Path) -> None:
+    """An accelerate config is read with accelerate's own loader (a safe YAML loader) before a kernel
+    starts, so that a broken file fails here and not in the middle of a study."""
+    from repro.studies.jobs import launch_shape
+
+    try:
+        launch_shape(path)
+    except Exception as exc:  # accelerate raises YAML, type and value errors alike
+        raise ParameterError(f"{notebook}: accelerate_config_path = {str(path)!r} is not a valid accelerate "
+                             f"config: {type(exc).__name__}: {one_line(exc)}") from None
 
 
 def _existing_path(value: str) -> Path | None:

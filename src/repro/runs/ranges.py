@@ -11,7 +11,8 @@ A rule is one of
 
 * `Between(low, high)`: a number, with either bound open (``low_open`` / ``high_open``) or absent;
 * `OneOf(choices)`: a string from a fixed set;
-* `Each(rule, min_items, max_items)`: a list whose items each satisfy ``rule``.
+* `Each(rule, min_items, max_items)`: a list whose items each satisfy ``rule``;
+* `Names()`: a mapping whose keys become parts of stage names (no path separators, no ``..``).
 
 `check_range` returns a message naming what is wrong, or None.
 """
@@ -88,11 +89,32 @@ class Each:
         return f"a list of {size} item(s), each {self.rule.describe()}"
 
 
+@dataclass(frozen=True)
+class Names:
+    """A mapping from names to strings, whose names become parts of stage names: letters, digits,
+    ``_``, ``-`` and ``.``, without ``..`` (a name can never walk out of the run store)."""
+
+    def check(self, value: Any) -> str | None:
+        import re
+
+        if not isinstance(value, dict):
+            return f"must be a mapping, got {type(value).__name__} {value!r}"
+        for key, item in value.items():
+            if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", key) or ".." in key:
+                return f"has the name {key!r}: {self.describe()}"
+            if not isinstance(item, str) or not item:
+                return f"must map {key!r} to a non-empty string, got {item!r}"
+        return None
+
+    def describe(self) -> str:
+        return "names of letters, digits, '_', '-' and '.' (no '/', no '..') mapped to strings"
+
+
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
-Rule = Between | OneOf | Each
+Rule = Between | OneOf | Each | Names
 
 COUNT = Between(1, integer=True)  # how many of something: at least one
 SEED = Between(0, 2**32 - 1, integer=True)  # numpy's and torch's seeds
@@ -144,6 +166,7 @@ RULES: dict[str, Rule] = {
     "model_size": OneOf(SIZES),
     "generation_backend": OneOf(("transformers", "vllm")),
     "method": OneOf(("dpo", "sppo", "simpo", "orpo")),
+    "labeller_paths": Names(),  # its names become stage names (rlaif-labeller-NAME)
 }
 
 

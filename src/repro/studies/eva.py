@@ -442,13 +442,11 @@ def load_rewarder(stage: Stage, *, device: str | None = None) -> Rewarder:
     if kind == "noisy":
         return Rewarder(reward, kind, sigma=stage.results["sigma"])
     if kind == "trained":
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
         from repro.studies.base import model_location
+        from repro.training.reward import load_reward_model
 
-        location = model_location(stage)
-        model = AutoModelForSequenceClassification.from_pretrained(location)
-        return Rewarder(reward, kind, model=model, tokenizer=AutoTokenizer.from_pretrained(location))
+        model, tokenizer = load_reward_model(model_location(stage))
+        return Rewarder(reward, kind, model=model, tokenizer=tokenizer)
     if kind == "path":
         from repro.judges.sequence_rm import SequenceRewardModel
 

@@ -116,12 +116,14 @@ def make_reward_model(path: str | os.PathLike, *, seed: int = 0) -> PreTrainedMo
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers import logging as hf_logging
 
+    from repro.models.io import load_weights
+
     tokenizer = AutoTokenizer.from_pretrained(path)
     torch.manual_seed(seed)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # "some weights were newly initialised" is the point here
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+        model = load_weights(AutoModelForSequenceClassification, path, num_labels=1)
     finally:
         hf_logging.set_verbosity(verbosity)
     model.config.pad_token_id = tokenizer.pad_token_id
@@ -134,7 +136,9 @@ def load_reward_model(path: str | os.PathLike, *, device: str | None = None):
     leaves it on the CPU."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    model = AutoModelForSequenceClassification.from_pretrained(path).eval()
+    from repro.models.io import load_weights
+
+    model = load_weights(AutoModelForSequenceClassification, path).eval()
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device is not None:
