@@ -155,6 +155,37 @@ def test_failing_cell_names_notebook_and_cell_and_keeps_the_output(tmp_path):
     assert json.loads((tmp_path / "out" / "07_demo.run.json").read_text())["status"] == "failed"
 
 
+def test_bad_input_met_inside_the_kernel_keeps_exit_code_2(tmp_path, capsys):
+    """A broken data file is only read by the notebook's code: its DataError still exits with 2 and
+    names the file and line; a bug (any other exception) exits with 1."""
+    data = tmp_path / "prompts.jsonl"
+    data.write_text('{"prompt": "ok"}\n{"prompt": 3}\n')
+    body = f"from repro.data.ultrafeedback import load_prompts\nload_prompts({str(data)!r})"
+    bad_data = make_notebook(tmp_path, stem="08_data", body=body)
+    bug = make_notebook(tmp_path, stem="09_bug", body="raise KeyError('oops')")
+    out = ["--output-dir", str(tmp_path / "out"), "--store", str(tmp_path / "store"), "--no-progress"]
+    assert main(["run", str(bad_data), *out]) == 2
+    assert f"DataError: {data} line 2: field 'prompt'" in capsys.readouterr().err
+    assert main(["run", str(bug), *out]) == 1
+    assert "KeyError" in capsys.readouterr().err
+
+
+def test_every_error_class_of_the_project_has_its_exit_code():
+    import ast
+
+    from repro import paths
+    from repro.errors import exit_code_of
+
+    names = [node.name for path in (paths.project_root() / "src" / "repro").rglob("*.py")
+             for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.ClassDef)
+             and any(getattr(b, "id", "").endswith("Error") or getattr(b, "id", "") == "ReproError" for b in node.bases)
+             and node.name not in ("ReproError",)]
+    found = {name: exit_code_of(name) for name in names}
+    assert found["DataError"] == 2 and found["NotebookFailed"] == 1 and found["ModelNotFound"] == 2
+    assert all(code in (1, 2) for code in found.values()), found
+    assert exit_code_of("ValueError") is None
+
+
 @pytest.mark.parametrize("argv,message", [
     (["run", "no_such_notebook"], "unknown notebook 'no_such_notebook'"),
     (["run", "00_world", "-p", "no_such_param=1"], "has no parameter 'no_such_param'"),

@@ -90,6 +90,8 @@ def json_array_records(path: Path) -> Iterator[tuple[Any, str]]:
         raise DataError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise DataError(f"{path}: could not read the file ({exc})") from None
+    if not text.strip():
+        raise DataError(f"{path}: no records (the file is empty)")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

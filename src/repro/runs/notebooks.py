@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from repro import paths
-from repro.errors import ReproError
+from repro.errors import ReproError, exit_code_of
 from repro.runs.ranges import check_range, rule_for
 
 KERNEL_NAME = "repro"
@@ -288,8 +288,11 @@ def execute(
         )
     except PapermillExecutionError as exc:
         record.update(status="failed", error=f"{exc.ename}: {one_line(exc.evalue)}", cell=exc.exec_count)
-        raise NotebookFailed(f"{notebook.stem} failed in cell {exc.exec_count}: {exc.ename}: "
-                             f"{one_line(exc.evalue)} (executed notebook kept at {output})") from None
+        failure = NotebookFailed(f"{notebook.stem} failed in cell {exc.exec_count}: {exc.ename}: "
+                                 f"{one_line(exc.evalue)} (executed notebook kept at {output})")
+        # bad input met inside the kernel (a data file, a model path, a full store) keeps its exit code 2
+        failure.exit_code = exit_code_of(exc.ename) or NotebookFailed.exit_code
+        raise failure from None
     else:
         record["status"] = "complete"
     finally:
