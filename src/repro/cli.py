@@ -21,6 +21,7 @@ finish; a rerun retries only the failed and missing runs).
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
@@ -130,6 +131,13 @@ def _execute(names: list[str], args, overrides: dict, *, timed: bool = False) ->
                 timing.notebook_done(nb.stem, time.perf_counter() - start)
             print(out)
         status = "complete"
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        where = f" at {exc.filename}" if exc.filename else ""
+        print(f"repro: error: {exc.strerror or exc}{where}; finished stages are kept: free space or fix the "
+              "permissions and rerun to resume", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         status = "interrupted"
         raise
@@ -165,6 +173,13 @@ def cmd_run_all(args) -> int:
                                 output_dir=args.output_dir, store=args.store,
                                 echo=lambda line: print(line, file=sys.stderr, flush=True))
         status = "complete" if all(o.status == "complete" for o in outcomes) else "failed"
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        where = f" at {exc.filename}" if exc.filename else ""
+        print(f"repro: error: {exc.strerror or exc}{where}; finished stages are kept: free space or fix the "
+              "permissions and rerun to resume", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         status = "interrupted"
         raise
@@ -261,6 +276,13 @@ def main(argv: list[str] | None = None) -> int:
         if rest:
             print(rest, file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        where = f" at {exc.filename}" if exc.filename else ""
+        print(f"repro: error: {exc.strerror or exc}{where}; finished stages are kept: free space or fix the "
+              "permissions and rerun to resume", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("repro: interrupted; finished stages are kept, rerun to resume", file=sys.stderr)
         return 130

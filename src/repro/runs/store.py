@@ -22,6 +22,7 @@ removes and recomputes, never a half-written stage.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -40,6 +41,7 @@ from typing import Any
 from repro.errors import ReproError
 
 MANIFEST = "manifest.json"
+_STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _TRACKED_PACKAGES = ("torch", "transformers", "trl", "datasets", "accelerate", "tokenizers", "numpy", "papermill")
 
@@ -242,20 +244,22 @@ class RunStore:
         start = time.perf_counter()
         try:
             results = compute(workdir)
+            manifest.update(status="complete", finished=_now(), duration_s=round(time.perf_counter() - start, 3),
+                            results=canonical(dict(results or {})),
+                            artifacts=sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*") if p.is_file()))
+            self._write_json(workdir / MANIFEST, manifest)
+            final.parent.mkdir(parents=True, exist_ok=True)
         except BaseException as exc:
             manifest.update(status="failed", finished=_now(), duration_s=time.perf_counter() - start,
                             error=f"{type(exc).__name__}: {exc}",
                             traceback=traceback.format_exc(limit=20))
+            shutil.rmtree(workdir, ignore_errors=True)  # first: it frees the space a full disk needs
             self._record_failure(name, key, manifest)
-            shutil.rmtree(workdir, ignore_errors=True)
+            if (problem := self._storage_problem(exc, name, key)) is not None:
+                raise problem from exc
             if isinstance(exc, Exception) and not isinstance(exc, ReproError):
                 raise StageFailed(f"stage {name}/{key} failed: {type(exc).__name__}: {exc}") from exc
             raise
-        manifest.update(status="complete", finished=_now(), duration_s=round(time.perf_counter() - start, 3),
-                        results=canonical(dict(results or {})),
-                        artifacts=sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*") if p.is_file()))
-        self._write_json(workdir / MANIFEST, manifest)
-        final.parent.mkdir(parents=True, exist_ok=True)
         if final.exists():  # a forced recompute replaces it; a concurrent twin may have won the race
             if force:
                 shutil.rmtree(final)
@@ -264,14 +268,29 @@ class RunStore:
                 return self._load(name, key) or self._fail_missing(name, key)
         try:
             os.rename(workdir, final)
-        except OSError:  # a twin (another launched process of the same study) renamed its copy first
+        except OSError as exc:  # a twin (another launched process of the same study) renamed its copy first
             if force or not final.exists():
-                raise
+                shutil.rmtree(workdir, ignore_errors=True)
+                raise self._storage_problem(exc, name, key) or exc
             shutil.rmtree(workdir, ignore_errors=True)
             return self._load(name, key) or self._fail_missing(name, key)
         (self.root / "failed" / f"{name}-{key}.json").unlink(missing_ok=True)
         _TOUCHED.append((name, key, float(manifest["duration_s"]), True))
         return Stage(name, key, final, manifest)
+
+    def _storage_problem(self, exc: BaseException, name: str, key: str) -> StoreError | None:
+        """A full disk, or a store that cannot be written, as a message naming the path (None for any
+        other error). Finished stages are never touched by a failing one, so the message says so."""
+        if not isinstance(exc, OSError) or exc.errno not in _STORAGE_ERRNOS:
+            return None
+        where = exc.filename or self.root
+        inside = str(Path(where).resolve()).startswith(str(self.root))
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and not inside:
+            return None  # an input the stage could not read: the stage's own error says more
+        what = ("the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else
+                f"cannot write ({os.strerror(exc.errno)})")
+        return StoreError(f"stage {name}/{key}: {what} at {where} (run store {self.root}); every finished "
+                          "stage is kept: free space or fix the permissions and rerun to resume")
 
     def _fail_missing(self, name: str, key: str) -> Stage:
         raise StoreError(f"stage {name}/{key} exists but has no complete manifest")
