@@ -11,6 +11,7 @@
     repro check-book --screenshot front.png    open every built page in headless Chromium
     repro publish                              push the built book to the gh-pages branch of origin
     repro status                               the stages in the run store
+    repro compare runs/ other-runs/            did two stores get the same numbers? (exit 1 if not)
 
 Bad input gets a one-line message and exit code 2; a notebook whose cell fails exits with 1 and
 keeps the executed copy for inspection. A sweep exits with 1 if any of its runs failed (the others
@@ -92,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="the stages in the run store")
     _store_option(status)
+
+    compare = sub.add_parser("compare", help="compare two run stores: stage results, artifacts, claims, sweeps")
+    compare.add_argument("store_a", type=Path)
+    compare.add_argument("store_b", type=Path)
     return parser
 
 
@@ -260,9 +265,24 @@ def cmd_status(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from repro.runs.compare import differences
+    from repro.runs.store import RunStore, StoreError
+
+    for root in (args.store_a, args.store_b):
+        if not (root / "stages").is_dir():
+            raise StoreError(f"{root} is not a run store (it has no stages/ folder)")
+    found = differences(args.store_a, args.store_b)
+    for line in found:
+        print(line)
+    stages = len(RunStore(args.store_a).stages())
+    print(f"{stages} stages compared: " + ("the same numbers" if not found else f"{len(found)} difference(s)"))
+    return 1 if found else 0
+
+
 COMMANDS = {"list": cmd_list, "run": cmd_run, "run-all": cmd_run_all, "sweep": cmd_sweep, "book": cmd_book,
             "check-book": cmd_check_book,
-            "publish": cmd_publish, "status": cmd_status}
+            "publish": cmd_publish, "status": cmd_status, "compare": cmd_compare}
 
 
 def main(argv: list[str] | None = None) -> int:

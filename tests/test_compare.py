@@ -1,0 +1,73 @@
+"""repro.runs.compare: two stores with the same numbers compare equal; any change to a result (down to
+the last bit of a float), an artifact, a claim or a sweep table is reported; timings never are."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from repro.cli import main
+from repro.runs.compare import differences, is_timing_key, without_timings
+from repro.runs.store import RunStore
+
+
+def make_store(root, *, value=0.1, weights=b"\x00\x01", runtime=1.0, verdict="reproduced", sweep_metric=0.5):
+    store = RunStore(root)
+
+    def compute(workdir):
+        (workdir / "model.safetensors").write_bytes(weights)
+        (workdir / "log_history.json").write_text(json.dumps([{"loss": 2.5, "train_runtime": runtime,
+                                                                 "train_samples_per_second": 9 / runtime}]))
+        return {"accuracy": value, "wall_time_s": runtime, "pairs": 12}
+
+    store.run("train", {"lr": 1e-3}, compute)
+    (root / "claims").mkdir(exist_ok=True)
+    (root / "claims" / "10_demo-run.json").write_text(json.dumps(
+        {"notebook": "10_demo", "claims": [{"id": "c1", "verdict": verdict, "parts": [{"value": value}]}]}))
+    (root / "sweeps" / "s-smoke").mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"run_id": ["b", "a"], "metric": [sweep_metric, 1.0], "wall_seconds": [runtime, 2.0]}).to_parquet(
+        root / "sweeps" / "s-smoke" / "results.parquet")
+    return root
+
+
+def test_same_numbers_compare_equal_whatever_the_timings(tmp_path):
+    a = make_store(tmp_path / "a", runtime=1.0)
+    b = make_store(tmp_path / "b", runtime=7.5)
+    assert differences(a, b) == []
+
+
+@pytest.mark.parametrize("change,expected", [
+    ({"value": float(np.nextafter(0.1, 1.0))}, "stage train/"),
+    ({"weights": b"\x00\x02"}, "artifact model.safetensors differs"),
+    ({"verdict": "opposite"}, "claims of 10_demo differ"),
+    ({"sweep_metric": 0.5000001}, "results table of sweep s-smoke differs"),
+])
+def test_any_change_is_reported(tmp_path, change, expected):
+    a = make_store(tmp_path / "a")
+    b = make_store(tmp_path / "b", **change)
+    found = differences(a, b)
+    assert found and any(expected in line for line in found), found
+
+
+def test_a_missing_stage_is_reported(tmp_path):
+    a = make_store(tmp_path / "a")
+    b = make_store(tmp_path / "b")
+    extra = RunStore(b).run("extra", {}, lambda workdir: None)
+    assert differences(a, b) == [f"stage extra/{extra.key} only in {b}"]
+
+
+def test_timing_keys():
+    assert all(map(is_timing_key, ["train_runtime", "train_samples_per_second", "wall_time_s", "seconds",
+                                   "generation_seconds", "duration_s", "wall_s", "finished"]))
+    assert not any(map(is_timing_key, ["loss", "accuracy", "steps", "tokens", "win_rate"]))
+    assert without_timings({"a": [{"seconds": 1, "b": 2}], "train_runtime": 3}) == {"a": [{"b": 2}]}
+
+
+def test_cli(tmp_path, capsys):
+    a, b = make_store(tmp_path / "a"), make_store(tmp_path / "b")
+    assert main(["compare", str(a), str(b)]) == 0
+    assert "1 stages compared: the same numbers" in capsys.readouterr().out
+    c = make_store(tmp_path / "c", value=0.2)
+    assert main(["compare", str(a), str(c)]) == 1
+    assert main(["compare", str(a), str(tmp_path / "nothing")]) == 2
