@@ -9,10 +9,9 @@ from repro.book.build import build_book
 from repro.cli import main
 
 
-@pytest.fixture(scope="session")
-def smoke_book(tmp_path_factory):
-    """A copy of the book's sources with every notebook executed on the smoke profile: (root, store)."""
-    root = tmp_path_factory.mktemp("book")
+def run_smoke_book(root):
+    """Copy the book's sources into ``root`` and execute every notebook on the smoke profile into a
+    fresh store ``root/store``; returns the store."""
     project = paths.project_root()
     shutil.copy(project / "_config.yml", root)
     shutil.copy(project / "_toc.yml", root)
@@ -22,7 +21,21 @@ def smoke_book(tmp_path_factory):
     code = main(["run-all", "--profile", "smoke", "--store", str(store), "--output-dir",
                  str(root / "book" / "generated"), "--no-progress"])
     assert code == 0
-    return root, store
+    return store
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory):
+    """A copy of the book's sources with every notebook executed on the smoke profile: (root, store)."""
+    root = tmp_path_factory.mktemp("book")
+    return root, run_smoke_book(root)
+
+
+@pytest.fixture(scope="session")
+def smoke_book_again(tmp_path_factory):
+    """The same as ``smoke_book``, run a second time from nothing: another folder, a fresh store."""
+    root = tmp_path_factory.mktemp("book_again")
+    return root, run_smoke_book(root)
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import math
 import random
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from repro.judges import labeller as lb
@@ -129,3 +130,47 @@ def test_a_tiny_llama_labels_world_pairs_in_one_batched_pass():
     assert len(cot.rationales) == 2 and cot.frame.p_a.between(0, 1).all()
     scores = lb.direct_scores(generator, [(t, a) for t, a, _ in pairs], wording="compact")
     assert scores.shape == (6,) and np.all(np.abs(scores) <= 1)
+
+
+# -- any output of the labeller model: never a crash, always counted -----------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+ANY_TEXT = st.one_of(st.text(max_size=200), st.just(""), st.text(min_size=5000, max_size=6000),
+                     st.sampled_from(["Preferred Summary=", "Preferred Summary=1 Preferred Summary=2", "\x00\ufffd",
+                                      "Rationale: Rationale:", "summary 3", "-1", "1e309"]))
+LOGPROB = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(-50, 0))
+
+
+@settings(max_examples=300, deadline=None)
+@given(rationales=st.lists(ANY_TEXT, min_size=6, max_size=6), rows=st.lists(st.tuples(LOGPROB, LOGPROB), min_size=16,
+                                                                              max_size=16),
+       cot=st.booleans(), rationale_count=st.integers(1, 3))
+def test_any_rationale_and_any_read_out_gives_a_label_or_a_counted_unreadable(rationales, rows, cot, rationale_count):
+    from repro.studies.rlaif import alignment_metrics, reward_records
+
+    class Anything:
+        def __init__(self):
+            self.calls = 0
+
+        def score_next_token_logprobs(self, prompts, candidates, batch_size=None):
+            out = [rows[(self.calls + i) % len(rows)] for i in range(len(prompts))]
+            self.calls += len(prompts)
+            return np.array(out, dtype=float)
+
+        def generate(self, prompts, config):
+            return [[rationales[(i + j) % len(rationales)] for j in range(config.n)] for i in range(len(prompts))]
+
+    config = lb.LabelConfig(cot=cot, rationales=rationale_count if cot else 1, temperature=0.7 if cot else 0.0)
+    with np.errstate(all="ignore"):
+        frame = lb.label_pairs(Anything(), PAIRS * 2, config).frame
+    p = frame.p_a.to_numpy()
+    assert np.all(np.isnan(p) | ((p >= 0) & (p <= 1)))
+    assert (frame.readable == ~np.isnan(p)).all()
+    assert set(frame.label) <= {0, 1, -1} and ((frame.label == -1) == ~frame.readable).all()
+    metrics = alignment_metrics(frame.assign(choice=[0, 1, 0, 1]))
+    assert metrics["unreadable"] == int((~frame.readable).sum()) and 0 <= metrics["alignment"] <= 1
+    comparisons = pd.DataFrame({"post": ["p"] * 4, "title": ["t"] * 4, "subreddit": ["s"] * 4,
+                                "summary_0": ["a"] * 4, "summary_1": ["b"] * 4, "choice": [0, 1, 0, 1]})
+    for kind in ("ai_soft", "ai_hard"):  # a pair without a label gives no training record
+        assert len(reward_records(comparisons, kind, frame)) == int(frame.readable.sum())

@@ -211,8 +211,10 @@ class Labels:
 
     ``frame`` has, per pair: ``p_ab`` (P(A better) read in the order A, B), ``p_ba`` (P(A better) read
     in the order B, A, i.e. one minus the swapped read-out's first-position probability; NaN when only
-    one order is read), ``p_a`` (their average, or ``p_ab``), ``label`` (0 if A is preferred, else 1)
-    and ``same_position`` (the same *position* won in both orders: the position-bias indicator).
+    one order is read), ``p_a`` (their average, or ``p_ab``), ``label`` (0 if A is preferred, 1 if B,
+    -1 if the read-out gave no probability: ``readable`` is False, e.g. a model whose log-probabilities
+    are all ``-inf`` or NaN) and ``same_position`` (the same *position* won in both orders: the
+    position-bias indicator).
     """
 
     frame: pd.DataFrame
@@ -235,7 +237,8 @@ def label_pairs(generator, pairs: Sequence[tuple[str, str, str]], config: LabelC
         frame["p_ba"] = np.nan
         frame["p_a"] = frame.p_ab
         frame["same_position"] = pd.NA
-    frame["label"] = np.where(frame.p_a >= 0.5, 0, 1)
+    frame["readable"] = frame.p_a.notna()
+    frame["label"] = np.where(frame.p_a >= 0.5, 0, np.where(frame.readable, 1, -1))
     return Labels(frame, config, rationales)
 
 

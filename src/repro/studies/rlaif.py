@@ -413,6 +413,8 @@ def alignment_metrics(frame: pd.DataFrame) -> dict:
     alone), the share of pairs where the same position wins after swapping, and which position."""
     human_first = frame.choice.to_numpy() == 0
     out = {"pairs": int(len(frame)),
+           # a pair the labeller gave no probability for counts as not aligned (p >= 0.5 is False for NaN)
+           "unreadable": int(frame.p_a.isna().sum()),
            "alignment": float(np.mean((frame.p_a.to_numpy() >= 0.5) == human_first)),
            "alignment_one_order": float(np.mean((frame.p_ab.to_numpy() >= 0.5) == human_first))}
     if frame.p_ba.notna().all():
@@ -436,6 +438,7 @@ def ai_labels_stage(store: RunStore, labeller: Stage, data: SummaryData, train: 
                                    max_rationale_tokens=max_rationale_tokens, progress=progress)
         frame.to_parquet(workdir / "labels.parquet")
         return {"pairs": len(frame), "agreement_with_humans": alignment_metrics(frame)["alignment"],
+                "unreadable": int(frame.p_a.isna().sum()),
                 "seconds": round(seconds, 2), "pairs_per_second": round(len(frame) / seconds, 2)}
 
     return store.run("rlaif-ai-labels", params, compute, upstream=[labeller, *data.upstream], seed=seed)
@@ -451,11 +454,13 @@ def reward_records(comparisons: pd.DataFrame, labels: str, ai: pd.DataFrame | No
         if ai is None or len(ai) != len(comparisons):
             raise ValueError("AI labels must be given for every comparison")
         first = ai.p_a.to_numpy() >= 0.5
+        readable = ai.p_a.notna().to_numpy()  # no label, no record (alignment_metrics counts them)
+        texts, first, soft = ([x for x, r in zip(texts, readable) if r], first[readable], ai.p_a.to_numpy()[readable])
     else:
         raise ValueError(f"unknown labels {labels!r}; valid: human, ai_soft, ai_hard")
     if labels == "ai_soft":
         return [{"chosen": f"{p} {a}", "rejected": f"{p} {b}", "soft_label": float(q)}
-                for (p, a, b), q in zip(texts, ai.p_a.to_numpy())]
+                for (p, a, b), q in zip(texts, soft)]
     return [{"chosen": f"{p} {a if f else b}", "rejected": f"{p} {b if f else a}"} for (p, a, b), f in zip(texts, first)]
 
 
