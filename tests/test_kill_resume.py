@@ -188,8 +188,8 @@ def kill(proc: subprocess.Popen, whole_run: bool) -> None:
             pass
     if whole_run:
         proc.wait()
-    else:
-        proc.wait(timeout=120)  # repro notices the dead kernel and exits
+    else:  # repro notices the dead kernel and says so in one line (exit code 1), no traceback
+        assert proc.wait(timeout=120) == 1
 
 
 def test_killed_runs_resume_reuse_finished_stages_and_end_with_the_same_numbers(tmp_path):
@@ -232,6 +232,8 @@ def test_killed_runs_resume_reuse_finished_stages_and_end_with_the_same_numbers(
             break
         assert runs < len(points) + 5
     assert proc.returncode == 0, log.read_text()[-3000:]
+    text = log.read_text()
+    assert "Traceback" not in text and "the kernel died (killed, or out of memory?)" in text
 
     summary = [(p.kind, p.stage[0] if p.stage else "tail", round(p.delay, 2), "run" if p.whole_run else "kernel")
                for p, _ in kills]

@@ -264,6 +264,7 @@ def execute(
     notebook shows its effective parameters itself.
     """
     import papermill
+    from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
     output_dir = (output_dir or paths.generated_dir()).resolve()
@@ -293,6 +294,11 @@ def execute(
         # bad input met inside the kernel (a data file, a model path, a full store) keeps its exit code 2
         failure.exit_code = exit_code_of(exc.ename) or NotebookFailed.exit_code
         raise failure from None
+    except DeadKernelError:
+        record.update(status="failed", error="the kernel died")
+        raise NotebookFailed(f"{notebook.stem}: the kernel died (killed, or out of memory?); every finished stage "
+                             f"is kept: run the same command again to resume (executed notebook kept at {output})"
+                             ) from None
     else:
         record["status"] = "complete"
     finally:
