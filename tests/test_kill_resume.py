@@ -67,7 +67,7 @@ KINDS = {
     "judging": ("sr-aift", "sr-eft", "sr-reward-modelling"),
     "data": ("world-corpus", "tokenizer", "sr-eval-prompts"),
 }
-WANTED = {"training": 6, "generation": 5, "judging": 5, "writing results": 4, "data": 2}  # 22 points
+WANTED = {"training": 6, "generation": 6, "judging": 6, "writing results": 5, "data": 2}  # 25 points, 20 must hit
 MIN_KILLS = 20
 POLL = 0.01
 
