@@ -22,7 +22,6 @@ finish; a rerun retries only the failed and missing runs).
 from __future__ import annotations
 
 import argparse
-import errno
 import sys
 from pathlib import Path
 
@@ -136,13 +135,6 @@ def _execute(names: list[str], args, overrides: dict, *, timed: bool = False) ->
                 timing.notebook_done(nb.stem, time.perf_counter() - start)
             print(out)
         status = "complete"
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
-            raise
-        where = f" at {exc.filename}" if exc.filename else ""
-        print(f"repro: error: {exc.strerror or exc}{where}; finished stages are kept: free space or fix the "
-              "permissions and rerun to resume", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         status = "interrupted"
         raise
@@ -178,13 +170,6 @@ def cmd_run_all(args) -> int:
                                 output_dir=args.output_dir, store=args.store,
                                 echo=lambda line: print(line, file=sys.stderr, flush=True))
         status = "complete" if all(o.status == "complete" for o in outcomes) else "failed"
-    except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
-            raise
-        where = f" at {exc.filename}" if exc.filename else ""
-        print(f"repro: error: {exc.strerror or exc}{where}; finished stages are kept: free space or fix the "
-              "permissions and rerun to resume", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         status = "interrupted"
         raise
@@ -297,7 +282,9 @@ def main(argv: list[str] | None = None) -> int:
             print(rest, file=sys.stderr)
         return exc.exit_code
     except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+        from repro.runs.store import STORAGE_ERRNOS
+
+        if exc.errno not in STORAGE_ERRNOS:
             raise
         where = f" at {exc.filename}" if exc.filename else ""
         print(f"repro: error: {exc.strerror or exc}{where}; finished stages are kept: free space or fix the "

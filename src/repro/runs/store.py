@@ -41,7 +41,8 @@ from typing import Any
 from repro.errors import ReproError
 
 MANIFEST = "manifest.json"
-_STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+#: OSError numbers of a full disk or of a place that cannot be written.
+STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _TRACKED_PACKAGES = ("torch", "transformers", "trl", "datasets", "accelerate", "tokenizers", "numpy", "papermill")
 
@@ -281,10 +282,10 @@ class RunStore:
     def _storage_problem(self, exc: BaseException, name: str, key: str) -> StoreError | None:
         """A full disk, or a store that cannot be written, as a message naming the path (None for any
         other error). Finished stages are never touched by a failing one, so the message says so."""
-        if not isinstance(exc, OSError) or exc.errno not in _STORAGE_ERRNOS:
+        if not isinstance(exc, OSError) or exc.errno not in STORAGE_ERRNOS:
             return None
         where = exc.filename or self.root
-        inside = str(Path(where).resolve()).startswith(str(self.root))
+        inside = Path(where).resolve().is_relative_to(self.root)
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and not inside:
             return None  # an input the stage could not read: the stage's own error says more
         what = ("the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else
