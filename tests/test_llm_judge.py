@@ -61,3 +61,24 @@ def test_templates_follow_the_papers_structure():
             assert needle in lowered
         assert "{prompt}" in text and "{response}" in text
     assert "score" in template_words("compact") and "{prompt}" not in " ".join(template_words("compact"))
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+ANY_OUTPUT = st.one_of(st.text(max_size=300), st.binary(max_size=200), st.none(), st.just(""),
+                       st.builds(lambda s, n: s * n, st.text(min_size=1, max_size=8), st.integers(2_000, 4_000)), st.integers(),
+                       st.builds(lambda xs: " ".join(f"score : {x}" for x in xs), st.lists(st.integers(-9, 99))),
+                       st.sampled_from(["score : 4.5.5", "Score: **5**/5", "score: 1e400", "score : nan", "score:-0",
+                                        "score : 4 out of 10", "\x00score\x00: 3"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(outputs=st.lists(st.lists(ANY_OUTPUT, min_size=2, max_size=2), min_size=1, max_size=4))
+def test_any_judge_output_never_crashes_and_every_judgment_is_counted(outputs):
+    result = judge(ScriptedJudge(outputs), [(f"t{i}", f"r{i}") for i in range(len(outputs))], JudgeConfig(samples=2))
+    tally = result.tally.as_dict()
+    assert tally["total"] == 2 * len(outputs) == sum(v for k, v in tally.items() if k != "total")
+    assert result.frame.parsed.sum() == tally["ok"]
+    for score, parsed in zip(result.scores, result.frame.parsed):
+        assert (math.isnan(score) and parsed == 0) or (0 <= score <= 5 and parsed > 0)
