@@ -41,7 +41,7 @@ _build/html/index.html:
 
 ## The test suite (unit tests, then the notebooks on the smoke profile and a smoke book build).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
