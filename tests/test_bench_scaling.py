@@ -104,5 +104,5 @@ def test_self_instruct_round_cap_grows_with_the_prompts_wanted():
     """At 8x the tiny profile's 500 prompts, a fixed 50 rounds of 64 would stop at about 1,600 prompts."""
     from repro.studies.self_rewarding import self_instruct_rounds
 
-    assert self_instruct_rounds(4) == self_instruct_rounds(500) == 50
-    assert self_instruct_rounds(4000) == 250 and self_instruct_rounds(4000) * 64 >= 4 * 4000
+    assert self_instruct_rounds(4) == 4 and self_instruct_rounds(500) == 63
+    assert self_instruct_rounds(4000) == 500 and self_instruct_rounds(4000) * 64 >= 8 * 4000

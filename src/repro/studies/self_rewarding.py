@@ -322,15 +322,18 @@ class IterationSpec:
             raise ValueError(f"prompt_style must be 'world' or 'chat', got {self.prompt_style!r}")
 
 
-#: Self-instruct rounds (generate calls of 64 few-shot prompts) allowed per wanted prompt's share:
-#: enough for an acceptance rate of 1 in 4 (the tiny profile accepts about 1 in 2), and never fewer
-#: than the 50 rounds of `generate_prompts`' default, so the cap grows with the prompts asked for.
-SELF_INSTRUCT_CANDIDATES_PER_PROMPT = 4
+#: Self-instruct rounds (generate calls of 64 few-shot prompts) allowed per wanted prompt: 8
+#: candidates each, twice what an acceptance rate of 1 in 4 needs (the tiny profile accepts about 1 in
+#: 2 and stops after about 16 of its 63 rounds), and at least `SELF_INSTRUCT_MIN_ROUNDS`. The cap grows
+#: with the prompts asked for; a generator that cannot write valid prompts (the smoke profile's M0)
+#: stops after a budget proportional to the request instead of a fixed 50 rounds.
+SELF_INSTRUCT_CANDIDATES_PER_PROMPT = 8
+SELF_INSTRUCT_MIN_ROUNDS = 4
 
 
 def self_instruct_rounds(prompts: int, batch_size: int = 64) -> int:
     """The most self-instruct rounds for ``prompts`` wanted prompts (`SELF_INSTRUCT_CANDIDATES_PER_PROMPT`)."""
-    return max(50, -(-SELF_INSTRUCT_CANDIDATES_PER_PROMPT * prompts // batch_size))
+    return max(SELF_INSTRUCT_MIN_ROUNDS, -(-SELF_INSTRUCT_CANDIDATES_PER_PROMPT * prompts // batch_size))
 
 
 def self_instruct_stage(store, generator_stage, seed_prompts: list[str], spec: IterationSpec, iteration: int,
