@@ -59,7 +59,7 @@ def test_a_missing_stage_is_reported(tmp_path):
 
 def test_timing_keys():
     assert all(map(is_timing_key, ["train_runtime", "train_samples_per_second", "wall_time_s", "seconds",
-                                   "generation_seconds", "duration_s", "wall_s", "finished"]))
+                                   "generation_seconds", "duration_s", "wall_s", "finished", "step_time"]))
     assert not any(map(is_timing_key, ["loss", "accuracy", "steps", "tokens", "win_rate"]))
     assert without_timings({"a": [{"seconds": 1, "b": 2}], "train_runtime": 3}) == {"a": [{"b": 2}]}
 

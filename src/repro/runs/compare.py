@@ -12,7 +12,7 @@ keys are hashes of the inputs). For each stage the comparison checks
 
 Measurements of time are not results and are left out wherever they appear: the manifests' own
 timing fields, and in results and JSON artifacts any key named like a duration or a rate
-(``train_runtime``, ``train_samples_per_second``, ``wall_time_s``, ``seconds``, ...).
+(``train_runtime``, ``train_samples_per_second``, trl's ``step_time``, ``wall_time_s``, ``seconds``, ...).
 
 ``repro compare STORE_A STORE_B`` prints the differences and exits 1 when there are any.
 """
@@ -27,7 +27,7 @@ from typing import Any
 
 from repro.runs.store import MANIFEST, RunStore
 
-_TIME_SUFFIXES = ("_runtime", "_per_second", "seconds", "_time_s", "_wall_s", "duration_s")
+_TIME_SUFFIXES = ("_runtime", "_per_second", "seconds", "_time", "_time_s", "_wall_s", "duration_s")
 _TIME_KEYS = frozenset({"wall_s", "wall_time", "runtime", "elapsed", "started", "finished", "timestamp"})
 
 
