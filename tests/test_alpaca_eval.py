@@ -38,7 +38,7 @@ def test_the_hub_id_loads_the_gpt4_baseline_config(monkeypatch):
 
 
 @pytest.mark.parametrize("content, message", [
-    ("", "no records (the file is empty)"),
+    ("", "no records .the file is empty."),
     ("[]", "no records"),
     ('{"instruction": "x"}', "expected a JSON array"),
     ('[{"instruction": "a", "output": "b"}, {"output": "c"}]', "record 1: field 'instruction' must be a string, found missing"),
