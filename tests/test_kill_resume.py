@@ -48,15 +48,15 @@ notebooks:
     corpus_docs: 300
     model_size: XS
     ift_size: 24
-    eft_train_prompts: 8
-    eft_eval_prompts: 4
+    eft_train_prompts: 32
+    eft_eval_prompts: 16
     sft_epochs: 1.0
     new_prompts: 4
     prompt_max_new_tokens: 24
     candidates: 3
     judge_samples: 2
     max_new_tokens: 12
-    judge_max_new_tokens: 12
+    judge_max_new_tokens: 24
     dpo_epochs: 1.0
     eval_prompts_per_family: 2
     eval_samples: 2
@@ -158,8 +158,8 @@ class KillPoint:
 
 
 def plan(timeline: Timeline, rng: random.Random) -> list[KillPoint]:
-    """Kill points in run order, each kind its share, at moments inside stages long enough to hit."""
-    long = [(n, k, s) for n, k, s in timeline.stages if s >= 0.8]
+    """Kill points in run order, each kind its share, at moments inside stages long enough to hit (0.4 s)."""
+    long = [(n, k, s) for n, k, s in timeline.stages if s >= 0.4]
     points: list[tuple[int, KillPoint]] = []
     for kind, count in WANTED.items():
         if kind == "writing results":
@@ -170,7 +170,8 @@ def plan(timeline: Timeline, rng: random.Random) -> list[KillPoint]:
                       and (n, k, s) in long]
         if not candidates and kind == "data":  # the world's data may be too quick to hit
             continue
-        assert candidates, f"no {kind} stage of the reference run lasts long enough to be killed in"
+        assert candidates, (f"no {kind} stage of the reference run lasts long enough to be killed in: "
+                            f"{[(n, round(s, 2)) for n, _, s in timeline.stages]}")
         for _ in range(count):
             i, n, k, s = rng.choice(candidates)
             points.append((i, KillPoint(kind, (n, k), rng.uniform(0.1, 0.7) * s, False)))
