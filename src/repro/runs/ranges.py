@@ -95,12 +95,12 @@ class Names:
     ``_``, ``-`` and ``.``, without ``..`` (a name can never walk out of the run store)."""
 
     def check(self, value: Any) -> str | None:
-        import re
+        from repro.runs.store import RunStore
 
         if not isinstance(value, dict):
             return f"must be a mapping, got {type(value).__name__} {value!r}"
         for key, item in value.items():
-            if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", key) or ".." in key:
+            if not RunStore.valid_name(key) or len(key) > 64:  # the store's rule, leaving room for a prefix
                 return f"has the name {key!r}: {self.describe()}"
             if not isinstance(item, str) or not item:
                 return f"must map {key!r} to a non-empty string, got {item!r}"

@@ -151,8 +151,13 @@ class RunStore:
 
     # -- keys and paths -------------------------------------------------------------------------
     @staticmethod
+    def valid_name(name: object) -> bool:
+        """Letters, digits, ``_``, ``-`` and ``.`` (at most 128), no path separator and no ``..``."""
+        return isinstance(name, str) and bool(_NAME_RE.fullmatch(name)) and ".." not in name
+
+    @staticmethod
     def check_name(name: str) -> str:
-        if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
+        if not RunStore.valid_name(name):
             raise StoreError(f"invalid stage name {name!r}: use letters, digits, '_', '-', '.' "
                              "(no path separators, no '..')")
         return name

@@ -437,8 +437,8 @@ def ai_labels_stage(store: RunStore, labeller: Stage, data: SummaryData, train: 
         _, frame, seconds = _label(labeller, data, train, train, technique, wording=wording, seed=seed, engine=engine,
                                    max_rationale_tokens=max_rationale_tokens, progress=progress)
         frame.to_parquet(workdir / "labels.parquet")
-        return {"pairs": len(frame), "agreement_with_humans": alignment_metrics(frame)["alignment"],
-                "unreadable": int(frame.p_a.isna().sum()),
+        metrics = alignment_metrics(frame)
+        return {"pairs": len(frame), "agreement_with_humans": metrics["alignment"], "unreadable": metrics["unreadable"],
                 "seconds": round(seconds, 2), "pairs_per_second": round(len(frame) / seconds, 2)}
 
     return store.run("rlaif-ai-labels", params, compute, upstream=[labeller, *data.upstream], seed=seed)
