@@ -48,15 +48,16 @@ test-fast: $(STAMP)
 
 ## Benchmarks (each compares two ways side by side, interleaved; see benchmarks/): results in bench-results/*.json,
 ## shown by the book's Benchmarks page. About 10 minutes on 2 cores. `make book`'s own cold and warm times:
-## `$(BIN)/python benchmarks/bench_book.py` (reads the timings `repro run-all` records in the run store).
+## `$(BIN)/python -m benchmarks.bench_book` (reads the timings `repro run-all` records in the run store).
+## The scripts are modules of the package benchmarks/ (not installed): run with `python -m` from the project root.
 bench: $(STAMP)
 	mkdir -p bench-results
-	$(BIN)/python benchmarks/bench_generation.py --out bench-results/generation.json
-	$(BIN)/python benchmarks/bench_judging.py --out bench-results/judging.json
-	$(BIN)/python benchmarks/bench_flops.py --out bench-results/flops.json
-	$(BIN)/python benchmarks/bench_stages.py --out bench-results/stages.json
-	$(BIN)/python benchmarks/bench_scaling.py --base-prompts 125 --out bench-results/scaling.json
-	$(BIN)/python benchmarks/bench_book.py --out bench-results/book.json
+	$(BIN)/python -m benchmarks.bench_generation --out bench-results/generation.json
+	$(BIN)/python -m benchmarks.bench_judging --out bench-results/judging.json
+	$(BIN)/python -m benchmarks.bench_flops --out bench-results/flops.json
+	$(BIN)/python -m benchmarks.bench_stages --out bench-results/stages.json
+	$(BIN)/python -m benchmarks.bench_scaling --base-prompts 125 --out bench-results/scaling.json
+	$(BIN)/python -m benchmarks.bench_book --out bench-results/book.json
 
 ## JupyterLab on the notebooks; their kernel is the project's "repro" (registered again if it went missing).
 KERNEL := $(VENV)/share/jupyter/kernels/repro/kernel.json

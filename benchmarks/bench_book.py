@@ -3,15 +3,15 @@
 the targets (cold <= 30 min, warm <= 2 min). `make bench` runs it last; it reads runs, it does not time
 anything itself. Measure by running `make clean-runs && make book` (cold), then `make book` (warm).
 
-    python benchmarks/bench_book.py --out bench-results/book.json [--store runs] [--profile tiny]
+    python -m benchmarks.bench_book --out bench-results/book.json [--store runs] [--profile tiny]
 """
 
 import argparse
 from pathlib import Path
 
+from benchmarks.harness import finish
+from benchmarks.perf import book
 from repro import paths
-from repro.bench import finish
-from repro.perf import book
 from repro.runs.timings import read_records
 
 

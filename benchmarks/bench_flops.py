@@ -1,14 +1,14 @@
 """Achieved model FLOP/s of tiny-model training and generation against a float32 matmul peak measured
 in the same run with the same torch threads (interleaved); the ratio is the fraction of peak.
 
-    python benchmarks/bench_flops.py --out bench-results/flops.json
-    python benchmarks/bench_flops.py --quick --out /tmp/flops.json
+    python -m benchmarks.bench_flops --out bench-results/flops.json
+    python -m benchmarks.bench_flops --quick --out /tmp/flops.json
 """
 
 from dataclasses import replace
 
-from repro.bench import finish, script_arguments
-from repro.perf import flops
+from benchmarks.harness import finish, script_arguments
+from benchmarks.perf import flops
 
 
 def main(argv=None):

@@ -1,14 +1,14 @@
 """Generation throughput: `HFGenerator` (batched) against one `model.generate` call per prompt, on the
 tiny profile's M0 (untrained), interleaved; tokens/s and their ratio (target >= 20x).
 
-    python benchmarks/bench_generation.py --out bench-results/generation.json
-    python benchmarks/bench_generation.py --quick --out /tmp/generation.json
+    python -m benchmarks.bench_generation --out bench-results/generation.json
+    python -m benchmarks.bench_generation --quick --out /tmp/generation.json
 """
 
 from dataclasses import replace
 
-from repro.bench import finish, script_arguments
-from repro.perf import generation
+from benchmarks.harness import finish, script_arguments
+from benchmarks.perf import generation
 
 
 def main(argv=None):

@@ -2,14 +2,14 @@
 sharing one prompt (n=K) against K generate calls with n=1; (b) the RLAIF read-out from next-token
 log-probabilities against generating the answer token.
 
-    python benchmarks/bench_judging.py --out bench-results/judging.json
-    python benchmarks/bench_judging.py --quick --out /tmp/judging.json
+    python -m benchmarks.bench_judging --out bench-results/judging.json
+    python -m benchmarks.bench_judging --quick --out /tmp/judging.json
 """
 
 from dataclasses import replace
 
-from repro.bench import finish, script_arguments
-from repro.perf import judging
+from benchmarks.harness import finish, script_arguments
+from benchmarks.perf import judging
 
 
 def main(argv=None):

@@ -3,12 +3,12 @@
 Each scale runs one iteration (self-instruct prompts -> N candidates -> K self-judgments -> pairs ->
 DPO from M1 to M2) in its own process on a fresh temporary run store, on the self-rewarding notebook's
 parameters (the tiny profile: its own defaults, 500 new prompts at 1x). M1 and what it is built from
-come from a shared run store (built there once if missing). The logic is `repro.bench_scaling`.
+come from a shared run store (built there once if missing). The logic is `benchmarks.scaling`.
 
-Run:
-    python benchmarks/bench_scaling.py                        # 1 2 4 8 x 500 prompts -> bench-results/scaling.json
-    python benchmarks/bench_scaling.py --base-prompts 250 --scales 1 2 4 8 --repeats 2
-    python benchmarks/bench_scaling.py --quick --scales 1 2 --out /tmp/scaling.json   # a smoke test
+Run (from the project root):
+    python -m benchmarks.bench_scaling                        # 1 2 4 8 x 500 prompts -> bench-results/scaling.json
+    python -m benchmarks.bench_scaling --base-prompts 250 --scales 1 2 4 8 --repeats 2
+    python -m benchmarks.bench_scaling --quick --scales 1 2 --out /tmp/scaling.json   # a smoke test
 
 ``--quick`` runs the smoke profile's study (an XS model on a small corpus, a few prompts), with M1
 built into a temporary store unless ``--shared-store`` is given.
@@ -22,7 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from repro import bench_scaling
+from benchmarks import scaling
+from repro.paths import store_root
 
 #: The quick mode: the smoke profile; its M0 (trained on 300 documents) writes no valid world task, so its
 #: new prompts are chat-style (any text the keyword and near-duplicate filters keep), scored NaN by the oracle.
@@ -52,13 +53,11 @@ def main(argv: list[str] | None = None) -> dict:
         elif args.quick:
             shared = Path(tmp) / "shared"
         else:
-            from repro.paths import store_root
-
             shared = store_root()
-        report = bench_scaling.run_benchmark(args.scales, shared_store=shared.resolve(), profile=profile,
-                                             base_prompts=args.base_prompts, overrides=overrides,
-                                             repeats=args.repeats, seed=args.seed, threads=args.threads,
-                                             work_dir=Path(tmp), log=lambda line: print(line, flush=True))
+        report = scaling.run_benchmark(args.scales, shared_store=shared.resolve(), profile=profile,
+                                       base_prompts=args.base_prompts, overrides=overrides,
+                                       repeats=args.repeats, seed=args.seed, threads=args.threads,
+                                       work_dir=Path(tmp), log=lambda line: print(line, flush=True))
     report["settings"]["quick"] = args.quick
 
     print(f"\n{'scale':>5} {'prompts':>7} {'time s':>8} {'s/prompt':>9} {'t ratio':>8} {'peak MiB':>9} "

@@ -1,14 +1,14 @@
 """A finished run-store stage reused against recomputed (world-corpus and pretrain-m0, in a temporary
 store), interleaved; stages/s and their ratio.
 
-    python benchmarks/bench_stages.py --out bench-results/stages.json
-    python benchmarks/bench_stages.py --quick --out /tmp/stages.json
+    python -m benchmarks.bench_stages --out bench-results/stages.json
+    python -m benchmarks.bench_stages --quick --out /tmp/stages.json
 """
 
 from dataclasses import replace
 
-from repro.bench import finish, script_arguments
-from repro.perf import stages
+from benchmarks.harness import finish, script_arguments
+from benchmarks.perf import stages
 
 
 def main(argv=None):

@@ -16,7 +16,7 @@ from repro.generation import GenerationConfig, ShardedGenerator
 from repro.generation.sharded import launched_state, shard
 from repro.models import build_tokenizer, make_llama, save_model
 from repro.runs.store import RunStore
-from repro.studies.base import Engine, external_model_stage
+from repro.generation import Engine, external_model_stage
 
 VOCAB = "the a cat dog sat on mat box red is what how many add and list sort count then . , ?".split() + [
     str(n) for n in range(60)

@@ -1,5 +1,6 @@
-"""The benchmark harness (`repro.bench`), the book's benchmarks page, the run-all timing records, the
-cold/warm report of `make book`, and (slow) a smoke run of every benchmark script."""
+"""The benchmark harness (`benchmarks.harness`), the results schema (`repro.book.bench_schema`), the book's
+benchmarks page, the run-all timing records, the cold/warm report of `make book`, and (slow) a smoke run
+of every benchmark script."""
 
 import json
 import subprocess
@@ -8,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from repro import bench
+from benchmarks import harness, module_env
+from benchmarks.perf import book as book_report
+from repro.book import bench_schema
 from repro.book.benchmarks import EMPTY, benchmarks_page, write_benchmarks_page
-from repro.perf import book as book_report
 from repro.runs import timings
 
-ROOT = Path(__file__).resolve().parent.parent
 MACHINE = {"cpu_count": 2, "torch_threads": 2, "torch": "2.x", "transformers": "5.x", "platform": "Linux",
            "git_commit": "abcdef1234567890"}
 
@@ -43,31 +44,31 @@ def test_compare_interleaves_and_computes_rates_and_ratios():
         clock.now += next(b_times)
         return 3
 
-    row = bench.compare("x", a, b, repeats=3, work_a=lambda r: r * 2, work_b=5, unit="things/s",
-                        baseline="slow", candidate="fast", target=8, clock=clock, log=None)
+    row = harness.compare("x", a, b, repeats=3, work_a=lambda r: r * 2, work_b=5, unit="things/s",
+                          baseline="slow", candidate="fast", target=8, clock=clock, log=None)
     assert calls == ["a", "b"] * 4  # one warm-up each, then A, B, A, B, ...
     assert row["baseline_rate"] == {"min": 5.0, "median": 10.0, "max": 10.0}  # 20 things in 2, 4, 2 s
     assert row["candidate_rate"] == {"min": 10.0, "median": 10.0, "max": 20.0}  # 5 things in 0.5, 0.5, 0.25 s
     assert row["ratio"] == {"min": 1.0, "median": 2.0, "max": 2.0}  # per pair: 10/10, 10/5, 20/10
     assert row["repeats"] == 3 and row["target"] == 8.0 and row["unit"] == "things/s"
-    assert bench.target_met(row) is False
-    assert bench.target_met({**row, "target": 2}) is True
-    assert bench.target_met({**row, "target": None}) is None
+    assert bench_schema.target_met(row) is False
+    assert bench_schema.target_met({**row, "target": 2}) is True
+    assert bench_schema.target_met({**row, "target": None}) is None
 
 
 def test_compare_rejects_bad_input():
     clock = FakeClock()
     with pytest.raises(ValueError):
-        bench.compare("x", lambda: None, lambda: None, repeats=0, work_a=1, work_b=1, unit="u", clock=clock)
+        harness.compare("x", lambda: None, lambda: None, repeats=0, work_a=1, work_b=1, unit="u", clock=clock)
     with pytest.raises(ValueError, match="no measurable time"):
-        bench.compare("x", lambda: None, lambda: None, repeats=1, work_a=1, work_b=1, unit="u", clock=clock,
-                      log=None)
+        harness.compare("x", lambda: None, lambda: None, repeats=1, work_a=1, work_b=1, unit="u", clock=clock,
+                        log=None)
 
 
 def sample_row(**changes):
-    row = bench.compare("generate 8 prompts", lambda: None, lambda: None, repeats=2, work_a=1, work_b=1,
-                        unit="tokens/s", baseline="loop", candidate="batched", target=20, notes="untrained S",
-                        clock=_ticking(), log=None)
+    row = harness.compare("generate 8 prompts", lambda: None, lambda: None, repeats=2, work_a=1, work_b=1,
+                          unit="tokens/s", baseline="loop", candidate="batched", target=20, notes="untrained S",
+                          clock=_ticking(), log=None)
     return {**row, **changes}
 
 
@@ -85,26 +86,26 @@ def _ticking():
 def test_results_schema_round_trip(tmp_path):
     row = sample_row()
     assert row["ratio"]["median"] == pytest.approx(25.0)
-    doc = bench.write_results(tmp_path / "generation.json", "generation", "Generation", [row],
-                              tables={"extra": [{"a": 1}]}, machine=MACHINE)
+    doc = harness.write_results(tmp_path / "generation.json", "generation", "Generation", [row],
+                                tables={"extra": [{"a": 1}]}, machine=MACHINE)
     assert set(doc) == {"bench", "title", "machine", "when", "rows", "tables"}
-    assert set(row) == set(bench.ROW_KEYS)
-    assert bench.read_results(tmp_path) == [json.loads((tmp_path / "generation.json").read_text())]
+    assert set(row) == set(bench_schema.ROW_KEYS)
+    assert harness.read_results(tmp_path) == [json.loads((tmp_path / "generation.json").read_text())]
     bad = dict(doc, rows=[{k: v for k, v in row.items() if k != "ratio"}])
     with pytest.raises(ValueError, match="ratio"):
-        bench.check_results(bad)
-    machine = bench.machine_info()
+        bench_schema.check_results(bad)
+    machine = harness.machine_info()
     assert {"cpu_count", "torch_threads", "torch", "transformers", "platform", "git_commit"} <= set(machine)
 
 
 def test_page_shows_every_bench_and_its_free_form_tables(tmp_path):
     results = tmp_path / "bench-results"
-    bench.write_results(results / "generation.json", "generation", "Generation speed", [sample_row()],
-                        machine=MACHINE)
-    bench.write_results(results / "scaling.json", "scaling", "Scaling of an iteration", [],
-                        tables={"scaling": [{"scale": "1x", "seconds": 12.5}, {"scale": "2x", "seconds": 24.0,
-                                                                                "note": "a | b"}]},
-                        machine=MACHINE)
+    harness.write_results(results / "generation.json", "generation", "Generation speed", [sample_row()],
+                          machine=MACHINE)
+    harness.write_results(results / "scaling.json", "scaling", "Scaling of an iteration", [],
+                          tables={"scaling": [{"scale": "1x", "seconds": 12.5}, {"scale": "2x", "seconds": 24.0,
+                                                                                  "note": "a | b"}]},
+                          machine=MACHINE)
     # a benchmark whose rows are raw measurements, not comparisons, with notes of its own; a broken file
     (results / "other.json").write_text(json.dumps({
         "bench": "other", "title": "Other", "machine": MACHINE, "when": "now", "notes": "read  me",
@@ -164,18 +165,18 @@ def test_book_report_takes_the_latest_cold_and_warm_runs():
     assert (warm["run"], warm["wall (s)"], warm["met"]) == ("warm", 90, True)
     rows, tables = book_report.report(records[:1], "tiny")
     assert rows == [] and tables["targets"][0]["met"] is False and tables["targets"][1]["wall (s)"] is None
-    bench.check_results(bench.results_document("book", "Book", rows, tables=tables, machine=MACHINE))
+    bench_schema.check_results(harness.results_document("book", "Book", rows, tables=tables, machine=MACHINE))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["generation", "judging", "flops", "stages"])
 def test_benchmark_script_quick(name, tmp_path):
     out = tmp_path / f"{name}.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"bench_{name}.py"), "--quick", "--out", str(out)],
-                          capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    proc = subprocess.run([sys.executable, "-m", f"benchmarks.bench_{name}", "--quick", "--out", str(out)],
+                          capture_output=True, text=True, cwd=tmp_path, env=module_env(), timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads(out.read_text())
-    bench.check_results(doc)
+    bench_schema.check_results(doc)
     assert doc["bench"] == name and doc["rows"]
     assert all(r["ratio"]["min"] > 0 and r["repeats"] == 1 for r in doc["rows"])
 
@@ -186,8 +187,9 @@ def test_bench_book_script(tmp_path):
     for rec in (record("1", 1500, True, 50, 0), record("2", 60, False, 0, 50)):
         timings.append_record(store, rec)
     out = tmp_path / "book.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_book.py"), "--store", str(store),
-                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_book", "--store", str(store),
+                           "--out", str(out)], capture_output=True, text=True, cwd=tmp_path, env=module_env(),
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads(out.read_text())
     assert doc["rows"][0]["ratio"]["median"] == pytest.approx(25.0)

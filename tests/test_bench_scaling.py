@@ -4,11 +4,11 @@ ratios, the study's parameters) and, slow, a quick run of the CLI end to end."""
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from repro import bench_scaling as bs
+from benchmarks import module_env
+from benchmarks import scaling as bs
 
 
 def test_maxrss_units():
@@ -68,7 +68,7 @@ def test_study_spec_follows_the_notebook_and_scales_only_the_prompts():
     params = bs.notebook_parameters()
     spec = bs.study_spec(params)
     assert spec.iteration.prompts == params["new_prompts"] and spec.base.corpus_docs == params["corpus_docs"]
-    assert spec.iteration.learning_rate == params["dpo_learning_rate"]
+    assert spec.iteration.preference.learning_rate == params["dpo_learning_rate"]
     smoke = bs.study_spec(bs.notebook_parameters("smoke", {"new_prompts": 3}))
     assert smoke.base.model_size == "XS" and smoke.iteration.prompts == 3
     eight = bs.scaled_spec(spec, 7, 8)
@@ -81,10 +81,9 @@ def test_study_spec_follows_the_notebook_and_scales_only_the_prompts():
 @pytest.mark.slow
 def test_quick_cli_writes_the_report(tmp_path, smoke_book):
     out = tmp_path / "scaling.json"
-    root = Path(__file__).resolve().parent.parent
     _, store = smoke_book  # the smoke run's store holds the smoke profile's M0 and M1 (built there if missing)
-    subprocess.run([sys.executable, str(root / "benchmarks" / "bench_scaling.py"), "--quick", "--scales", "1", "2",
-                    "--shared-store", str(store), "--out", str(out)], check=True, cwd=tmp_path)
+    subprocess.run([sys.executable, "-m", "benchmarks.bench_scaling", "--quick", "--scales", "1", "2",
+                    "--shared-store", str(store), "--out", str(out)], check=True, cwd=tmp_path, env=module_env())
     report = json.loads(out.read_text())
     assert report["bench"] == "scaling" and report["title"] and report["notes"] and report["when"]
     assert {"cpu_count", "torch_threads", "versions", "platform"} <= set(report["machine"])
@@ -102,7 +101,7 @@ def test_quick_cli_writes_the_report(tmp_path, smoke_book):
 
 def test_self_instruct_round_cap_grows_with_the_prompts_wanted():
     """At 8x the tiny profile's 500 prompts, a fixed 50 rounds of 64 would stop at about 1,600 prompts."""
-    from repro.studies.self_rewarding import self_instruct_rounds
+    from repro.studies.self_rewarding.stages import self_instruct_rounds
 
     assert self_instruct_rounds(4) == 4 and self_instruct_rounds(500) == 63
     assert self_instruct_rounds(4000) == 500 and self_instruct_rounds(4000) * 64 >= 8 * 4000

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from repro.studies import eva
+from repro.studies.eva import stages as eva
 
 REWARDS = np.array([
     [0.0, 0.0, 0.0, 0.0],  # no spread: nothing to learn

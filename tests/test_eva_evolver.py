@@ -6,7 +6,7 @@ import pytest
 
 from repro.data.records import text_id
 from repro.generation import GenerationConfig, Generator
-from repro.studies import eva_evolver as ev
+from repro.studies.eva import evolver as ev
 
 CONFIG = GenerationConfig(max_new_tokens=256, temperature=0.7, top_p=0.9)
 PARENTS = ["Write a haiku about autumn leaves.", "Explain how a bicycle gear works.",

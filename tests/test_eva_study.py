@@ -7,8 +7,8 @@ import pytest
 
 from repro import world
 from repro.runs.store import RunStore
-from repro.studies import eva
-from repro.studies import eva_study as study
+from repro.studies.eva import stages as eva
+from repro.studies.eva import study as study
 
 
 def test_prompt_sets_are_disjoint_sized_and_shaped_as_specified():

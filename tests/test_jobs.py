@@ -7,8 +7,10 @@ import pytest
 from repro import paths
 from repro.errors import ReproError
 from repro.runs import RunStore
-from repro.studies import base, jobs
-from repro.studies import self_rewarding as sr
+from repro.studies import base
+from repro.training import jobs
+from repro.studies.self_rewarding import data as sd
+from repro import generation
 
 CONFIGS = paths.project_root() / "configs" / "accelerate"
 
@@ -26,12 +28,15 @@ def test_every_shipped_accelerate_config_is_accepted_by_accelerates_loader():
 
 
 def test_bad_jobs_are_refused_before_anything_runs(tmp_path):
-    with pytest.raises(ValueError, match="unknown training job kind 'ppo'"):
-        jobs.run_job("ppo", "m", [], None, tmp_path)
+    def ppo_job(*args):  # not one of repro.training.jobs.JOBS: a launched process could not find it
+        raise AssertionError("not run")
+
+    with pytest.raises(ValueError, match="is not a training job"):
+        jobs.run_job(ppo_job, "m", [], None, tmp_path)
     from repro.training import SFTParams
 
     with pytest.raises(ReproError, match="does not exist"):
-        jobs.run_job("sft", "m", [], SFTParams(), tmp_path, accelerate_config=str(tmp_path / "none.yaml"))
+        jobs.run_job(jobs.sft_job, "m", [], SFTParams(), tmp_path, accelerate_config=str(tmp_path / "none.yaml"))
 
 
 @pytest.mark.slow
@@ -40,10 +45,10 @@ def test_a_launched_sft_job_matches_the_in_process_one(tmp_path):
 
     store = RunStore(tmp_path / "store")
     m0 = base.base_model(store, base.BaseSpec(corpus_docs=300, model_size="XS"), progress=False)
-    records = sr.ift_records(sr.SeedDataSpec(ift_size=16))
+    records = sd.ift_records(sd.SeedDataSpec(ift_size=16))
     params = SFTParams(num_train_epochs=1.0, batch_size=4, seed=0)
-    here = jobs.run_job("sft", base.model_location(m0), records, params, tmp_path / "here")
-    launched = jobs.run_job("sft", base.model_location(m0), records, params, tmp_path / "launched",
+    here = jobs.run_job(jobs.sft_job, generation.model_location(m0), records, params, tmp_path / "here")
+    launched = jobs.run_job(jobs.sft_job, generation.model_location(m0), records, params, tmp_path / "launched",
                             accelerate_config=str(CONFIGS / "cpu_1proc.yaml"))
     assert launched["processes"] == 1 and launched["steps"] == here["steps"] == 4
     assert launched["final_loss"] == pytest.approx(here["final_loss"], rel=1e-4)

@@ -16,8 +16,11 @@ import pytest
 from repro import paths
 from repro.errors import ReproError
 from repro.runs import RunStore
-from repro.studies import base, jobs
-from repro.studies import self_rewarding as sr
+from repro.studies import base
+from repro.runs import launch
+from repro.training import jobs
+from repro.studies.self_rewarding import data as sd
+from repro import generation
 
 TWO = str(paths.project_root() / "configs" / "accelerate" / "cpu_2proc.yaml")
 REL = 1e-4
@@ -45,28 +48,28 @@ def assert_same_run(here: dict, launched: dict, here_dir, launched_dir, *, token
 @pytest.fixture(scope="module")
 def m0(tmp_path_factory):
     store = RunStore(tmp_path_factory.mktemp("store"))
-    return base.model_location(base.base_model(store, base.BaseSpec(corpus_docs=300, model_size="XS"), progress=False))
+    return generation.model_location(base.base_model(store, base.BaseSpec(corpus_docs=300, model_size="XS"), progress=False))
 
 
 def test_a_batch_that_the_processes_cannot_split_is_refused_before_launch(tmp_path):
     from repro.training import SFTParams
 
     with pytest.raises(ReproError, match="cannot be split evenly over 2 processes"):
-        jobs.run_job("sft", "m", [], SFTParams(batch_size=5), tmp_path, accelerate_config=TWO)
+        jobs.run_job(jobs.sft_job, "m", [], SFTParams(batch_size=5), tmp_path, accelerate_config=TWO)
     assert not (tmp_path / "job").exists()
-    assert jobs.per_process_params(SFTParams(batch_size=6), 2).batch_size == 3
-    assert jobs.per_process_params(SFTParams(batch_size=6), 1).batch_size == 6
+    assert launch.per_process_params(SFTParams(batch_size=6), 2).batch_size == 3
+    assert launch.per_process_params(SFTParams(batch_size=6), 1).batch_size == 6
 
 
 @pytest.mark.slow
 def test_two_process_sft_is_the_single_process_run(tmp_path, m0):
     from repro.training import SFTParams
 
-    records = sr.ift_records(sr.SeedDataSpec(ift_size=32))
+    records = sd.ift_records(sd.SeedDataSpec(ift_size=32))
     # length-grouped batches (the default): grouped by the global batch on both sides
     params = SFTParams(num_train_epochs=1.0, batch_size=8, logging_steps=1, seed=0)
-    here = jobs.run_job("sft", m0, records, params, tmp_path / "here")
-    launched = jobs.run_job("sft", m0, records, params, tmp_path / "two", accelerate_config=TWO)
+    here = jobs.run_job(jobs.sft_job, m0, records, params, tmp_path / "here")
+    launched = jobs.run_job(jobs.sft_job, m0, records, params, tmp_path / "two", accelerate_config=TWO)
     assert here["steps"] == 4
     assert_same_run(here, launched, tmp_path / "here", tmp_path / "two")
     assert launched["per_process_batch_size"] == 4
@@ -76,13 +79,13 @@ def test_two_process_sft_is_the_single_process_run(tmp_path, m0):
 def test_two_process_dpo_is_the_single_process_run(tmp_path, m0):
     from repro.training import PreferenceParams
 
-    tasks = sr.ift_records(sr.SeedDataSpec(ift_size=16))
+    tasks = sd.ift_records(sd.SeedDataSpec(ift_size=16))
     records = [{"prompt": r["prompt"], "chosen": r["completion"],
                 "rejected": [{"role": "assistant", "content": r["completion"][0]["content"][::-1]}]} for r in tasks]
     params = PreferenceParams(method="dpo", num_train_epochs=1.0, batch_size=4, logging_steps=1, seed=0,
                               learning_rate=1e-3)
-    here = jobs.run_job("preference", m0, records, params, tmp_path / "here")
-    launched = jobs.run_job("preference", m0, records, params, tmp_path / "two", accelerate_config=TWO)
+    here = jobs.run_job(jobs.preference_job, m0, records, params, tmp_path / "here")
+    launched = jobs.run_job(jobs.preference_job, m0, records, params, tmp_path / "two", accelerate_config=TWO)
     assert here["steps"] == 4
     assert_same_run(here, launched, tmp_path / "here", tmp_path / "two")
     for key in ("rewards/chosen", "rewards/margins"):
@@ -98,13 +101,13 @@ def test_two_process_pretraining_is_the_single_process_run(tmp_path, m0):
     from repro.training import PretrainParams
 
     tokenizer = AutoTokenizer.from_pretrained(m0)
-    texts = [r["completion"][0]["content"] for r in sr.ift_records(sr.SeedDataSpec(ift_size=64))]
+    texts = [r["completion"][0]["content"] for r in sd.ift_records(sd.SeedDataSpec(ift_size=64))]
     start = jobs.save_fresh_model(make_llama("XXS", tokenizer, seed=0), tokenizer, tmp_path / "init")
     # 3 steps of 4 blocks of 32 tokens, fewer than the packed blocks: every step a full global batch (an
     # epoch's last, partial batch is filled up with blocks from the start under DDP: `repro.studies.jobs`)
     params = PretrainParams(max_steps=3, batch_size=4, max_length=32, logging_steps=1, seed=0)
-    here = jobs.run_job("pretrain", start, texts, params, tmp_path / "here")
-    launched = jobs.run_job("pretrain", start, texts, params, tmp_path / "two", accelerate_config=TWO)
+    here = jobs.run_job(jobs.pretrain_job, start, texts, params, tmp_path / "here")
+    launched = jobs.run_job(jobs.pretrain_job, start, texts, params, tmp_path / "two", accelerate_config=TWO)
     assert_same_run(here, launched, tmp_path / "here", tmp_path / "two")
 
 
@@ -112,13 +115,13 @@ def test_two_process_pretraining_is_the_single_process_run(tmp_path, m0):
 def test_two_process_reward_model_training_is_the_single_process_run(tmp_path, m0):
     from repro.training import RewardParams
 
-    tasks = sr.ift_records(sr.SeedDataSpec(ift_size=16))
+    tasks = sd.ift_records(sd.SeedDataSpec(ift_size=16))
     records = [{"chosen": r["completion"][0]["content"], "rejected": r["completion"][0]["content"][::-1],
                 "soft_label": 0.5 + 0.03 * i} for i, r in enumerate(tasks)]
     params = RewardParams(num_train_epochs=1.0, batch_size=4, logging_steps=1, seed=0)
     options = {"head_seed": 3}
-    here = jobs.run_job("reward", m0, records, params, tmp_path / "here", options=options)
-    launched = jobs.run_job("reward", m0, records, params, tmp_path / "two", accelerate_config=TWO, options=options)
+    here = jobs.run_job(jobs.reward_job, m0, records, params, tmp_path / "here", options=options)
+    launched = jobs.run_job(jobs.reward_job, m0, records, params, tmp_path / "two", accelerate_config=TWO, options=options)
     assert here["steps"] == 4
     assert_same_run(here, launched, tmp_path / "here", tmp_path / "two", tokens=False)  # pairs are not counted
     from transformers import AutoModelForSequenceClassification
@@ -139,15 +142,15 @@ def test_two_process_rl_against_a_saved_reward_model(tmp_path, m0):
     from repro.training.reward import make_reward_model
 
     save_model(make_reward_model(m0, seed=1), AutoTokenizer.from_pretrained(m0), tmp_path / "rm")
-    prompts = [r["prompt"][0]["content"] for r in sr.ift_records(sr.SeedDataSpec(ift_size=8))]
+    prompts = [r["prompt"][0]["content"] for r in sd.ift_records(sd.SeedDataSpec(ift_size=8))]
     params = RLParams(num_train_epochs=1.0, batch_size=8, num_generations=2, max_completion_length=8,
                       logging_steps=1, seed=0)
     options = {"reward": {"reward_model": str(tmp_path / "rm")}, "reference_path": m0}
-    here = jobs.run_job("rl", m0, prompts, params, tmp_path / "here", options=options)
-    launched = jobs.run_job("rl", m0, prompts, params, tmp_path / "two", accelerate_config=TWO, options=options)
+    here = jobs.run_job(jobs.rl_job, m0, prompts, params, tmp_path / "here", options=options)
+    launched = jobs.run_job(jobs.rl_job, m0, prompts, params, tmp_path / "two", accelerate_config=TWO, options=options)
     assert launched["processes"] == 2 and launched["steps"] == here["steps"] > 1
     steps = {w: [e for e in history(tmp_path / w) if "reward" in e] for w in ("here", "two")}
     assert [(e["step"], e["epoch"]) for e in steps["two"]] == [(e["step"], e["epoch"]) for e in steps["here"]]
     with pytest.raises(ReproError, match="whole groups of 4 completions"):
-        jobs.run_job("rl", m0, prompts, RLParams(batch_size=4, num_generations=4), tmp_path / "bad",
+        jobs.run_job(jobs.rl_job, m0, prompts, RLParams(batch_size=4, num_generations=4), tmp_path / "bad",
                      accelerate_config=TWO, options=options)

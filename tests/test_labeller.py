@@ -147,7 +147,7 @@ LOGPROB = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(-5
                                                                               max_size=16),
        cot=st.booleans(), rationale_count=st.integers(1, 3))
 def test_any_rationale_and_any_read_out_gives_a_label_or_a_counted_unreadable(rationales, rows, cot, rationale_count):
-    from repro.studies.rlaif import alignment_metrics, reward_records
+    from repro.studies.rlaif.stages import alignment_metrics, reward_records
 
     class Anything:
         def __init__(self):

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from repro.book import ledger
+from repro.evaluation import claims as ledger_claims
 
 pytestmark = pytest.mark.slow
 
@@ -16,16 +17,16 @@ def test_every_claim_was_recorded_by_the_run_the_book_shows(smoke_book):
     root, store = smoke_book
     generated = root / "book" / "generated"
     records = ledger.executed_records(generated)
-    for notebook in {c.notebook for c in ledger.claims()}:
+    for notebook in {c.notebook for c in ledger_claims.claims()}:
         run = json.loads((generated / f"{notebook}.run.json").read_text())
         assert records[notebook]["run_id"] == run["run_id"] and records[notebook]["profile"] == "smoke"
         assert (store / "claims" / f"{run['run_id']}.json").is_file()
     rows = ledger.ledger_rows(generated)
-    assert len(rows) == len(ledger.claims())
-    allowed = set(ledger.VERDICTS) | {ledger.NOT_IN_RUN}
+    assert len(rows) == len(ledger_claims.claims())
+    allowed = set(ledger_claims.VERDICTS) | {ledger_claims.NOT_IN_RUN}
     assert all(r["verdict"] in allowed for r in rows), [r["verdict"] for r in rows]
     # the smoke profile runs only two of the ablation sweeps: the others' claims say why they are missing
-    skipped = {r["id"]: r["note"] for r in rows if r["verdict"] == ledger.NOT_IN_RUN}
+    skipped = {r["id"]: r["note"] for r in rows if r["verdict"] == ledger_claims.NOT_IN_RUN}
     assert skipped and all("sweep did not run" in note for note in skipped.values())
     measured = [r for r in rows if r["parts"]]
     assert all(p["low"] is None or p["low"] <= p["value"] <= p["high"] for r in measured for p in r["parts"])
@@ -34,12 +35,12 @@ def test_every_claim_was_recorded_by_the_run_the_book_shows(smoke_book):
 def test_the_front_page_is_the_ledger_with_working_links(smoke_html):
     page = (smoke_html / "book" / "index.html").read_text().replace("\u2019", "'").replace("&#8217;", "'")
     assert "The claims ledger" in page and "How a measurement becomes a verdict" in page
-    for c in ledger.claims():
+    for c in ledger_claims.claims():
         assert c.statement[:40] in page, c.id
     table = page[page.index('id="the-claims-ledger"'):page.index('id="how-a-measurement-becomes-a-verdict"')]
     chapters = set(re.findall(r'href="(generated/[0-9a-z_]+\.html)"', table))
     downloads = set(re.findall(r'href="(\.\./_downloads/[^"]+\.ipynb)"', table))
-    assert len(chapters) == len({c.notebook for c in ledger.claims()})
+    assert len(chapters) == len({c.notebook for c in ledger_claims.claims()})
     assert len(downloads) == len(chapters)
     for link in chapters | downloads:
         assert (smoke_html / "book" / link).resolve().is_file(), link

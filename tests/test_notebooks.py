@@ -59,7 +59,7 @@ def test_rlaif_notebooks_measured_every_technique_and_trained_every_policy(smoke
     stages = RunStore(store).stages()
     names = Counter(s.name for s in stages)
     labelling, policy = (load_profile("smoke")["notebooks"][n] for n in ("20_rlaif_labeling", "21_rlaif_rl"))
-    from repro.studies.rlaif import Technique
+    from repro.studies.rlaif.stages import Technique
 
     seeds, sizes = len(labelling["seeds"]), len(labelling["labeller_sizes"])
 

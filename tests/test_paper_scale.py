@@ -8,14 +8,18 @@ import json
 import pandas as pd
 import pytest
 
-from repro.book import reported
+from repro.evaluation import reported
 from repro.data import alpaca_eval, oasst
 from repro.errors import ReproError
 from repro.runs import RunStore
 from repro.runs.notebooks import load_profile, resolve_notebook, resolve_parameters
 from repro.studies import base
-from repro.studies import self_rewarding as sr
-from repro.studies import self_rewarding_study as study
+from repro.studies.self_rewarding import stages as sr
+from repro.studies.self_rewarding import study as study
+from repro.studies.self_rewarding import data as sd
+from repro import generation
+from repro.training.preference import PreferenceParams
+from repro.training.sft import SFTParams
 
 
 def paper_parameters():
@@ -54,14 +58,14 @@ def test_the_profiles_hub_sources_go_through_the_real_loaders(monkeypatch):
         return datasets.Dataset.from_list(served[name])
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    ift, train, evaluation, key = sr.oasst_seed_data(params["seed_data_path"], ift_size=None)
+    ift, train, evaluation, key = sd.oasst_seed_data(params["seed_data_path"], ift_size=None)
     assert key["oasst"] == "OpenAssistant/oasst1" and len(ift) >= 1 and len(train) and len(evaluation)
     assert not set(train.prompt_id) & set(evaluation.prompt_id)
     assert len(alpaca_eval.load_alpaca_eval(params["eval_prompts_path"])) == 6
     assert calls == ["OpenAssistant/oasst1", "tatsu-lab/alpaca_eval"]
     # the paper's sizes are more than the sample holds: a clear error, not a silent shortfall
     with pytest.raises(Exception, match="asked for"):
-        sr.oasst_seed_data(params["seed_data_path"], ift_size=3200)
+        sd.oasst_seed_data(params["seed_data_path"], ift_size=3200)
 
 
 def test_external_models_are_referenced_not_copied(tmp_path):
@@ -71,24 +75,24 @@ def test_external_models_are_referenced_not_copied(tmp_path):
     tokenizer = build_tokenizer(["a", "b"])
     folder = tmp_path / "llama"
     save_model(make_llama("XS", tokenizer, seed=0), tokenizer, folder)
-    stage = base.external_model_stage(store, str(folder))
-    assert base.model_location(stage) == str(folder.resolve()) and not (stage / "model").exists()
-    model, _ = base.load_stage_model(stage)
+    stage = generation.external_model_stage(store, str(folder))
+    assert generation.model_location(stage) == str(folder.resolve()) and not (stage / "model").exists()
+    model, _ = generation.load_stage_model(stage)
     assert model.config.model_type == "llama"
-    hub = base.external_model_stage(store, "meta-llama/Llama-2-70b-hf")
-    assert base.model_location(hub) == "meta-llama/Llama-2-70b-hf" and hub.key != stage.key
+    hub = generation.external_model_stage(store, "meta-llama/Llama-2-70b-hf")
+    assert generation.model_location(hub) == "meta-llama/Llama-2-70b-hf" and hub.key != stage.key
     (tmp_path / "empty").mkdir()
     with pytest.raises(ReproError, match="no config.json"):
-        base.external_model_stage(store, str(tmp_path / "empty"))
+        generation.external_model_stage(store, str(tmp_path / "empty"))
 
 
 def test_the_engine_names_its_backend_and_options():
-    engine = base.Engine.of("vllm", tensor_parallel_size=8, gpu_memory_utilization=0.9)
+    engine = generation.Engine.of("vllm", tensor_parallel_size=8, gpu_memory_utilization=0.9)
     # gpu_memory_utilization sizes the engine's memory, not what it generates: it stays out of the key
     assert engine.key() == {"backend": "vllm", "tensor_parallel_size": 8}
-    assert base.Engine().key() == {"backend": "transformers"}
+    assert generation.Engine().key() == {"backend": "transformers"}
     with pytest.raises(ValueError, match="unknown generation backend"):
-        base.Engine("tgi")
+        generation.Engine("tgi")
 
 
 @pytest.mark.slow
@@ -101,12 +105,13 @@ def test_the_paper_path_runs_end_to_end_on_tiny_stand_ins(tmp_path):
 
     store = RunStore(tmp_path / "store")
     m0 = base.base_model(store, base.BaseSpec(corpus_docs=300, model_size="XS"), progress=False)
-    llama = base.model_location(m0)  # a saved checkpoint folder, as a real model would be
+    llama = generation.model_location(m0)  # a saved checkpoint folder, as a real model would be
     spec = study.StudySpec(
-        seed_data=sr.SeedDataSpec(ift_size=None, eft_train_prompts=None, eft_eval_prompts=None),
-        tune=sr.FinetuneSpec(epochs=1.0),
+        seed_data=sd.SeedDataSpec(ift_size=None, eft_train_prompts=None, eft_eval_prompts=None),
+        tune=SFTParams(num_train_epochs=1.0),
         iteration=sr.IterationSpec(prompts=2, prompt_style="chat", candidates=2, judge_samples=1, max_new_tokens=8,
-                                   judge_max_new_tokens=8, prompt_max_new_tokens=12, epochs=1.0),
+                                   judge_max_new_tokens=8, prompt_max_new_tokens=12,
+                                   preference=PreferenceParams(num_train_epochs=1.0)),
         evaluation=sr.EvalSpec(samples=1, max_new_tokens=8, judge_samples=1),
         judge=JudgeConfig(samples=1, max_new_tokens=8), eft_writer="SFT", iterations=1, ablations=False,
         accelerate_config=str(paths.project_root() / "configs" / "accelerate" / "cpu_1proc.yaml"))
@@ -135,7 +140,7 @@ def test_the_rlaif_paper_profile_has_the_papers_settings_and_real_loaders(monkey
     import datasets
 
     from repro.data import summarize
-    from repro.studies import rlaif as rl
+    from repro.studies.rlaif import stages as rl
 
     labelling, policy = rlaif_paper_parameters("20_rlaif_labeling"), rlaif_paper_parameters("21_rlaif_rl")
     assert labelling["eval_fraction"] == reported.value("rlaif", "eval_fraction")
@@ -166,8 +171,8 @@ def test_a_labeller_given_by_path_labels_real_comparisons_unchanged(tmp_path):
     labeller, the plain wording, both orders and chain of thought."""
     from repro.data import summarize
     from repro.models import build_tokenizer, make_llama, save_model
-    from repro.studies import rlaif as rl
-    from repro.studies import rlaif_study as study
+    from repro.studies.rlaif import stages as rl
+    from repro.studies.rlaif import study as study
 
     lines = summarize.sample_path("tldr").read_text().splitlines()
     folder = tmp_path / "tldr"
@@ -180,7 +185,7 @@ def test_a_labeller_given_by_path_labels_real_comparisons_unchanged(tmp_path):
     inputs = study.prepare(store, rl.WorldSpec(world_seed=0), rl.LabellerSpec(), [], eval_fraction=0.5,
                            comparisons_path=str(summarize.sample_path("comparisons")), tldr_path=str(folder),
                            labeller_paths={"L": str(tmp_path / "labeller")})
-    assert base.model_location(inputs.labellers["L"]) == str((tmp_path / "labeller").resolve())
+    assert generation.model_location(inputs.labellers["L"]) == str((tmp_path / "labeller").resolve())
     runs = study.label_runs(store, inputs, "L", ["base/0", "detailed+cot/0"], [0], wording="plain",
                             max_rationale_tokens=4)
     table = study.alignment_table(runs)
@@ -192,8 +197,8 @@ def test_the_eva_paper_profile_has_the_papers_settings_and_real_loaders(monkeypa
     import datasets
 
     from repro.data import mt_bench, ultrafeedback
-    from repro.studies import eva
-    from repro.studies import eva_study as es
+    from repro.studies.eva import stages as eva
+    from repro.studies.eva import study as es
 
     params = resolve_parameters(resolve_notebook("30_eva"), load_profile("paper"), {})
     paper = {m: reported.value("eva", m) for m in (
@@ -245,19 +250,19 @@ def test_the_eva_paper_path_runs_end_to_end_on_tiny_stand_ins(tmp_path):
     an LLM gold judge (all tiny checkpoints standing in for the real models)."""
     from repro.data import mt_bench, ultrafeedback
     from repro.models import save_model
-    from repro.studies import eva
-    from repro.studies import eva_study as es
+    from repro.studies.eva import stages as eva
+    from repro.studies.eva import study as es
     from repro.training.reward import make_reward_model
 
     store = RunStore(tmp_path / "store")
     m0 = base.base_model(store, base.BaseSpec(corpus_docs=300, model_size="XS"), progress=False)
-    llama = base.model_location(m0)
-    rm_model, tokenizer = make_reward_model(llama), base.load_stage_model(m0)[1]
+    llama = generation.model_location(m0)
+    rm_model, tokenizer = make_reward_model(llama), generation.load_stage_model(m0)[1]
     save_model(rm_model, tokenizer, tmp_path / "rm")
     spec = es.EvaSpec(prompts=eva.PromptSpec(chunks=2), reward=f"path@{tmp_path / 'rm'}",
                       sampling=eva.SamplingSpec(n=2, max_new_tokens=6),
                       creator=eva.CreatorSpec(fraction=0.5, evolutions=2),
-                      solver=eva.SolverSpec(epochs=1.0), evaluation=eva.EvalSpec(samples=1, max_new_tokens=6))
+                      solver=PreferenceParams(beta=0.05, num_train_epochs=1.0), evaluation=eva.EvalSpec(samples=1, max_new_tokens=6))
     extra = es.paper_scale_inputs(store, prompts_path=str(ultrafeedback.sample_path()), chunk_size=3, chunks=2,
                                   standard=str(alpaca_eval.sample_path()), hard=str(mt_bench.arena_hard_sample_path()),
                                   two_turn=str(mt_bench.mt_bench_sample_path()), evolver_path=llama, gold_judge_path=llama)

@@ -151,7 +151,7 @@ def test_trl_configs_per_method(tmp_path):
     assert type(dpo).__name__ == "DPOConfig" and dpo.loss_type == ["sigmoid"] and dpo.beta == 0.1
     assert dpo.report_to == [] or dpo.report_to in ("none", ["none"])
     assert dpo.bf16 is False and dpo.activation_checkpointing is False and dpo.save_strategy == "no"
-    assert dpo.learning_rate == 5e-5 and dpo.per_device_train_batch_size == 16 and dpo.num_train_epochs == 2
+    assert dpo.learning_rate == 9e-5 and dpo.per_device_train_batch_size == 16 and dpo.num_train_epochs == 2
     sppo = preference_config(PreferenceParams(method="sppo", beta=0.05), tmp_path)
     assert sppo.loss_type == ["sppo_hard"] and sppo.beta == 0.05
     simpo = preference_config(PreferenceParams(method="simpo", beta=2.0, simpo_gamma=1.0), tmp_path)

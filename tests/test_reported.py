@@ -4,7 +4,7 @@ import yaml
 
 from repro import paths
 
-DATA = paths.project_root() / "src" / "repro" / "book" / "data" / "reported.yaml"
+DATA = paths.project_root() / "src" / "repro" / "evaluation" / "data" / "reported.yaml"
 
 
 def test_every_reported_number_names_its_paper_metric_and_source():
@@ -24,7 +24,7 @@ def test_every_reported_number_names_its_paper_metric_and_source():
 def test_the_reader_returns_the_files_numbers():
     import pytest
 
-    from repro.book import reported
+    from repro.evaluation import reported
 
     raw = [e for e in yaml.safe_load(DATA.read_text())["reported"] if e["paper"] == "self_rewarding"]
     alpaca = {e["model"]: e["value"] for e in raw if e["metric"] == "alpacaeval2_win_rate"}

@@ -11,8 +11,9 @@ from repro.data import summarize
 from repro.errors import ReproError
 from repro.judges import labeller as lb
 from repro.runs.store import RunStore
-from repro.studies import rlaif as rl
-from repro.studies import rlaif_study as study
+from repro.studies.rlaif import stages as rl
+from repro.training.rl import joined
+from repro.studies.rlaif import study as study
 from repro.world import summaries as ws
 from repro.world import summary_corpus as sc
 
@@ -87,8 +88,8 @@ def test_reward_records_follow_each_kind_of_label():
 
 
 def test_prompt_and_completion_are_joined_with_one_space():
-    assert rl.joined("TL;DR:", "a b") == "TL;DR: a b"
-    assert rl.joined("TL;DR:", " a b") == "TL;DR: a b" and rl.joined("TL;DR: ", "a") == "TL;DR: a"
+    assert joined("TL;DR:", "a b") == "TL;DR: a b"
+    assert joined("TL;DR:", " a b") == "TL;DR: a b" and joined("TL;DR: ", "a") == "TL;DR: a"
 
 
 def world_data_for(posts, raters, summaries):

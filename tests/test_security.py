@@ -215,7 +215,7 @@ def test_yaml_with_python_tags_is_refused_and_never_run(tmp_path, capsys):
 def test_a_parameter_with_shell_syntax_reaches_a_subprocess_as_one_argument(tmp_path):
     import shutil
 
-    from repro.studies.jobs import launch_command
+    from repro.runs.launch import launch_command
 
     config = tmp_path / "cpu; touch RAN $(touch RAN) `touch RAN`.yaml"
     shutil.copy(ROOT / "configs" / "accelerate" / "cpu_2proc.yaml", config)

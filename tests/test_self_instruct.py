@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from repro import world
 from repro.generation import GenerationConfig, Generator
-from repro.studies.self_instruct import (
+from repro.studies.self_rewarding.self_instruct import (
     REASONS,
     PromptFilter,
     RougeIndex,

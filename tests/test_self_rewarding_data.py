@@ -4,25 +4,25 @@ import pandas as pd
 
 from repro import world
 from repro.judges.parsing import parse_score
-from repro.studies import self_rewarding as sr
+from repro.studies.self_rewarding import data as sd
 
-SPEC = sr.SeedDataSpec(ift_size=60, eft_train_prompts=20, eft_eval_prompts=10)
+SPEC = sd.SeedDataSpec(ift_size=60, eft_train_prompts=20, eft_eval_prompts=10)
 
 
 def test_ift_records_are_correct_concise_responses_in_trl_format():
-    records = sr.ift_records(SPEC)
+    records = sd.ift_records(SPEC)
     assert len(records) == 60 and len({r["uid"] for r in records}) == 60
     for r in records:
         task = world.parse_prompt(r["prompt"][0]["content"])
         assert r["prompt"][0]["role"] == "user" and r["completion"][0]["role"] == "assistant"
         assert world.oracle_score(task, r["completion"][0]["content"]) == 5
-    assert sr.ift_records(SPEC) == records  # deterministic
+    assert sd.ift_records(SPEC) == records  # deterministic
 
 
 def test_eft_candidates_have_distinct_known_qualities_and_never_overlap():
-    ift = {r["uid"] for r in sr.ift_records(SPEC)}
-    train = sr.eft_candidates(SPEC, SPEC.eft_train_prompts, stream=0, exclude=ift)
-    evaluation = sr.eft_candidates(SPEC, SPEC.eft_eval_prompts, stream=1, exclude=ift | set(train.prompt_id))
+    ift = {r["uid"] for r in sd.ift_records(SPEC)}
+    train = sd.eft_candidates(SPEC, SPEC.eft_train_prompts, stream=0, exclude=ift)
+    evaluation = sd.eft_candidates(SPEC, SPEC.eft_eval_prompts, stream=1, exclude=ift | set(train.prompt_id))
     assert train.groupby("prompt_id").gold.nunique().eq(SPEC.responses_per_prompt).all()
     assert not (set(train.prompt_id) & set(evaluation.prompt_id)) and not (set(train.prompt_id) & ift)
     for row in train.itertuples():
@@ -35,22 +35,22 @@ def test_rankings_agree_requires_every_pair_in_the_gold_order():
         "gold": [5, 3, 1, 5, 3, 1, 4, 2, 4, 2],
         "judge": [4.0, 3.0, 0.5, 4.0, 4.0, 1.0, 1.0, 3.0, float("nan"), 1.0],
     })
-    agree = sr.rankings_agree(frame)
+    agree = sd.rankings_agree(frame)
     assert agree.to_dict() == {"a": True, "b": False, "c": False, "d": False}  # b ties, c reversed, d missing
 
 
 def test_rebalance_caps_the_most_frequent_score():
     frame = pd.DataFrame({"judge": [4] * 10 + [3] * 4 + [5] * 2})
-    out = sr.rebalance(frame, seed=1)
+    out = sd.rebalance(frame, seed=1)
     assert out.judge.value_counts().to_dict() == {4: 4, 3: 4, 5: 2}
-    assert sr.rebalance(pd.DataFrame({"judge": [1, 1]})).shape[0] == 2
+    assert sd.rebalance(pd.DataFrame({"judge": [1, 1]})).shape[0] == 2
 
 
 def test_eft_records_hold_the_judge_prompt_and_a_parsable_judgment():
-    ift = {r["uid"] for r in sr.ift_records(SPEC)}
-    frame = sr.eft_candidates(SPEC, 5, stream=0, exclude=ift)
-    frame["judgment"] = sr.oracle_judgments(frame)
-    records = sr.eft_records(frame)
+    ift = {r["uid"] for r in sd.ift_records(SPEC)}
+    frame = sd.eft_candidates(SPEC, 5, stream=0, exclude=ift)
+    frame["judgment"] = sd.oracle_judgments(frame)
+    records = sd.eft_records(frame)
     assert len(records) == len(frame)
     for record, row in zip(records, frame.itertuples()):
         assert record["prompt"][0]["content"].endswith(f"task : {row.prompt} response : {row.response}")

@@ -8,7 +8,10 @@ from repro import world
 from repro.judges.llm_judge import JudgeConfig
 from repro.runs import RunStore
 from repro.studies import base
-from repro.studies import self_rewarding as sr
+from repro.studies.self_rewarding import stages as sr
+from repro.training.sft import SFTParams
+from repro.studies.self_rewarding import data as sd
+from repro.training.preference import PreferenceParams
 
 pytestmark = pytest.mark.slow
 
@@ -17,15 +20,16 @@ pytestmark = pytest.mark.slow
 def chain(tmp_path_factory):
     store = RunStore(tmp_path_factory.mktemp("store"))
     m0 = base.base_model(store, base.BaseSpec(corpus_docs=300, model_size="XS"), progress=False)
-    seed_data = sr.SeedDataSpec(ift_size=24, eft_train_prompts=8, eft_eval_prompts=4)
-    ift = sr.ift_records(seed_data)
-    tune = sr.FinetuneSpec(epochs=1.0)
+    seed_data = sd.SeedDataSpec(ift_size=24, eft_train_prompts=8, eft_eval_prompts=4)
+    ift = sd.ift_records(seed_data)
+    tune = SFTParams(num_train_epochs=1.0)
     eft = sr.eft_stage(store, seed_data, m0, JudgeConfig(max_new_tokens=12), source="oracle",
                        exclude={r["uid"] for r in ift}, progress=False)
-    records = ift + sr.eft_records(pd.read_parquet(eft / "eft_train.parquet"))
+    records = ift + sd.eft_records(pd.read_parquet(eft / "eft_train.parquet"))
     m1 = sr.finetune_stage(store, "sr-m1", m0, records, tune, {"eft": eft.key}, upstream=[eft], progress=False)
     spec = sr.IterationSpec(prompts=4, candidates=3, judge_samples=2, max_new_tokens=12, judge_max_new_tokens=12,
-                            prompt_max_new_tokens=24, epochs=1.0)
+                            prompt_max_new_tokens=24,
+                            preference=PreferenceParams(num_train_epochs=1.0))
     seeds = [r["prompt"][0]["content"] for r in ift]
     m2, prompts, aift = sr.self_rewarding_iteration(store, m1, m0, seeds, spec, 1, progress=False)
     return store, m1, m2, prompts, aift, spec, seeds, m0

@@ -8,7 +8,7 @@ import pytest
 
 from repro.evaluation.stats import Estimate, verdict
 from repro.runs import RunStore
-from repro.studies import self_rewarding_study as study
+from repro.studies.self_rewarding import study as study
 
 
 def responses(scores: dict[str, list[float]], words: int = 3) -> pd.DataFrame:
@@ -114,7 +114,7 @@ def test_top_scored_records_keep_self_judged_fives_once(tmp_path):
 
 def test_the_fixed_reference_is_the_corpus_writer_on_the_held_out_prompts(tmp_path):
     from repro.studies import base
-    from repro.studies import self_rewarding as sr
+    from repro.studies.self_rewarding import stages as sr
 
     store = RunStore(tmp_path)
     base_spec = base.BaseSpec(corpus_docs=50)

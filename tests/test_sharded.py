@@ -1,5 +1,5 @@
 """Generation and judging sharded over launched processes (`repro.generation.sharded`), and the vLLM
-engine options taken from notebook parameters (`repro.studies.base.Engine`)."""
+engine options taken from notebook parameters (`repro.studies.generation.Engine`)."""
 
 import dataclasses
 import json
@@ -20,7 +20,7 @@ from repro.generation.sharded import merge_shards, shard_bounds, shard_seed, tak
 from repro.generation.vllm_backend import SCHEDULING_OPTIONS
 from repro.models import build_tokenizer, make_llama, save_model
 from repro.runs.store import RunStore
-from repro.studies.base import Engine, external_model_stage
+from repro.generation import Engine, external_model_stage
 
 VOCAB = "the a cat dog sat on mat box red is what how many add and list sort count then . , ?".split()
 PROMPTS = ["the cat sat on", [{"role": "user", "content": "add 3 and 4 ?"}], "what", "the dog", "red mat"]
@@ -204,7 +204,7 @@ def fake_vllm(monkeypatch, tmp_path):
 def test_vllm_options_reach_the_engine(fake_vllm, tmp_path, monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     options = {"dtype": "bfloat16", "max_model_len": 512, "enforce_eager": True, "max_num_seqs": 16}
-    engine = Engine.from_parameters("vllm", 2, options)
+    engine = Engine.from_parameters({"generation_backend": "vllm", "tensor_parallel_size": 2, "vllm_options": options})
     stage = external_model_stage(RunStore(tmp_path / "store"), str(fake_vllm.model))
     generator = engine.generator(stage, progress=False)
     assert isinstance(generator, VLLMGenerator)
@@ -224,24 +224,24 @@ def test_unknown_vllm_option_fails_clearly(fake_vllm):
 
 
 def test_engine_from_parameters():
-    assert Engine.from_parameters("transformers", 8, {}) == Engine()  # tensor_parallel_size is ignored, as before
-    assert Engine.from_parameters("vllm", 4) == Engine.of("vllm", tensor_parallel_size=4)
-    assert Engine.from_parameters("vllm", 2, {"tensor_parallel_size": 2, "dtype": "half"}) == Engine.of(
+    assert Engine.from_parameters({"generation_backend": "transformers", "tensor_parallel_size": 8, "vllm_options": {}}) == Engine()  # tensor_parallel_size is ignored, as before
+    assert Engine.from_parameters({"generation_backend": "vllm", "tensor_parallel_size": 4}) == Engine.of("vllm", tensor_parallel_size=4)
+    assert Engine.from_parameters({"generation_backend": "vllm", "tensor_parallel_size": 2, "vllm_options": {"tensor_parallel_size": 2, "dtype": "half"}}) == Engine.of(
         "vllm", tensor_parallel_size=2, dtype="half")
     with pytest.raises(ValueError, match="generation_backend is 'transformers'"):
-        Engine.from_parameters("transformers", 1, {"dtype": "half"})
+        Engine.from_parameters({"generation_backend": "transformers", "tensor_parallel_size": 1, "vllm_options": {"dtype": "half"}})
     with pytest.raises(ValueError, match="set it in one place"):
-        Engine.from_parameters("vllm", 2, {"tensor_parallel_size": 4})
+        Engine.from_parameters({"generation_backend": "vllm", "tensor_parallel_size": 2, "vllm_options": {"tensor_parallel_size": 4}})
 
 
 def test_engine_key_keeps_only_options_that_change_outputs(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE", raising=False)
-    base = Engine.from_parameters("vllm", 2)
+    base = Engine.from_parameters({"generation_backend": "vllm", "tensor_parallel_size": 2})
     assert base.key() == {"backend": "vllm", "tensor_parallel_size": 2}  # as before this change
-    tuned = Engine.from_parameters("vllm", 2, {option: 1 for option in SCHEDULING_OPTIONS})
+    tuned = Engine.from_parameters({"generation_backend": "vllm", "tensor_parallel_size": 2, "vllm_options": {option: 1 for option in SCHEDULING_OPTIONS}})
     assert tuned.key() == base.key()
     for option, value in {"dtype": "bfloat16", "max_model_len": 4096, "quantization": "awq"}.items():
-        assert Engine.from_parameters("vllm", 2, {option: value}).key() == {**base.key(), option: value}
+        assert Engine.from_parameters({"generation_backend": "vllm", "tensor_parallel_size": 2, "vllm_options": {option: value}}).key() == {**base.key(), option: value}
     assert Engine().key() == {"backend": "transformers"}
     monkeypatch.setenv("WORLD_SIZE", "4")  # launched: transformers' sampled outputs depend on the split
     assert Engine().key() == {"backend": "transformers", "processes": 4}

@@ -27,6 +27,15 @@ from pathlib import Path
 
 from repro import paths
 from repro.errors import ReproError
+from repro.book.browser import check_book
+from repro.book.build import build_book
+from repro.book.publish import publish
+from repro.runs.compare import differences
+from repro.runs import notebooks
+from repro.runs.parallel import check, run_parallel
+from repro.runs.store import RunStore, STORAGE_ERRNOS, StoreError
+from repro.runs.sweep import parse_seeds, run_sweep, sweep_status
+from repro.runs.timings import RunAllTiming
 
 
 def _store_option(parser: argparse.ArgumentParser) -> None:
@@ -100,13 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_list(args) -> int:
-    from repro.runs.notebooks import available_profiles, list_notebooks, notebook_parameters
-
-    for nb in list_notebooks():
+    for nb in notebooks.list_notebooks():
         print(nb.stem)
-        for param in notebook_parameters(nb).values():
+        for param in notebooks.notebook_parameters(nb).values():
             print("    " + param.describe())
-    print("profiles: " + ", ".join(available_profiles()))
+    print("profiles: " + ", ".join(notebooks.available_profiles()))
     return 0
 
 
@@ -115,13 +122,10 @@ def _execute(names: list[str], args, overrides: dict, *, timed: bool = False) ->
     (`repro.runs.timings`), also when a notebook fails or the run is interrupted."""
     import time
 
-    from repro.runs.notebooks import execute, load_profile, resolve_notebook, resolve_parameters
-    from repro.runs.timings import RunAllTiming
-
-    profile = load_profile(args.profile)
-    notebooks = [resolve_notebook(n) for n in names]
+    profile = notebooks.load_profile(args.profile)
+    sources = [notebooks.resolve_notebook(n) for n in names]
     # Validate every notebook's parameters before the first kernel starts.
-    plans = [(nb, resolve_parameters(nb, profile, overrides)) for nb in notebooks]
+    plans = [(nb, notebooks.resolve_parameters(nb, profile, overrides)) for nb in sources]
     timing = RunAllTiming.begin(args.store or paths.store_root(), profile["name"]) if timed else None
     status = "failed"
     try:
@@ -129,7 +133,7 @@ def _execute(names: list[str], args, overrides: dict, *, timed: bool = False) ->
             shown = " ".join(f"{k}={v!r}" for k, v in params.items()) or "(defaults)"
             print(f"repro: running {nb.stem} [profile {profile['name']}] {shown}", file=sys.stderr)
             start = time.perf_counter()
-            out = execute(nb, params, profile=profile, output_dir=args.output_dir, store=args.store,
+            out = notebooks.execute(nb, params, profile=profile, output_dir=args.output_dir, store=args.store,
                           progress=not args.no_progress)
             if timing is not None:
                 timing.notebook_done(nb.stem, time.perf_counter() - start)
@@ -145,28 +149,22 @@ def _execute(names: list[str], args, overrides: dict, *, timed: bool = False) ->
 
 
 def cmd_run(args) -> int:
-    from repro.runs.notebooks import parse_assignments
-
-    return _execute([args.notebook], args, parse_assignments(args.param))
+    return _execute([args.notebook], args, notebooks.parse_assignments(args.param))
 
 
 def cmd_run_all(args) -> int:
-    from repro.runs.notebooks import list_notebooks, load_profile, resolve_parameters
-
-    notebooks = list_notebooks()
+    sources = notebooks.list_notebooks()
     if args.jobs == 1:
-        return _execute([nb.stem for nb in notebooks], args, {}, timed=True)
-    from repro.runs.parallel import check, run_parallel
-    from repro.runs.timings import RunAllTiming
+        return _execute([nb.stem for nb in sources], args, {}, timed=True)
 
-    profile = load_profile(args.profile)
-    for nb in notebooks:  # every notebook's parameters are checked before the first one starts
-        resolve_parameters(nb, profile, {})
+    profile = notebooks.load_profile(args.profile)
+    for nb in sources:  # every notebook's parameters are checked before the first one starts
+        notebooks.resolve_parameters(nb, profile, {})
     store = args.store or paths.store_root()
     timing = RunAllTiming.begin(store, profile["name"])
     outcomes, status = [], "failed"
     try:
-        outcomes = run_parallel(notebooks, args.jobs, logs=Path(store) / "logs", profile=args.profile,
+        outcomes = run_parallel(sources, args.jobs, logs=Path(store) / "logs", profile=args.profile,
                                 output_dir=args.output_dir, store=args.store,
                                 echo=lambda line: print(line, file=sys.stderr, flush=True))
         status = "complete" if all(o.status == "complete" for o in outcomes) else "failed"
@@ -183,8 +181,6 @@ def cmd_run_all(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from repro.runs.sweep import parse_seeds, run_sweep, sweep_status
-
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
     if args.dry_run:
         sweep, directory, states = sweep_status(args.file, profile=args.profile, seeds=seeds, out=args.out,
@@ -206,31 +202,23 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_book(args) -> int:
-    from repro.book.build import build_book
-
     print(build_book(args.root))
     return 0
 
 
 def cmd_publish(args) -> int:
-    from repro.book.publish import publish
-
     sha = publish(args.html, remote=args.remote, branch=args.branch)
     print(f"published {sha} to {args.branch} of {args.remote}")
     return 0
 
 
 def cmd_check_book(args) -> int:
-    from repro.book.browser import check_book
-
     report = check_book(args.html or paths.project_root() / "_build" / "html", screenshot=args.screenshot)
     print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
     return 0 if report.ok else 1
 
 
 def cmd_status(args) -> int:
-    from repro.runs.store import RunStore
-
     store = RunStore(args.store or paths.store_root())
     stages = store.stages()
     if not stages and not store.incomplete() and not store.failures():
@@ -251,9 +239,6 @@ def cmd_status(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from repro.runs.compare import differences
-    from repro.runs.store import RunStore, StoreError
-
     for root in (args.store_a, args.store_b):
         if not (root / "stages").is_dir():
             raise StoreError(f"{root} is not a run store (it has no stages/ folder)")
@@ -282,8 +267,6 @@ def main(argv: list[str] | None = None) -> int:
             print(rest, file=sys.stderr)
         return exc.exit_code
     except OSError as exc:
-        from repro.runs.store import STORAGE_ERRNOS
-
         if exc.errno not in STORAGE_ERRNOS:
             raise
         where = f" at {exc.filename}" if exc.filename else ""

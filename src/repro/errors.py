@@ -9,8 +9,8 @@ class ReproError(Exception):
 
 #: The modules that define the project's errors, imported by `exit_code_of` to find them all.
 _ERROR_MODULES = ("repro.data", "repro.runs.notebooks", "repro.runs.store", "repro.runs.sweep", "repro.runs.parallel",
-                  "repro.models.io", "repro.judges.sequence_rm", "repro.studies.jobs", "repro.book.build",
-                  "repro.book.ledger", "repro.book.publish", "repro.book.browser")
+                  "repro.models.io", "repro.judges.sequence_rm", "repro.training.jobs", "repro.book.build",
+                  "repro.evaluation.claims", "repro.book.publish", "repro.book.browser")
 
 
 def exit_code_of(error_name: str) -> int | None:

@@ -1,5 +1,5 @@
-"""The book's benchmarks page: every ``bench-results/*.json`` (written by `make bench`, see
-`repro.bench`) as tables.
+"""The book's benchmarks page: every ``bench-results/*.json`` (written by `make bench`; schema in
+`repro.book.bench_schema`) as tables.
 
 For each benchmark: one row per comparison with the ratio candidate / baseline (median, min, max over
 the interleaved repeats), both rates, and the target with whether the median reaches it; then the
@@ -16,7 +16,7 @@ from typing import Any
 
 import json
 
-from repro.bench import REQUIRED_ROW_KEYS, target_met
+from repro.book.bench_schema import REQUIRED_ROW_KEYS, target_met
 
 EMPTY = ("No benchmark results yet. Run `make bench` in the checkout (it writes `bench-results/*.json`) "
          "and build the book again.")

@@ -14,6 +14,9 @@ import yaml
 
 from repro import paths
 from repro.errors import ReproError
+from repro.book.benchmarks import write_benchmarks_page
+from repro.book.figures import write_method_figures
+from repro.book.ledger import write_ledger_page
 
 
 class BookError(ReproError):
@@ -48,10 +51,6 @@ def write_generated_pages(root: Path) -> None:
     """The pages the book computes rather than executes: the claims ledger of the front page (from the
     run store's records of the executed chapters), the benchmarks page (from ``bench-results/``, written
     by `make bench`) and the introduction's method diagrams."""
-    from repro.book.benchmarks import write_benchmarks_page
-    from repro.book.figures import write_method_figures
-    from repro.book.ledger import write_ledger_page
-
     write_ledger_page(root)
     write_benchmarks_page(root / "bench-results", root / "book" / "generated" / "benchmarks.md")
     write_method_figures(root / "book" / "generated" / "figures")

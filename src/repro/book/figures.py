@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from repro.book.notebook import set_theme
 
 
 def cycle_diagram(steps: Sequence[str], *, centre: str = "", title: str = "", ax=None):
@@ -85,8 +86,6 @@ def write_method_figures(folder) -> dict[str, str]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from repro.book.notebook import set_theme
 
     set_theme()
     folder = Path(folder)

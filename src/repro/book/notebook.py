@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from repro import paths
+from repro.runs.notebooks import notebook_parameters, resolve_notebook
+from repro.runs.store import git_commit, package_versions, touched
 
 # When this kernel imported the module: a chapter imports it in its first cell, so this is when the
 # chapter started to run.
@@ -21,16 +23,12 @@ _STARTED = (datetime.now(timezone.utc), time.perf_counter())
 
 def parameters(namespace: Mapping[str, Any], notebook: str) -> dict[str, Any]:
     """The notebook's declared parameters with the values they have in this run."""
-    from repro.runs.notebooks import notebook_parameters, resolve_notebook
-
     declared = notebook_parameters(resolve_notebook(notebook))
     return {name: namespace[name] for name in declared}
 
 
 def reproduce_command(notebook: str, params: Mapping[str, Any]) -> str:
     """The ``repro run`` command that re-executes this page with these parameters."""
-    from repro.runs.notebooks import notebook_parameters, resolve_notebook
-
     declared = notebook_parameters(resolve_notebook(notebook))
     changed = {k: v for k, v in params.items() if k in declared and declared[k].default != v}
     profile = os.environ.get("REPRO_PROFILE", "tiny")
@@ -92,8 +90,6 @@ def provenance(notebook: str, params: Mapping[str, Any], sweeps: Mapping[str, An
     the stages this kernel used (`repro.runs.store.touched`); with ``sweeps`` (name -> `SweepResult`)
     also each sweep's runs and wall time."""
     from collections import defaultdict
-
-    from repro.runs.store import git_commit, package_versions, touched
 
     started, clock = _STARTED
     finished = datetime.now(timezone.utc)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from repro import paths
 from repro.errors import ReproError
+from repro.runs.store import git_commit
 
 
 class PublishError(ReproError):
@@ -36,8 +37,6 @@ def publish(html_dir: Path | str | None = None, *, remote: str = "origin", branc
     Git runs in ``repo`` (default: the checkout). Returns the sha of the published commit.
     """
     from ghp_import import GhpError, ghp_import
-
-    from repro.runs.store import git_commit
 
     repo = Path(repo or paths.project_root()).resolve()
     html = Path(html_dir or paths.project_root() / "_build" / "html").expanduser().resolve()

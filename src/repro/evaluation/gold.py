@@ -14,6 +14,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+from repro import world
+from repro.generation import DEFAULT_ENGINE
+from repro.judges.llm_judge import JudgeConfig, judge
 
 
 @dataclass(frozen=True)
@@ -21,13 +24,9 @@ class OracleGold:
     """The world's oracle (`repro.world.oracle_score`); NaN for a prompt that is not a world task."""
 
     def key(self) -> dict[str, Any]:
-        from repro import world
-
         return {"gold": "oracle", "world": world.WORLD_VERSION}
 
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
-        from repro import world
-
         tasks: dict[str, Any] = {}
         out = np.full(len(prompts), np.nan)
         for i, (prompt, response) in enumerate(zip(prompts, responses, strict=True)):
@@ -48,16 +47,10 @@ class JudgeGold:
     config: Any = None
 
     def key(self) -> dict[str, Any]:
-        from repro.judges.llm_judge import JudgeConfig
-        from repro.studies.base import DEFAULT_ENGINE
-
         return {"gold": "judge", "model": self.stage.key, "judge": asdict(self.config or JudgeConfig()),
                 "engine": (self.engine or DEFAULT_ENGINE).key()}
 
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
-        from repro.judges.llm_judge import JudgeConfig, judge
-        from repro.studies.base import DEFAULT_ENGINE
-
         generator = (self.engine or DEFAULT_ENGINE).generator(self.stage)
         judged = judge(generator, list(zip(prompts, responses, strict=True)), self.config or JudgeConfig())
         return judged.frame.score.to_numpy(dtype=float)

@@ -84,7 +84,7 @@ def launched_processes() -> int:
 
 def accelerate_state():
     """Accelerate's ``PartialState`` of this process. Several CPU processes are launched with
-    ``ACCELERATE_USE_CPU=true`` (see `repro.studies.jobs.launch_command`), which ``PartialState`` does
+    ``ACCELERATE_USE_CPU=true`` (see `repro.runs.launch.launch_command`), which ``PartialState`` does
     not read by itself: it is passed on."""
     from accelerate import PartialState
     from accelerate.utils import parse_flag_from_env

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from repro.runs.store import RunStore, Stage, StageFailed, StoreError
+from repro import paths
 
 
 def open_store(root: str | Path | None = None) -> RunStore:
     """The run store at ``root``, else ``$REPRO_STORE``, else ``runs/`` in the checkout."""
-    from repro import paths
-
     return RunStore(root or paths.store_root())
 
 

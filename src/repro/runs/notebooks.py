@@ -32,6 +32,7 @@ import yaml
 from repro import paths
 from repro.errors import ReproError, exit_code_of
 from repro.runs.ranges import check_range, rule_for
+from repro.runs.launch import launch_shape
 
 KERNEL_NAME = "repro"
 #: Parameters naming a file the notebook writes (the others ending in ``_path`` name inputs, which must exist).
@@ -201,8 +202,6 @@ def _output_path(notebook: str, name: str, value: str) -> str:
 def _check_accelerate_config(notebook: str, path: Path) -> None:
     """An accelerate config is read with accelerate's own loader (a safe YAML loader) before a kernel
     starts, so that a broken file fails here and not in the middle of a study."""
-    from repro.studies.jobs import launch_shape
-
     try:
         launch_shape(path)
     except Exception as exc:  # accelerate raises YAML, type and value errors alike

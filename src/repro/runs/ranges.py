@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any
+from repro.runs.store import RunStore
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,6 @@ class Names:
     ``_``, ``-`` and ``.``, without ``..`` (a name can never walk out of the run store)."""
 
     def check(self, value: Any) -> str | None:
-        from repro.runs.store import RunStore
-
         if not isinstance(value, dict):
             return f"must be a mapping, got {type(value).__name__} {value!r}"
         for key, item in value.items():

@@ -56,7 +56,15 @@ import yaml
 
 from repro import paths
 from repro.errors import ReproError
-from repro.runs.notebooks import one_line
+from repro.runs.notebooks import (
+    ParameterError,
+    execute,
+    load_profile,
+    notebook_parameters,
+    one_line,
+    resolve_notebook,
+    resolve_parameters,
+)
 from repro.runs.parallel import capped_threads, cores
 from repro.runs.store import params_hash
 
@@ -206,8 +214,6 @@ def load_sweep(path: str | os.PathLike, *, profile: str | os.PathLike | dict | N
 
     Raises :class:`SweepError` (exit code 2) naming the file and the key, before anything runs.
     """
-    from repro.runs.notebooks import ParameterError, load_profile, notebook_parameters, resolve_parameters
-
     path = resolve_sweep_file(path)
     where = f"sweep {path}"
     try:
@@ -303,8 +309,6 @@ def load_sweep(path: str | os.PathLike, *, profile: str | os.PathLike | dict | N
 
 
 def _find_notebook(name: str, folder: Path) -> Path:
-    from repro.runs.notebooks import resolve_notebook
-
     beside = (folder / name).expanduser()
     if beside.suffix == ".ipynb" and beside.is_file():
         return beside.resolve()
@@ -361,8 +365,6 @@ def _parameter_sets(data: dict, where: str) -> tuple[list[tuple[str | None, dict
 def sweep_dir(path: str | os.PathLike, *, profile: str | os.PathLike | dict | None = None,
               out: str | os.PathLike | None = None, store: str | os.PathLike | None = None) -> Path:
     """``out`` if given, else ``<store root>/sweeps/<sweep file stem>-<profile name>``."""
-    from repro.runs.notebooks import load_profile
-
     if out is not None:
         return Path(out).expanduser().resolve()
     name = profile["name"] if isinstance(profile, dict) else load_profile(profile)["name"]
@@ -612,8 +614,6 @@ def _init_worker(threads: int) -> None:
 
 def _run_one(notebook: str, parameters: dict, run_dir: str, profile: dict, store: str | None) -> dict:
     """Execute one run in a worker process; never raises (the outcome says what happened)."""
-    from repro.runs.notebooks import execute
-
     start = time.perf_counter()
     injected = {**parameters, RESULTS_PARAMETER: str(Path(run_dir) / METRICS)}
     # The kernel inherits this process's stderr: send it (and papermill's messages) to the run's log,

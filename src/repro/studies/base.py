@@ -12,6 +12,7 @@ Paper scale: M0 is a real model given by path (``base_model_path``) and these st
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,16 @@ from typing import Any
 import pandas as pd
 
 from repro import world
-from repro.generation import GenerationConfig
+from repro.generation import DEFAULT_ENGINE, GenerationConfig
 from repro.judges.rubric import judge_messages, template_words
 from repro.progress import show_progress
 from repro.runs.store import RunStore, Stage, params_hash
+from repro.studies.common import respond_and_score
+from repro.evaluation.stats import bootstrap_ci
+from repro.models import build_tokenizer, count_parameters, make_llama
+from repro.training import PretrainParams
+from repro.training.jobs import pretrain_job, run_job, save_fresh_model
+from repro.runs.launch import launch_param
 
 # Bump when the code of a stage changes what it produces (the world has its own WORLD_VERSION).
 STAGE_VERSION = "base-1"
@@ -42,6 +49,14 @@ class BaseSpec:
     learning_rate: float = 1e-3
     batch_size: int = 8
     max_length: int = 256
+
+    @classmethod
+    def from_parameters(cls, p: Mapping[str, Any]) -> BaseSpec:
+        """M0 of a notebook's parameters: the world and M0's size and seed (``m0_seed`` in the study
+        chapters, ``seed`` in ``00_world``), and its training where the notebook sets it (``00_world``)."""
+        training = {name: p[name] for name in ("epochs", "learning_rate", "batch_size") if name in p}
+        return cls(world_seed=p["world_seed"], corpus_docs=p["corpus_docs"], difficulty=tuple(p["difficulty"]),
+                   model_size=p["model_size"], seed=p["m0_seed"] if "m0_seed" in p else p["seed"], **training)
 
 
 # -- stages ----------------------------------------------------------------------------------------
@@ -63,8 +78,6 @@ def corpus_stage(store: RunStore, spec: BaseSpec) -> Stage:
 
 def tokenizer_stage(store: RunStore) -> Stage:
     """A word-level tokenizer over the world's vocabulary, with the chat template."""
-    from repro.models import build_tokenizer
-
     words = sorted(set(world.vocabulary()) | template_words("compact"))
     params = {"version": STAGE_VERSION, "world": world.WORLD_VERSION, "words": params_hash(words)}
 
@@ -112,16 +125,11 @@ def corpus_texts(docs: list[dict], tokenizer) -> list[str]:
 def pretrain_stage(store: RunStore, spec: BaseSpec, *, accelerate_config: str | None = None,
                    progress: bool | None = None) -> Stage:
     """M0: a tiny Llama pre-trained from scratch on the corpus (``model/`` in Hugging Face format), in
-    this process or under ``accelerate launch`` with ``accelerate_config`` (`repro.studies.jobs`; the
+    this process or under ``accelerate launch`` with ``accelerate_config`` (`repro.training.jobs`; the
     launch is part of the key only when there is one, so in-process stages keep their keys)."""
     import shutil
 
     from transformers import AutoTokenizer
-
-    from repro.models import count_parameters, make_llama
-    from repro.studies.jobs import run_job, save_fresh_model
-    from repro.studies.self_rewarding import launch_param
-    from repro.training import PretrainParams
 
     corpus, tok = corpus_stage(store, spec), tokenizer_stage(store)
     params = {"version": STAGE_VERSION, **asdict(spec), "difficulty": list(spec.difficulty),
@@ -136,7 +144,7 @@ def pretrain_stage(store: RunStore, spec: BaseSpec, *, accelerate_config: str | 
         train = PretrainParams(learning_rate=spec.learning_rate, num_train_epochs=spec.epochs,
                                batch_size=spec.batch_size, max_length=spec.max_length, seed=spec.seed,
                                progress=show_progress(progress))
-        summary = run_job("pretrain", start, texts, train, workdir, accelerate_config=accelerate_config)
+        summary = run_job(pretrain_job, start, texts, train, workdir, accelerate_config=accelerate_config)
         shutil.rmtree(workdir / "init")
         seconds = summary["train_seconds"]
         return {**summary, "parameters": parameters,
@@ -145,159 +153,11 @@ def pretrain_stage(store: RunStore, spec: BaseSpec, *, accelerate_config: str | 
     return store.run("pretrain-m0", params, compute, upstream=[corpus, tok], seed=spec.seed)
 
 
-def save_training(workdir: Path, result, tokenizer) -> dict:
-    """Save a training stage's model (``model/``) and log history; its summary for the manifest."""
-    from repro.models import save_model
-
-    save_model(result.model, tokenizer, workdir / "model")
-    (workdir / "log_history.json").write_text(json.dumps(result.log_history, indent=1))
-    return training_summary(result)
-
-
-def training_summary(result) -> dict:
-    """Steps, seconds and first and last training loss of a `repro.training.TrainResult`."""
-    losses = result.losses
-    return {"steps": result.steps, "train_seconds": round(result.wall_time_s, 2),
-            "first_loss": losses[0][1] if losses else None, "final_loss": losses[-1][1] if losses else None}
-
-
 def base_model(store: RunStore, spec: BaseSpec, *, accelerate_config: str | None = None,
                progress: bool | None = None) -> Stage:
     """The finished M0 stage (pre-training it first if needed, under ``accelerate launch`` with
     ``accelerate_config``)."""
     return pretrain_stage(store, spec, accelerate_config=accelerate_config, progress=progress)
-
-
-MODEL_REF = "model_ref.json"
-
-
-def external_model_stage(store: RunStore, model: str, *, name: str = "external-model") -> Stage:
-    """A stage standing for a model that lives outside the run store (paper scale: a local checkpoint
-    folder or a hub id such as ``meta-llama/Llama-2-70b-hf``), so that stages built on it chain and
-    cache like those built on the tiny M0. Nothing is copied: the stage records where the model is
-    (``model_ref.json``). A local folder must hold a ``config.json`` (whose content is part of the
-    key); anything else is taken as a hub id, whose weights may change under the same name: to pin a
-    version, download a snapshot and give its folder."""
-    from repro.errors import ReproError
-
-    path = Path(model).expanduser()
-    local = path.exists()
-    if local and not (path / "config.json").is_file():
-        raise ReproError(f"model folder {path} has no config.json (not a Hugging Face checkpoint)")
-    where = str(path.resolve()) if local else model
-    params = {"version": STAGE_VERSION, "model": where,
-              "config": params_hash((path / "config.json").read_text()) if local else None}
-
-    def compute(workdir: Path) -> dict:
-        (workdir / MODEL_REF).write_text(json.dumps({"model": where}))
-        return {"model": where, "local": local}
-
-    return store.run(name, params, compute)
-
-
-def model_location(stage: Stage, subdir: str = "model") -> str:
-    """Where a stage's model is: its own ``model/`` folder, or the path or hub id it refers to."""
-    if (stage / subdir).is_dir():
-        return str(stage / subdir)
-    ref = stage / MODEL_REF
-    if ref.is_file():
-        return json.loads(ref.read_text())["model"]
-    raise FileNotFoundError(f"stage {stage.name}/{stage.key} holds no model ({subdir}/ or {MODEL_REF})")
-
-
-def load_stage_model(stage: Stage, subdir: str = "model"):
-    """``(model, tokenizer)`` saved by a stage (or referred to by an external-model stage)."""
-    from repro.models import load_model
-
-    return load_model(model_location(stage, subdir))
-
-
-@dataclass(frozen=True)
-class Engine:
-    """The generation backend every stage of a study uses: ``"transformers"`` (batched ``generate``,
-    the tiny default) or ``"vllm"`` (paper scale), with the backend's engine options (for vLLM:
-    ``tensor_parallel_size``, ``gpu_memory_utilization``, ``max_model_len``, ``dtype``, any other
-    ``vllm.LLM`` argument). Part of every generating stage's key (`key`), since backends sample
-    differently.
-
-    Under ``accelerate launch`` (several processes), every generator it builds is sharded: each process
-    generates and judges its slice of the prompts and all get the results in order
-    (`repro.generation.sharded`). In one process nothing changes."""
-
-    backend: str = "transformers"
-    options: tuple[tuple[str, Any], ...] = ()
-
-    def __post_init__(self) -> None:
-        from repro.generation import BACKENDS
-
-        if self.backend not in BACKENDS:
-            raise ValueError(f"unknown generation backend {self.backend!r}; valid backends: {', '.join(BACKENDS)}")
-
-    @classmethod
-    def of(cls, backend: str = "transformers", **options: Any) -> Engine:
-        return cls(backend, tuple(sorted(options.items())))
-
-    @classmethod
-    def from_parameters(cls, backend: str = "transformers", tensor_parallel_size: int = 1,
-                        vllm_options: dict | None = None) -> Engine:
-        """The engine of a notebook's parameters ``generation_backend``, ``tensor_parallel_size`` and
-        ``vllm_options`` (any other ``vllm.LLM`` argument). With the transformers backend
-        ``tensor_parallel_size`` is ignored, as before, and ``vllm_options`` must be empty.
-
-        Raises:
-            ValueError: ``vllm_options`` with the transformers backend, or a ``tensor_parallel_size`` in
-                ``vllm_options`` other than the parameter's.
-        """
-        options = dict(vllm_options or {})
-        if backend != "vllm":
-            if options:
-                raise ValueError(f"vllm_options {options} are given, but generation_backend is {backend!r}, "
-                                 "not 'vllm'")
-            return cls.of(backend)
-        if options.get("tensor_parallel_size", tensor_parallel_size) != tensor_parallel_size:
-            raise ValueError(f"vllm_options sets tensor_parallel_size={options['tensor_parallel_size']}, but the "
-                             f"tensor_parallel_size parameter is {tensor_parallel_size}: set it in one place")
-        return cls.of(backend, **{**options, "tensor_parallel_size": tensor_parallel_size})
-
-    def key(self) -> dict:
-        """What of the engine goes into a generating stage's key: the backend and the options that can
-        change the output. For vLLM, options that only schedule the work or size its memory
-        (`repro.generation.vllm_backend.SCHEDULING_OPTIONS`: ``gpu_memory_utilization``,
-        ``enforce_eager``, ``max_num_seqs``, ...) are left out; ``dtype``, ``max_model_len``,
-        ``tensor_parallel_size`` and any other option stay in. With the transformers backend under
-        ``accelerate launch``, the number of processes is added: sampled completions depend on how the
-        prompts were split (`repro.generation.sharded`). vLLM seeds each prompt by its global index, so
-        its key does not depend on the number of processes."""
-        from repro.generation.sharded import launched_processes
-        from repro.generation.vllm_backend import output_options
-
-        options = dict(self.options)
-        if self.backend == "vllm":
-            options = output_options(options)
-        key = {"backend": self.backend, **options}
-        if self.backend == "transformers" and launched_processes() > 1:
-            key["processes"] = launched_processes()
-        return key
-
-    def generator(self, stage: Stage, *, progress: bool | None = None):
-        """A generator over the model of ``stage`` (sharded over the processes when launched)."""
-        from repro.generation import HFGenerator, make_generator, shard
-        from repro.generation.sharded import launched_state
-
-        state = launched_state()
-        show = show_progress(progress) and (state is None or state.is_main_process)
-        options = dict(self.options)
-        if self.backend == "transformers":
-            model, tokenizer = load_stage_model(stage)
-            if state is not None:  # each launched process runs its own copy on its own device
-                options.setdefault("device", state.device)
-            return shard(HFGenerator(model, tokenizer, progress=show, **options), state)
-        if not show:
-            options.setdefault("progress", False)
-        return shard(make_generator(self.backend, model_location(stage), **options), state)
-
-
-DEFAULT_ENGINE = Engine()
 
 
 def training_curve(stage: Stage) -> pd.DataFrame:
@@ -332,26 +192,12 @@ class SampleSpec:
     generation: GenerationConfig = GenerationConfig(max_new_tokens=48, temperature=0.7, top_p=0.9, n=4,
                                                     batch_size=64)
 
-
-def respond_and_score(generator, prompts: pd.DataFrame, generation: GenerationConfig, gold=None,
-                      sample: str = "sample") -> pd.DataFrame:
-    """Sample ``generation.n`` responses to each prompt (one batched call) and score each with the gold
-    judge (default: the world's oracle; `repro.evaluation.gold`).
-
-    ``prompts`` has a ``prompt`` column and any others (ids, family, ...), which every response row
-    carries along; added: ``sample`` (renamed as asked), ``response``, ``oracle`` (the gold score) and
-    ``words``.
-    """
-    from repro.evaluation.gold import ORACLE
-
-    outputs = generator.generate([[{"role": "user", "content": p}] for p in prompts.prompt], generation)
-    rows = [{**record, sample: index, "response": response, "words": len(response.split())}
-            for record, responses in zip(prompts.to_dict("records"), outputs)
-            for index, response in enumerate(responses)]
-    columns = [*prompts.columns, sample, "response", "words"]
-    frame = pd.DataFrame(rows, columns=columns)
-    frame["oracle"] = (gold or ORACLE).score(frame.prompt.tolist(), frame.response.tolist()) if len(frame) else []
-    return frame
+    @classmethod
+    def from_parameters(cls, p: Mapping[str, Any]) -> SampleSpec:
+        """The measurement of ``00_world``'s parameters."""
+        return cls(tasks_per_family=p["eval_tasks_per_family"], generation=GenerationConfig(
+            n=p["samples_per_task"], temperature=p["temperature"], top_p=p["top_p"], max_new_tokens=p["max_new_tokens"],
+            seed=p["seed"]))
 
 
 def task_frame(tasks: list[world.Task]) -> pd.DataFrame:
@@ -392,8 +238,6 @@ def evaluate_base_stage(store: RunStore, spec: BaseSpec, sample: SampleSpec, *, 
 def family_summary(samples: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """Per family: accuracy (share of responses the oracle scores 5) and mean oracle score, each with a
     95% bootstrap interval over tasks (a task's samples are resampled together)."""
-    from repro.evaluation.stats import bootstrap_ci
-
     rows = []
     for family, group in samples.groupby("family", sort=False):
         per_task = group.groupby("uid").agg(acc=("score", lambda s: (s == 5).mean()), score=("score", "mean"))

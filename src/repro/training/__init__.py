@@ -16,7 +16,7 @@ from repro.training.preference import (
 )
 from repro.training.pretrain import PretrainParams, make_pretrain_trainer, pretrain
 from repro.training.reward import RewardParams, make_reward_model, reward_scores, train_reward
-from repro.training.rl import RLParams, reward_model_function, train_rloo
+from repro.training.rl import RLParams, joined, reward_model_function, saved_reward_model, train_rloo
 from repro.training.sft import SFTParams, make_sft_trainer, sft, sft_dataset
 
 __all__ = [
@@ -30,12 +30,14 @@ __all__ = [
     "make_preference_trainer",
     "make_pretrain_trainer",
     "make_reward_model",
+    "joined",
     "make_sft_trainer",
     "preference_config",
     "preference_dataset",
     "pretrain",
     "reward_model_function",
     "reward_scores",
+    "saved_reward_model",
     "sft",
     "sft_dataset",
     "train_preference",

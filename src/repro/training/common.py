@@ -37,7 +37,7 @@ class TrainParams:
         num_train_epochs: passes over the data (ignored when ``max_steps > 0``).
         max_steps: total optimiser steps; -1 trains for ``num_train_epochs``.
         batch_size: sequences per device per micro-batch when a trainer is built directly; a job of
-            `repro.studies.jobs` takes it as the global batch and splits it over its processes.
+            `repro.training.jobs` takes it as the global batch and splits it over its processes.
         gradient_accumulation_steps: micro-batches per optimiser step.
         warmup_ratio: fraction of the steps spent warming the learning rate up linearly from 0.
         weight_decay: AdamW weight decay.

@@ -32,6 +32,7 @@ from trl import RewardConfig, RewardTrainer
 from trl.trainer.reward_trainer import DataCollatorForPreference
 
 from repro.training.common import TrainParams, TrainResult, dataset_progress, run_trainer
+from repro.models.io import load_weights
 
 SOFT_LABEL = "soft_label"
 
@@ -116,8 +117,6 @@ def make_reward_model(path: str | os.PathLike, *, seed: int = 0) -> PreTrainedMo
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers import logging as hf_logging
 
-    from repro.models.io import load_weights
-
     tokenizer = AutoTokenizer.from_pretrained(path)
     torch.manual_seed(seed)
     verbosity = hf_logging.get_verbosity()
@@ -135,8 +134,6 @@ def load_reward_model(path: str | os.PathLike, *, device: str | None = None):
     the GPU when there is one (where a trainer leaves a freshly trained model), else the CPU; None
     leaves it on the CPU."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from repro.models.io import load_weights
 
     model = load_weights(AutoModelForSequenceClassification, path).eval()
     if device == "auto":

@@ -7,8 +7,9 @@ completion's advantage its reward minus the mean reward of the other ``k - 1``, 
 frozen starting policy weighted by ``beta``.
 
 The reward is any function ``reward(prompts, completions) -> list[float]``: a reward model
-(`reward_model_function`, which scores ``prompt + completion`` exactly as the reward model was
-trained, EOS included: trl's own reward-model path tokenizes differently), the labeller's d-RLAIF
+(`reward_model_function`, or `saved_reward_model` for one saved in a folder, which score the prompt
+joined with the completion, `joined`, exactly as the reward model was trained, EOS included: trl's own
+reward-model path tokenizes differently), the labeller's d-RLAIF
 scores, or the oracle (for measurement, never for training the study's policies).
 """
 
@@ -23,6 +24,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import RLOOConfig, RLOOTrainer
 
 from repro.training.common import TrainParams, TrainResult, dataset_progress, run_trainer
+from repro.training.reward import load_reward_model, reward_scores
 
 Reward = Callable[[list[str], list[str]], Sequence[float]]
 
@@ -77,14 +79,27 @@ def named_reward(name: str, reward: Reward):
     return reward_function
 
 
+def joined(prompt: str, completion: str) -> str:
+    """A prompt and its completion as one text, with a space between when neither brings one (the
+    word-level tokenizer decodes completions without a leading space)."""
+    return prompt + completion if prompt[-1:].isspace() or completion[:1].isspace() else f"{prompt} {completion}"
+
+
 def reward_model_function(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *, batch_size: int = 64) -> Reward:
-    """A reward model as a reward function: the score of ``prompt + completion``."""
-    from repro.training.reward import reward_scores
+    """A reward model as a reward function: the score of each prompt joined with its completion (`joined`)."""
 
     def reward(prompts: list[str], completions: list[str]) -> list[float]:
-        return reward_scores(model, tokenizer, [p + c for p, c in zip(prompts, completions)], batch_size=batch_size)
+        return reward_scores(model, tokenizer, [joined(p, c) for p, c in zip(prompts, completions)],
+                             batch_size=batch_size)
 
     return reward
+
+
+def saved_reward_model(location: str | os.PathLike, *, device=None) -> Reward:
+    """The reward model saved at ``location`` as a reward function (`reward_model_function`). ``device``:
+    where it runs (default the CPU)."""
+    model, tokenizer = load_reward_model(location, device=device)
+    return reward_model_function(model, tokenizer)
 
 
 def make_rloo_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],

@@ -24,7 +24,9 @@ interval over seeds.
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,8 +35,19 @@ from repro import world
 from repro.evaluation.stats import seed_ci
 from repro.judges.llm_judge import JudgeConfig
 from repro.runs.store import RunStore, Stage
-from repro.studies import self_rewarding as sr
+from repro.studies.common import chat
+from repro.studies.self_rewarding import stages as sr
+from repro.studies.self_rewarding.data import SeedDataSpec, eft_records, ift_records, oasst_seed_data
 from repro.studies.base import BaseSpec
+from repro.evaluation import reported
+from repro.evaluation.claims import part as claim_part
+from repro.evaluation.gold import JudgeGold, ORACLE
+from repro.evaluation.metrics import win_rate
+from repro.generation import DEFAULT_ENGINE, Engine, external_model_stage
+from repro.studies import base
+from repro.training.preference import PreferenceParams
+from repro.training.sft import SFTParams
+from repro.world.corpus import DEFAULT_QUALITY_WEIGHTS
 
 #: Ablation model names (the book's labels).
 NO_EFT = "SFT+DPO (no EFT)"
@@ -52,8 +65,8 @@ class StudySpec:
     """
 
     base: BaseSpec = BaseSpec()
-    seed_data: sr.SeedDataSpec = sr.SeedDataSpec()
-    tune: sr.FinetuneSpec = sr.FinetuneSpec()
+    seed_data: SeedDataSpec = SeedDataSpec()
+    tune: SFTParams = field(default_factory=SFTParams)
     iteration: sr.IterationSpec = sr.IterationSpec()
     evaluation: sr.EvalSpec = sr.EvalSpec()
     judge: JudgeConfig = JudgeConfig()
@@ -74,6 +87,29 @@ class StudySpec:
         """The same study with every stochastic step seeded by ``seed``."""
         return replace(self, tune=replace(self.tune, seed=seed), iteration=replace(self.iteration, seed=seed),
                        evaluation=replace(self.evaluation, seed=seed), judge=replace(self.judge, seed=seed))
+
+    @classmethod
+    def from_parameters(cls, p: Mapping[str, Any]) -> StudySpec:
+        """The study of ``10_self_rewarding``'s parameters (``p``: the notebook's resolved parameters,
+        `repro.book.notebook.parameters`)."""
+        return cls(
+            base=BaseSpec.from_parameters(p), seed_data=SeedDataSpec.from_parameters(p), tune=sft_settings(p),
+            iteration=sr.IterationSpec(
+                prompts=p["new_prompts"], prompt_style=p["prompt_style"], shots=p["shots"], seed_shots=p["seed_shots"],
+                prompt_temperature=p["prompt_temperature"], prompt_top_p=p["prompt_top_p"],
+                prompt_max_new_tokens=p["prompt_max_new_tokens"], rouge_threshold=p["rouge_threshold"],
+                candidates=p["candidates"], temperature=p["temperature"], top_p=p["top_p"],
+                max_new_tokens=p["max_new_tokens"], judge_samples=p["judge_samples"],
+                judge_temperature=p["judge_temperature"], judge_max_new_tokens=p["judge_max_new_tokens"],
+                preference=PreferenceParams(method=p["method"], beta=p["dpo_beta"], learning_rate=p["dpo_learning_rate"],
+                                            num_train_epochs=p["dpo_epochs"], batch_size=p["dpo_batch_size"])),
+            evaluation=sr.EvalSpec(prompts_per_family=p["eval_prompts_per_family"], samples=p["eval_samples"],
+                                   temperature=p["temperature"], top_p=p["top_p"], max_new_tokens=p["max_new_tokens"],
+                                   judge_samples=p["judge_samples"]),
+            judge=JudgeConfig(samples=p["judge_samples"], temperature=p["judge_temperature"],
+                              max_new_tokens=p["judge_max_new_tokens"]),
+            eft_source=p["eft_source"], eft_writer=p["eft_writer"], iterations=p["iterations"], ablations=p["ablations"],
+            accelerate_config=p["accelerate_config_path"])
 
     @property
     def model_names(self) -> list[str]:
@@ -110,12 +146,18 @@ class SeedRun:
         return list({s.key: s for s in out}.values())
 
 
+def sft_settings(p: Mapping[str, Any]) -> SFTParams:
+    """The SFT baseline's and M1's training (trl's SFT settings) from a notebook's ``sft_*`` parameters."""
+    return SFTParams(learning_rate=p["sft_learning_rate"], num_train_epochs=p["sft_epochs"],
+                     batch_size=p["sft_batch_size"])
+
+
 def top_scored_records(aift: Stage, threshold: float = 5.0) -> list[dict]:
     """SFT records from a model's own candidates whose self-judged average reaches ``threshold``
     (the paper's "SFT on score-5 self-generated responses" ablation); one per (prompt, response)."""
     frame = pd.read_parquet(aift / "candidates.parquet")
     kept = frame[frame.judge >= threshold].drop_duplicates(subset=["prompt", "response"])
-    return [{"uid": f"{row.prompt_id}-{row.candidate}", "prompt": sr.chat(row.prompt),
+    return [{"uid": f"{row.prompt_id}-{row.candidate}", "prompt": chat(row.prompt),
              "completion": [{"role": "assistant", "content": row.response}]} for row in kept.itertuples()]
 
 
@@ -124,7 +166,7 @@ def instruction_data(spec: StudySpec, eval_prompts: Stage, real_data: tuple | No
     key in the run store, and the real EFT frames (None in the world)."""
     if real_data is None:
         held_out = sr.prompt_rows(eval_prompts)
-        ift = sr.ift_records(spec.seed_data, exclude=set(held_out.prompt_id))
+        ift = ift_records(spec.seed_data, exclude=set(held_out.prompt_id))
         return ift, {"ift": asdict(spec.seed_data), "held_out": eval_prompts.key}, None
     ift, eft_train, eft_eval, data_key = real_data
     return ift, {"ift": data_key}, (eft_train, eft_eval, data_key)
@@ -147,8 +189,8 @@ def run_seed(store: RunStore, spec: StudySpec, seed: int, *, m0: Stage, prompt_g
 
     ``eval_prompts``: a stage with ``prompts.parquet`` (`sr.world_prompts_stage`, or real prompts at
     paper scale); none of them is used for training. ``real_data``: ``(ift, eft_train, eft_eval,
-    key)`` from `sr.oasst_seed_data` instead of the world's seed data. ``gold``: the gold judge
-    (default the oracle); ``engine``: the generation backend (`repro.studies.base.Engine`).
+    key)`` from `oasst_seed_data` instead of the world's seed data. ``gold``: the gold judge
+    (default the oracle); ``engine``: the generation backend (`repro.generation.Engine`).
     """
     spec = spec.seeded(seed)
     run = SeedRun(seed=seed, spec=spec)
@@ -160,7 +202,7 @@ def run_seed(store: RunStore, spec: StudySpec, seed: int, *, m0: Stage, prompt_g
     run.eft = sr.eft_stage(store, spec.seed_data, writer, spec.judge, source=spec.eft_source,
                            exclude={r["uid"] for r in ift} | set(held_out.prompt_id), frames=frames,
                            engine=engine, progress=progress)
-    eft_train_records = sr.eft_records(pd.read_parquet(run.eft / "eft_train.parquet"))
+    eft_train_records = eft_records(pd.read_parquet(run.eft / "eft_train.parquet"))
     m1 = sr.finetune_stage(store, "sr-m1", m0, ift + eft_train_records, spec.tune, {**ift_key, "eft": run.eft.key},
                            upstream=[run.eft], accelerate_config=launch, progress=progress)
     run.models.update(SFT=sft, M1=m1)
@@ -209,8 +251,6 @@ def reference_stage(store: RunStore, eval_prompts: Stage, *, samples: int, world
     (`repro.world.corpus.DEFAULT_QUALITY_WEIGHTS`: about a third perfect, mean score 3.2), the
     assistant that M0 learnt to imitate. It does not depend on the seed of the study, as AlpacaEval's
     reference outputs do not depend on the model evaluated. Same columns as the models' evaluations."""
-    from repro.world.corpus import DEFAULT_QUALITY_WEIGHTS
-
     weights = dict(quality_weights or DEFAULT_QUALITY_WEIGHTS)
     params = {"version": REFERENCE_VERSION, "world": world.WORLD_VERSION, "world_seed": world_seed,
               "samples": samples, "weights": {str(k): v for k, v in weights.items()}}
@@ -274,17 +314,14 @@ def prepare_inputs(store: RunStore, spec: StudySpec, *, base_model_path: str = "
     world's corpus (`repro.studies.base`), M0 as prompt generator, world seed data, held-out world
     prompts with the world's writer as reference, and the oracle as gold judge. At paper scale each
     path names the real thing: a checkpoint folder or hub id for the models, an oasst1 source for the
-    seed data (`sr.oasst_seed_data`), an AlpacaEval-format source for the prompts and their reference
+    seed data (`oasst_seed_data`), an AlpacaEval-format source for the prompts and their reference
     outputs, and a judge model standing in for GPT-4."""
-    from repro.evaluation.gold import ORACLE, JudgeGold
-    from repro.studies import base
-
-    engine = engine or base.DEFAULT_ENGINE
-    m0 = base.external_model_stage(store, base_model_path) if base_model_path else base.base_model(
+    engine = engine or DEFAULT_ENGINE
+    m0 = external_model_stage(store, base_model_path) if base_model_path else base.base_model(
         store, spec.base, accelerate_config=spec.accelerate_config or None, progress=progress)
-    generator = (base.external_model_stage(store, prompt_generator_path, name="external-generator")
+    generator = (external_model_stage(store, prompt_generator_path, name="external-generator")
                  if prompt_generator_path else m0)
-    gold = (JudgeGold(base.external_model_stage(store, gold_judge_path, name="external-judge"), engine,
+    gold = (JudgeGold(external_model_stage(store, gold_judge_path, name="external-judge"), engine,
                       replace(spec.judge, seed=0)) if gold_judge_path else ORACLE)
     if eval_prompts_path:
         eval_prompts = sr.file_prompts_stage(store, eval_prompts_path)
@@ -297,9 +334,17 @@ def prepare_inputs(store: RunStore, spec: StudySpec, *, base_model_path: str = "
     real_data = None
     if seed_data_path:
         sd = spec.seed_data
-        real_data = sr.oasst_seed_data(seed_data_path, ift_size=sd.ift_size, eft_train_prompts=sd.eft_train_prompts,
+        real_data = oasst_seed_data(seed_data_path, ift_size=sd.ift_size, eft_train_prompts=sd.eft_train_prompts,
                                        eft_eval_prompts=sd.eft_eval_prompts, seed=sd.world_seed)
     return StudyInputs(m0, generator, eval_prompts, reference, real_data, gold, engine)
+
+
+def inputs_from_parameters(store: RunStore, spec: StudySpec, p: Mapping[str, Any]) -> StudyInputs:
+    """`prepare_inputs` with the paths and the engine of ``10_self_rewarding``'s parameters."""
+    return prepare_inputs(store, spec, base_model_path=p["base_model_path"],
+                          prompt_generator_path=p["prompt_generator_path"], seed_data_path=p["seed_data_path"],
+                          eval_prompts_path=p["eval_prompts_path"], gold_judge_path=p["gold_judge_path"],
+                          engine=Engine.from_parameters(p))
 
 
 def run_study(store: RunStore, spec: StudySpec, seeds: list[int], inputs: StudyInputs,
@@ -331,8 +376,6 @@ def _per_prompt(frame: pd.DataFrame) -> pd.Series:
 def compare(responses_a: pd.DataFrame, responses_b: pd.DataFrame) -> dict[str, float]:
     """Win / tie / loss shares and win rate (ties count half) of A against B on the same prompts,
     judged by the oracle on each model's mean score per prompt (`repro.evaluation.metrics`)."""
-    from repro.evaluation.metrics import win_rate
-
     result = sr.head_to_head(responses_a, responses_b)
     n = result.n or float("nan")
     return {"win": result.wins / n, "tie": result.ties / n, "loss": result.losses / n,
@@ -493,7 +536,7 @@ def describe(estimate, unit: str) -> str:
 
 def findings(runs: list[SeedRun], reference: pd.DataFrame) -> pd.DataFrame:
     """The paper's main claims, each measured over seeds with a verdict by the book's rule (one row per part
-    of a claim of the ledger, `repro.book.ledger.part`)."""
+    of a claim of the ledger, `repro.evaluation.claims.part`)."""
     spec = runs[0].spec
     last, first = spec.model_names[-1], "M1"
     h2h, ref, rm = head_to_head_table(runs), reference_win_rates(runs, reference), reward_modelling_table(runs)
@@ -503,12 +546,10 @@ def findings(runs: list[SeedRun], reference: pd.DataFrame) -> pd.DataFrame:
     def add(claim, values, null, paper, expect="greater", unit="share", *, cid, label=""):
         est = seed_ci(values, bounds=(0.0, 1.0) if unit == "share" else None)
         rows.append({"claim": claim, "paper": paper, "ours": est.value, "seeds": est.n, "unit": unit,
-                     **ledger.part(cid, est, null, expect, label=label, measured=describe(est, unit))})
+                     **claim_part(cid, est, null, expect, label=label, measured=describe(est, unit))})
 
     def pair_rate(a, b):
         return h2h[(h2h.a == a) & (h2h.b == b)].sort_values("seed").win_rate
-
-    from repro.book import ledger, reported
 
     paper_h2h = reported.head_to_head()
     for a, b in head_to_head_pairs(replace(spec, ablations=False)):  # the paper's table

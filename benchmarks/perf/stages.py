@@ -13,7 +13,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from repro.bench import compare
+from benchmarks.harness import compare
+from repro.runs.store import RunStore
+from repro.studies.base import BaseSpec, corpus_stage, pretrain_stage
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,6 @@ def _recompute(path: Path, stage_fn):
 
 def run(spec: StagesBench = StagesBench(), *, log=print, workdir: str | Path | None = None) -> list[dict]:
     """Rows (stages/s reused against recomputed) for the corpus and the pre-training stage."""
-    from repro.runs.store import RunStore
-    from repro.studies.base import BaseSpec, corpus_stage, pretrain_stage
-
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-stages-", dir=workdir) as tmp:
         store = RunStore(tmp)

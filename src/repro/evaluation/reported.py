@@ -1,4 +1,4 @@
-"""The papers' reported numbers (``repro/book/data/reported.yaml``), read for the book's tables.
+"""The papers' reported numbers (``repro/evaluation/data/reported.yaml``), read for the book's tables.
 
 The data file is the only place a paper's number is written; chapters ask for them here.
 """
@@ -14,7 +14,7 @@ from typing import Any
 def _data() -> dict[str, Any]:
     import yaml
 
-    return yaml.safe_load(resources.files("repro.book").joinpath("data", "reported.yaml").read_text())
+    return yaml.safe_load(resources.files("repro.evaluation").joinpath("data", "reported.yaml").read_text())
 
 
 def paper(name: str) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Achieved model FLOP/s of tiny-model training and generation against the machine's measured peak.
 
 The peak is a float32 matrix multiply (``n x n @ n x n``, ``2 n^3`` FLOPs) timed in the same run with
-the same torch threads, interleaved with the model's work (`repro.bench.compare`), so each ratio is
+the same torch threads, interleaved with the model's work (`benchmarks.harness.compare`), so each ratio is
 the fraction of the peak measured next to it. Model FLOPs are the usual estimates: training
 ``6 x parameters x tokens`` per step (forward and backward), generation ``2 x parameters x generated
 tokens``; both leave out attention over the sequence, small at these lengths. Parameters are counted
@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 import torch
 
-from repro.bench import compare
+from benchmarks.harness import compare
+from benchmarks.perf import setup
 from repro.generation import GenerationConfig, HFGenerator
-from repro.perf import setup
+from repro.models import count_parameters
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,6 @@ def matmul(size: int, count: int, seed: int = 0):
 
 def training_steps(model, vocab_size: int, spec: FlopsBench):
     """A call doing ``spec.steps`` AdamW steps of forward/backward on random token blocks; its FLOPs."""
-    from repro.models import count_parameters
-
     generator = torch.Generator().manual_seed(spec.seed)
     batch = torch.randint(4, vocab_size, (spec.batch_size, spec.sequence), generator=generator)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -72,8 +71,6 @@ def training_steps(model, vocab_size: int, spec: FlopsBench):
 
 def run(spec: FlopsBench = FlopsBench(), *, log=print) -> tuple[list[dict], list[dict]]:
     """Rows (training, generation against the matmul peak) and a table of the absolute FLOP/s."""
-    from repro.models import count_parameters
-
     peak, peak_flops = matmul(spec.matmul_size, spec.matmuls, spec.seed)
     peak_name = f"fp32 matmul {spec.matmul_size}^3 (peak)"
     model, tokenizer = setup.world_model(spec.size, seed=spec.seed)

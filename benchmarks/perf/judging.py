@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from repro.bench import compare
+from benchmarks.harness import compare
+from benchmarks.perf import setup
 from repro.generation import GenerationConfig, HFGenerator
 from repro.judges.labeller import ANSWERS, LabelConfig, labeller_prompt
 from repro.judges.llm_judge import JudgeConfig
 from repro.judges.rubric import judge_messages
-from repro.perf import setup
 
 
 @dataclass(frozen=True)

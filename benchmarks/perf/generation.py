@@ -2,7 +2,7 @@
 
 Both sides run the same untrained M0 of the tiny profile on the same held-out world prompts with the
 same sampling settings (the self-rewarding candidates': temperature 0.7, top-p 0.9, 48 new tokens),
-and every completion is exactly ``max_new_tokens`` long (`repro.perf.setup.fixed_length`), so both
+and every completion is exactly ``max_new_tokens`` long (`benchmarks.perf.setup.fixed_length`), so both
 sides generate the same number of tokens.
 """
 
@@ -12,10 +12,11 @@ from dataclasses import dataclass
 
 import torch
 
-from repro.bench import compare
+from benchmarks.harness import compare
+from benchmarks.perf import setup
 from repro.generation import GenerationConfig, HFGenerator
 from repro.generation.base import encode_prompts
-from repro.perf import setup
+from repro.models import count_parameters
 
 TARGET = 20.0  # the issue: batched generation at least 20x the one-prompt loop on the tiny profile
 
@@ -52,8 +53,6 @@ def one_at_a_time(model, tokenizer, prompts, config: GenerationConfig) -> int:
 
 def run(spec: GenerationBench = GenerationBench(), *, log=print) -> list[dict]:
     """The comparison row (tokens/s of both sides and their ratio, target 20x)."""
-    from repro.models import count_parameters
-
     model, tokenizer = setup.world_model(spec.size, seed=spec.seed)
     prompts = setup.task_prompts(spec.prompts, seed=spec.seed)
     config = GenerationConfig(max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, top_p=spec.top_p,

@@ -14,7 +14,7 @@ inside the process:
 
 The start model M1 and everything before it (corpus, M0, EFT) come from a *shared* run store, built
 there once if missing with the very functions the notebook uses (same stage keys), and only read by
-the measured runs. Each scale runs in its own process (``python -m repro.bench_scaling --scale K``),
+the measured runs. Each scale runs in its own process (``python -m benchmarks.scaling --scale K``),
 so that each peak is that of one iteration at one scale; `run_benchmark` starts them one after the
 other and `scaling_table` / `linear_fit` turn their measurements into the report.
 
@@ -37,7 +37,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+import torch
+
+from benchmarks import module_env
+from benchmarks.harness import machine_info as bench_machine
+from repro.runs import RunStore, notebooks
+from repro.runs.store import package_versions
 from repro.runs.timings import maxrss_mib
+from repro.studies.self_rewarding import stages as sr
+from repro.studies.self_rewarding import study
+from repro.studies.self_rewarding import data as sd
 
 NOTEBOOK = "10_self_rewarding"
 #: Columns of the scaling table, in order (the book renders them).
@@ -170,8 +180,6 @@ def summary_notes(rows: list[dict], fits: list[dict], *, profile: str, base_prom
 # -- the study's parameters ---------------------------------------------------------------------------
 def notebook_parameters(profile: str | None = None, overrides: dict | None = None) -> dict[str, Any]:
     """The self-rewarding notebook's parameters under ``profile`` (None: tiny, the notebook's own defaults)."""
-    from repro.runs import notebooks
-
     path = notebooks.resolve_notebook(NOTEBOOK)
     declared = notebooks.notebook_parameters(path)
     chosen = notebooks.resolve_parameters(path, notebooks.load_profile(profile), overrides or {})
@@ -179,36 +187,8 @@ def notebook_parameters(profile: str | None = None, overrides: dict | None = Non
 
 
 def study_spec(p: dict[str, Any]):
-    """The `StudySpec` the notebook builds from its parameters (the same mapping as its setup cell)."""
-    from repro.judges.llm_judge import JudgeConfig
-    from repro.studies import base
-    from repro.studies import self_rewarding as sr
-    from repro.studies import self_rewarding_study as study
-
-    return study.StudySpec(
-        base=base.BaseSpec(world_seed=p["world_seed"], corpus_docs=p["corpus_docs"], difficulty=tuple(p["difficulty"]),
-                           model_size=p["model_size"], seed=p["m0_seed"]),
-        seed_data=sr.SeedDataSpec(world_seed=p["world_seed"], difficulty=tuple(p["difficulty"]),
-                                  ift_size=p["ift_size"], eft_train_prompts=p["eft_train_prompts"],
-                                  eft_eval_prompts=p["eft_eval_prompts"]),
-        tune=sr.FinetuneSpec(learning_rate=p["sft_learning_rate"], epochs=p["sft_epochs"],
-                             batch_size=p["sft_batch_size"]),
-        iteration=sr.IterationSpec(
-            prompts=p["new_prompts"], prompt_style=p["prompt_style"], shots=p["shots"], seed_shots=p["seed_shots"],
-            prompt_temperature=p["prompt_temperature"], prompt_top_p=p["prompt_top_p"],
-            prompt_max_new_tokens=p["prompt_max_new_tokens"], rouge_threshold=p["rouge_threshold"],
-            candidates=p["candidates"], temperature=p["temperature"], top_p=p["top_p"],
-            max_new_tokens=p["max_new_tokens"], judge_samples=p["judge_samples"],
-            judge_temperature=p["judge_temperature"], judge_max_new_tokens=p["judge_max_new_tokens"],
-            method=p["method"], beta=p["dpo_beta"], learning_rate=p["dpo_learning_rate"], epochs=p["dpo_epochs"],
-            batch_size=p["dpo_batch_size"]),
-        evaluation=sr.EvalSpec(prompts_per_family=p["eval_prompts_per_family"], samples=p["eval_samples"],
-                               temperature=p["temperature"], top_p=p["top_p"], max_new_tokens=p["max_new_tokens"],
-                               judge_samples=p["judge_samples"]),
-        judge=JudgeConfig(samples=p["judge_samples"], temperature=p["judge_temperature"],
-                          max_new_tokens=p["judge_max_new_tokens"]),
-        eft_source=p["eft_source"], eft_writer=p["eft_writer"], iterations=p["iterations"],
-        ablations=p["ablations"])
+    """The `StudySpec` the notebook builds from its parameters."""
+    return study.StudySpec.from_parameters(p)
 
 
 def scaled_spec(spec, base_prompts: int, scale: int):
@@ -223,11 +203,6 @@ def start_point(store, spec, seed: int = 0, *, progress: bool | None = False) ->
     """Everything an iteration starts from, from (or built into) ``store`` with the notebook's own
     functions and parameters, so the stage keys are those of the study's seed ``seed``: M1, the prompt
     generator (M0), the seed prompts (the IFT prompts) and the held-out prompts to keep out."""
-    import pandas as pd
-
-    from repro.studies import self_rewarding as sr
-    from repro.studies import self_rewarding_study as study
-
     inputs = study.prepare_inputs(store, spec, progress=progress)
     spec = spec.seeded(seed)
     held_out = sr.prompt_rows(inputs.eval_prompts)
@@ -237,7 +212,7 @@ def start_point(store, spec, seed: int = 0, *, progress: bool | None = False) ->
     eft = sr.eft_stage(store, spec.seed_data, writer, spec.judge, source=spec.eft_source,
                        exclude={r["uid"] for r in ift} | set(held_out.prompt_id), frames=frames,
                        engine=inputs.engine, progress=progress)
-    eft_train = sr.eft_records(pd.read_parquet(eft / "eft_train.parquet"))
+    eft_train = sd.eft_records(pd.read_parquet(eft / "eft_train.parquet"))
     m1 = sr.finetune_stage(store, "sr-m1", inputs.m0, ift + eft_train, spec.tune, {**ift_key, "eft": eft.key},
                            upstream=[eft], progress=progress)
     return {"m1": m1, "generator": inputs.prompt_generator, "seed_prompts": [r["prompt"][0]["content"] for r in ift],
@@ -250,11 +225,6 @@ def measure_iteration(shared_store: str | Path, scale: int, *, profile: str | No
     """One self-rewarding iteration at ``scale`` times the profile's new prompts, in THIS process:
     the start point from ``shared_store`` (built there if missing), the iteration's stages in a fresh
     temporary store. Returns the measurements (times in seconds, peak RSS in MiB)."""
-    import torch
-
-    from repro.runs import RunStore
-    from repro.studies import self_rewarding as sr
-
     if threads:
         torch.set_num_threads(threads)
     params = notebook_parameters(profile, overrides)
@@ -292,20 +262,17 @@ def measure_iteration(shared_store: str | Path, scale: int, *, profile: str | No
 
 # -- the parent: one process per scale ----------------------------------------------------------------
 def machine_info() -> dict:
-    """`repro.bench.machine_info` (CPU count, torch threads, versions, platform, commit) with every
+    """`benchmarks.harness.machine_info` (CPU count, torch threads, versions, platform, commit) with every
     package version of the run store's manifests."""
-    from repro.bench import machine_info as bench_machine
-    from repro.runs.store import package_versions
-
     return {**bench_machine(), "versions": package_versions()}
 
 
 def run_child(shared_store: Path, scale: int, *, profile: str | None, base_prompts: int | None,
               overrides: dict | None, seed: int, threads: int | None, work_dir: Path | None) -> dict:
-    """``measure_iteration`` in a new Python process (``python -m repro.bench_scaling``); its result."""
+    """``measure_iteration`` in a new Python process (``python -m benchmarks.scaling``); its result."""
     with tempfile.NamedTemporaryFile("r", suffix=".json", delete=False) as handle:
         out = Path(handle.name)
-    command = [sys.executable, "-m", "repro.bench_scaling", "--shared-store", str(shared_store), "--scale", str(scale),
+    command = [sys.executable, "-m", "benchmarks.scaling", "--shared-store", str(shared_store), "--scale", str(scale),
                "--seed", str(seed), "--result", str(out)]
     if profile:
         command += ["--profile", profile]
@@ -318,7 +285,7 @@ def run_child(shared_store: Path, scale: int, *, profile: str | None, base_promp
     if overrides:
         command += ["--overrides", json.dumps(overrides)]
     try:
-        subprocess.run(command, check=True)
+        subprocess.run(command, check=True, env=module_env())
         result = json.loads(out.read_text())
     finally:
         out.unlink(missing_ok=True)
@@ -331,20 +298,21 @@ def prepare_shared(shared_store: Path, *, profile: str | None, overrides: dict |
     """Build the start point (M0, EFT, M1) in ``shared_store`` once, in a process of its own, before the
     measured runs (so none of them pays for it); the seconds it took (near 0 when already there)."""
     began = time.perf_counter()
-    command = [sys.executable, "-m", "repro.bench_scaling", "--shared-store", str(shared_store), "--prepare-only",
+    command = [sys.executable, "-m", "benchmarks.scaling", "--shared-store", str(shared_store), "--prepare-only",
                "--seed", str(seed)]
     if profile:
         command += ["--profile", profile]
     if overrides:
         command += ["--overrides", json.dumps(overrides)]
-    subprocess.run(command, check=True)
+    subprocess.run(command, check=True, env=module_env())
     return time.perf_counter() - began
 
 
 def run_benchmark(scales: list[int], *, shared_store: Path, profile: str | None = None,
                   base_prompts: int | None = None, overrides: dict | None = None, repeats: int = 1, seed: int = 0,
                   threads: int | None = None, work_dir: Path | None = None, log=print) -> dict:
-    """Every scale, ``repeats`` times, each in its own process; the report (``bench`` schema)."""
+    """Every scale, ``repeats`` times, each in its own process; the report (a results document as in
+    `repro.book.bench_schema`, its rows the raw measurements rather than comparisons)."""
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     if not scales or any(s < 1 for s in scales):
@@ -404,8 +372,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     overrides = json.loads(args.overrides) if args.overrides else None
     if args.prepare_only:
-        from repro.runs import RunStore
-
         start_point(RunStore(args.shared_store), study_spec(notebook_parameters(args.profile, overrides)), args.seed)
         return 0
     result = measure_iteration(args.shared_store, args.scale, profile=args.profile, base_prompts=args.base_prompts,

@@ -1,4 +1,4 @@
-"""The benchmarks behind ``benchmarks/*.py`` and `make bench` (the harness is `repro.bench`).
+"""The benchmarks behind ``benchmarks/bench_*.py`` and `make bench` (the harness is `benchmarks.harness`).
 
 Every benchmark measures on the **tiny profile's** models: Llama presets of `repro.models` with the
 world's word-level tokenizer, built exactly as the studies build them but left untrained (their

@@ -29,9 +29,10 @@ import json
 import random
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -40,10 +41,18 @@ from repro.data.summarize import evaluation_split, load_comparisons, load_tldr, 
 from repro.generation import GenerationConfig
 from repro.judges import labeller as lb
 from repro.runs.store import RunStore, Stage, params_hash
-from repro.studies.base import DEFAULT_ENGINE, Engine, model_location, save_training
-from repro.studies.self_rewarding import launch_param
+from repro.generation import DEFAULT_ENGINE, Engine, model_location
+from repro.training.jobs import pretrain_job, reward_job, rl_job, run_job, save_fresh_model, save_training, sft_job
+from repro.studies.common import settings_key
+from repro.runs.launch import launch_param
 from repro.world import summaries as ws
 from repro.world import summary_corpus as sc
+from repro.errors import ReproError
+from repro.models import build_tokenizer, count_parameters, load_model, make_llama
+from repro.progress import show_progress
+from repro.training import PretrainParams, SFTParams
+from repro.training.reward import RewardParams, load_reward_model, reward_scores
+from repro.training.rl import RLParams, train_rloo
 
 STAGE_VERSION = "rlaif-1"
 SFT_POSTS_OFFSET = 1_000_003  # seed streams of the policy's posts, apart from the comparisons' posts
@@ -64,6 +73,13 @@ class WorldSpec:
     target_agreement: float = 0.75
     sft_posts: int = 2000
     eval_posts: int = 200
+
+    @classmethod
+    def from_parameters(cls, p: Mapping[str, Any]) -> WorldSpec:
+        """The world of an RLAIF notebook's parameters (the policy's posts where the notebook sets them)."""
+        posts = {name: p[name] for name in ("sft_posts", "eval_posts") if name in p}
+        return cls(world_seed=p["world_seed"], posts=p["posts"], workers=p["workers"],
+                   target_agreement=p["target_agreement"], **posts)
 
 
 @dataclass
@@ -129,8 +145,6 @@ def file_data(comparisons: str, tldr: str, *, tldr_train_split: str = "train", t
     """Real data: summarize-from-feedback comparisons (files, folder or hub id) and the filtered TL;DR
     set, as a hub id with splits or a folder holding OpenAI's per-split files (``train.jsonl``,
     ``test.jsonl``, ...), so that the policy's training and evaluation posts never mix."""
-    from repro.errors import ReproError
-
     frame = load_comparisons(comparisons, split=comparisons_split)
     sources = []
     for split_name in (tldr_train_split, tldr_eval_split):
@@ -200,6 +214,12 @@ class LabellerSpec:
     context: int = 1024  # positions the model can attend over (few-shot prompts with rationales run long)
     seed: int = 0
 
+    @classmethod
+    def from_parameters(cls, p: Mapping[str, Any]) -> LabellerSpec:
+        """The labellers of an RLAIF notebook's parameters."""
+        return cls(corpus_docs=p["corpus_docs"], epochs=p["pretrain_epochs"], instruct_epochs=p["instruct_epochs"],
+                   batch_size=p["labeller_batch_size"])
+
 
 def tokenizer_words() -> list[str]:
     subreddits = sorted({f"r/{s}" for s in ws.SUBJECTS.values()})
@@ -209,8 +229,6 @@ def tokenizer_words() -> list[str]:
 
 def tokenizer_stage(store: RunStore, max_length: int = 512) -> Stage:
     """The summarisation world's word-level tokenizer (words of posts, summaries, prompts, rationales)."""
-    from repro.models import build_tokenizer
-
     words = tokenizer_words()
     params = {"version": STAGE_VERSION, "words": params_hash(words), "max_length": max_length}
 
@@ -268,15 +286,10 @@ def labeller_stage(store: RunStore, size: str, corpus: Stage, tokenizer: Stage, 
                    accelerate_config: str | None = None, progress: bool | None = None) -> Stage:
     """A tiny labeller of ``size``: pre-trained from scratch on the corpus, then instruction-tuned on
     the same documents with the loss on the writers' contributions only (``model/``). Both trainings
-    run in this process or under ``accelerate launch`` with ``accelerate_config`` (`repro.studies.jobs`)."""
+    run in this process or under ``accelerate launch`` with ``accelerate_config`` (`repro.training.jobs`)."""
     import shutil
 
     from transformers import AutoTokenizer
-
-    from repro.models import count_parameters, make_llama
-    from repro.progress import show_progress
-    from repro.studies.jobs import run_job, save_fresh_model
-    from repro.training import PretrainParams, SFTParams
 
     params = {"version": STAGE_VERSION, "size": size, **asdict(spec), **launch_param(accelerate_config)}
 
@@ -292,7 +305,7 @@ def labeller_stage(store: RunStore, size: str, corpus: Stage, tokenizer: Stage, 
                               progress=show_progress(progress))
         # without instruction tuning the pre-trained model is the labeller (``model/``)
         read_dir = workdir / "pretrain" if spec.instruct_epochs > 0 else workdir
-        result = run_job("pretrain", start, [p + c for p, c in documents], read, read_dir,
+        result = run_job(pretrain_job, start, [p + c for p, c in documents], read, read_dir,
                          accelerate_config=accelerate_config)
         shutil.rmtree(workdir / "init")
         summary = {"pretrain": _training(result), "tokens_seen": result["tokens_seen"]}
@@ -301,7 +314,7 @@ def labeller_stage(store: RunStore, size: str, corpus: Stage, tokenizer: Stage, 
                              batch_size=spec.batch_size, max_length=spec.max_length, seed=spec.seed,
                              progress=show_progress(progress))
             records = [{"prompt": p, "completion": c} for p, c in documents]
-            summary["instruct"] = _training(run_job("sft", str(read_dir / "model"), records, tune, workdir,
+            summary["instruct"] = _training(run_job(sft_job, str(read_dir / "model"), records, tune, workdir,
                                                     accelerate_config=accelerate_config))
             shutil.rmtree(read_dir / "model")  # the pre-trained weights: only the labeller is kept
         return {**summary, "parameters": parameters}
@@ -310,7 +323,7 @@ def labeller_stage(store: RunStore, size: str, corpus: Stage, tokenizer: Stage, 
 
 
 def _training(summary: dict) -> dict:
-    """The fields of `repro.studies.base.training_summary` in a job's summary."""
+    """The fields of `repro.training.jobs.training_summary` in a job's summary."""
     return {k: summary[k] for k in ("steps", "train_seconds", "first_loss", "final_loss")}
 
 
@@ -464,31 +477,19 @@ def reward_records(comparisons: pd.DataFrame, labels: str, ai: pd.DataFrame | No
     return [{"chosen": f"{p} {a if f else b}", "rejected": f"{p} {b if f else a}"} for (p, a, b), f in zip(texts, first)]
 
 
-@dataclass(frozen=True)
-class RewardSpec:
-    epochs: float = 1.0
-    learning_rate: float = 5e-4
-    batch_size: int = 16
-    max_length: int = 256
-
-
-def reward_model_stage(store: RunStore, base: Stage, records: list[dict], evaluation: pd.DataFrame, spec: RewardSpec,
+def reward_model_stage(store: RunStore, base: Stage, records: list[dict], evaluation: pd.DataFrame, spec: RewardParams,
                        *, labels: str, data_key: dict, seed: int = 0, accelerate_config: str | None = None,
                        progress: bool | None = None, upstream: Sequence[Stage] = ()) -> Stage:
     """A reward model from ``base`` trained on ``records`` (in this process or under ``accelerate
     launch`` with ``accelerate_config``); its accuracy on the human evaluation set."""
-    from repro.progress import show_progress
-    from repro.studies.jobs import run_job
-    from repro.training.reward import RewardParams, load_reward_model
-
     params = {"version": STAGE_VERSION, "labels": labels, "examples": len(records), "data": data_key,
-              "records": params_hash(records), "evaluation": frame_key(evaluation), "seed": seed, **asdict(spec),
+              "records": params_hash(records), "evaluation": frame_key(evaluation), "seed": seed,
+              **settings_key(spec, ("num_train_epochs", "learning_rate", "batch_size", "max_length")),
               **launch_param(accelerate_config)}
 
     def compute(workdir: Path) -> dict:
-        train = RewardParams(learning_rate=spec.learning_rate, num_train_epochs=spec.epochs, batch_size=spec.batch_size,
-                             max_length=spec.max_length, seed=seed, progress=show_progress(progress))
-        summary = run_job("reward", model_location(base), records, train, workdir, accelerate_config=accelerate_config,
+        train = replace(spec, seed=seed, progress=show_progress(progress))
+        summary = run_job(reward_job, model_location(base), records, train, workdir, accelerate_config=accelerate_config,
                           options={"head_seed": seed})
         model, tokenizer = load_reward_model(workdir / "model", device="auto")
         return {**summary, "examples": len(records), "accuracy": reward_accuracy(model, tokenizer, evaluation)}
@@ -498,8 +499,6 @@ def reward_model_stage(store: RunStore, base: Stage, records: list[dict], evalua
 
 def reward_accuracy(model, tokenizer, evaluation: pd.DataFrame) -> float:
     """Share of evaluation comparisons where the RM scores the human-preferred summary higher."""
-    from repro.training.reward import reward_scores
-
     texts = policy_prompts(evaluation)
     s0 = np.array(reward_scores(model, tokenizer, [f"{p} {s}" for p, s in zip(texts, evaluation.summary_0)]))
     s1 = np.array(reward_scores(model, tokenizer, [f"{p} {s}" for p, s in zip(texts, evaluation.summary_1)]))
@@ -507,68 +506,20 @@ def reward_accuracy(model, tokenizer, evaluation: pd.DataFrame) -> float:
 
 
 # -- 5. policies --------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SFTSpec:
-    epochs: float = 2.0
-    learning_rate: float = 5e-4
-    batch_size: int = 16
-
-
-def sft_stage(store: RunStore, base: Stage, data: SummaryData, spec: SFTSpec, *, seed: int = 0,
+def sft_stage(store: RunStore, base: Stage, data: SummaryData, spec: SFTParams, *, seed: int = 0,
               accelerate_config: str | None = None, progress: bool | None = None) -> Stage:
     """The SFT policy: ``base`` fine-tuned with trl SFT on TL;DR prompts and their reference summaries
     (in this process or under ``accelerate launch`` with ``accelerate_config``)."""
-    from repro.progress import show_progress
-    from repro.studies.jobs import run_job
-    from repro.training import SFTParams
-
     records = [{"prompt": p, "completion": f" {s}"} for p, s in zip(policy_prompts(data.tldr_train), data.tldr_train.summary)]
-    params = {"version": STAGE_VERSION, "data": data.key, "seed": seed, **asdict(spec), **launch_param(accelerate_config)}
+    params = {"version": STAGE_VERSION, "data": data.key, "seed": seed,
+              **settings_key(spec, ("num_train_epochs", "learning_rate", "batch_size")), **launch_param(accelerate_config)}
 
     def compute(workdir: Path) -> dict:
-        train = SFTParams(learning_rate=spec.learning_rate, num_train_epochs=spec.epochs, batch_size=spec.batch_size,
-                          seed=seed, progress=show_progress(progress))
-        summary = run_job("sft", model_location(base), records, train, workdir, accelerate_config=accelerate_config)
+        train = replace(spec, seed=seed, progress=show_progress(progress))
+        summary = run_job(sft_job, model_location(base), records, train, workdir, accelerate_config=accelerate_config)
         return {**summary, "examples": len(records)}
 
     return store.run("rlaif-sft-policy", params, compute, upstream=[base, *data.upstream], seed=seed)
-
-
-@dataclass(frozen=True)
-class RLSpec:
-    prompts: int = 512
-    epochs: float = 1.0
-    learning_rate: float = 1e-4
-    batch_size: int = 16
-    num_generations: int = 4
-    beta: float = 0.05
-    temperature: float = 0.9
-    max_completion_length: int = 32
-
-
-def joined(prompt: str, completion: str) -> str:
-    """A prompt and its completion as one text, with a space between when neither brings one (the
-    word-level tokenizer decodes completions without a leading space)."""
-    return prompt + completion if prompt[-1:].isspace() or completion[:1].isspace() else f"{prompt} {completion}"
-
-
-def rm_reward(stage: Stage):
-    """A reward model stage as a reward function of (prompts, completions)."""
-    return reward_model_reward(model_location(stage))
-
-
-def reward_model_reward(location: str | Path, *, device=None):
-    """The reward model saved at ``location`` as a reward function of (prompts, completions): the
-    score of each prompt joined with its completion (`joined`). ``device``: where it runs (default
-    the CPU)."""
-    from repro.training.reward import load_reward_model, reward_scores
-
-    model, tokenizer = load_reward_model(location, device=device)
-
-    def reward(prompts: list[str], completions: list[str]) -> list[float]:
-        return reward_scores(model, tokenizer, [joined(p, c) for p, c in zip(prompts, completions)])
-
-    return reward
 
 
 def direct_reward(labeller: Stage, data: SummaryData, *, wording: str = "compact", engine: Engine = DEFAULT_ENGINE):
@@ -583,36 +534,33 @@ def direct_reward(labeller: Stage, data: SummaryData, *, wording: str = "compact
     return reward
 
 
-def rl_stage(store: RunStore, sft: Stage, reward_stage: Stage, kind: str, data: SummaryData, spec: RLSpec, *,
-             seed: int = 0, wording: str = "compact", engine: Engine = DEFAULT_ENGINE,
+def rl_stage(store: RunStore, sft: Stage, reward_stage: Stage, kind: str, data: SummaryData, spec: RLParams, *,
+             prompts: int = 512, seed: int = 0, wording: str = "compact", engine: Engine = DEFAULT_ENGINE,
              accelerate_config: str | None = None, progress: bool | None = None) -> Stage:
-    """A policy trained with RLOO from the SFT policy against a reward model (``kind`` ``"rm"``) or the
-    labeller's d-RLAIF scores (``kind`` ``"direct"``, ``reward_stage`` the labeller).
+    """A policy trained with RLOO (``spec``: trl's settings) from the SFT policy on ``prompts`` of its
+    posts, against a reward model (``kind`` ``"rm"``) or the labeller's d-RLAIF scores (``kind``
+    ``"direct"``, ``reward_stage`` the labeller).
 
-    With ``accelerate_config`` the reward-model runs are launched (`repro.studies.jobs`, the reward
+    With ``accelerate_config`` the reward-model runs are launched (`repro.training.jobs`, the reward
     model given by its folder). d-RLAIF stays in this process whatever the config: its reward runs the
     labeller's generator (a live engine, not a serializable job), and its stage key says so (no launch)."""
     from transformers import AutoTokenizer
 
-    from repro.models import load_model
-    from repro.progress import show_progress
-    from repro.studies.jobs import run_job
-    from repro.training.rl import RLParams, train_rloo
-
     if kind not in ("rm", "direct"):
         raise ValueError(f"unknown reward kind {kind!r}; valid: rm, direct")
     launch = accelerate_config if kind == "rm" else None
+    n_prompts = prompts
     prompts = policy_prompts(data.tldr_train)
-    prompts = [prompts[i] for i in np.random.default_rng(seed).permutation(len(prompts))[:spec.prompts]]
+    prompts = [prompts[i] for i in np.random.default_rng(seed).permutation(len(prompts))[:n_prompts]]
     params = {"version": STAGE_VERSION, "kind": kind, "data": data.key, "seed": seed, "wording": wording,
-              "engine": engine.key() if kind == "direct" else None, **asdict(spec), **launch_param(launch)}
+              "engine": engine.key() if kind == "direct" else None, "prompts": n_prompts,
+              **settings_key(spec, ("num_train_epochs", "learning_rate", "batch_size", "num_generations", "beta",
+                                    "temperature", "max_completion_length")), **launch_param(launch)}
 
     def compute(workdir: Path) -> dict:
-        train = RLParams(learning_rate=spec.learning_rate, num_train_epochs=spec.epochs, batch_size=spec.batch_size,
-                         num_generations=spec.num_generations, beta=spec.beta, temperature=spec.temperature,
-                         max_completion_length=spec.max_completion_length, seed=seed, progress=show_progress(progress))
+        train = replace(spec, seed=seed, progress=show_progress(progress))
         if kind == "rm":
-            summary = run_job("rl", model_location(sft), prompts, train, workdir, accelerate_config=launch,
+            summary = run_job(rl_job, model_location(sft), prompts, train, workdir, accelerate_config=launch,
                               options={"reward": {"reward_model": model_location(reward_stage)},
                                        "reference_path": model_location(sft)})
         else:
@@ -717,10 +665,10 @@ def length_controlled_win_rate(judgments: pd.DataFrame) -> float:
 
 
 __all__ = [
-    "LabellerSpec", "RLSpec", "RewardSpec", "SFTSpec", "SummaryData", "Technique", "WorldSpec", "ai_labels_stage",
+    "LabellerSpec", "SummaryData", "Technique", "WorldSpec", "ai_labels_stage",
     "alignment_metrics", "alignment_stage", "comparison_pairs", "corpus_stage", "direct_reward", "exemplars",
-    "file_data", "human_judgments", "joined", "labeller_judgments", "labeller_stage", "length_controlled_win_rate", "policy_prompts",
+    "file_data", "human_judgments", "labeller_judgments", "labeller_stage", "length_controlled_win_rate", "policy_prompts",
     "read_summaries", "render_document", "reward_accuracy", "reward_model_stage", "reward_records", "rl_stage",
-    "reward_model_reward", "rm_reward", "sft_stage", "split", "summaries_stage", "tokenizer_stage", "win_rate", "world_data",
+    "sft_stage", "split", "summaries_stage", "tokenizer_stage", "win_rate", "world_data",
     "world_data_stage",
 ]

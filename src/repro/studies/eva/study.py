@@ -21,14 +21,26 @@ that a notebook writes for `repro sweep`; `summarise` gives means with Student-t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from repro.evaluation.stats import seed_ci
 from repro.runs.store import RunStore, Stage
-from repro.studies import eva
+from repro.studies.eva import stages as eva
+from repro.evaluation.claims import part as claim_part
+from repro.evaluation.gold import JudgeGold
+from repro.generation import Engine, external_model_stage
+from repro.judges.llm_judge import JudgeConfig
+from repro.training.preference import PreferenceParams
+from repro.training.reward import RewardParams
+from repro.studies.base import BaseSpec
+from repro.studies.self_rewarding import study as srs
+from repro.studies.self_rewarding.data import SeedDataSpec
+from repro.studies.self_rewarding.stages import EvalSpec
 
 #: The arms of the protocol, in the order the book shows them, with the book's names.
 ARM_NAMES = {"sft": "SFT (θ0)", "theta_1": "θ1 (chunk 1)", "eva": "θ1 + eva",
@@ -39,17 +51,43 @@ SET_NAMES = {"hard": "hard (Arena-Hard analog)", "standard": "standard (AlpacaEv
 
 @dataclass(frozen=True)
 class EvaSpec:
-    """Everything that determines one seed's run, apart from the seed."""
+    """Everything that determines one seed's run, apart from the seed.
+
+    ``solver``: the solver's preference optimisation (`repro.training.preference`: DPO with trl's
+    `DPOTrainer`; SPPO as trl's DPO ``loss_type="sppo_hard"``; SimPO as trl's `CPOTrainer` with
+    ``loss_type="simpo"``; ORPO with trl's `ORPOTrainer`), by default the paper's DPO: beta 0.05, 2 epochs,
+    at the learning rate of the self-rewarding chapter's DPO.
+    """
 
     prompts: eva.PromptSpec = eva.PromptSpec()
     reward: str = "trained@4000"
-    reward_training: eva.RewardTraining = eva.RewardTraining()
+    reward_training: RewardParams = field(default_factory=eva.default_reward_training)
     sampling: eva.SamplingSpec = eva.SamplingSpec()
     creator: eva.CreatorSpec = eva.CreatorSpec()
-    solver: eva.SolverSpec = eva.SolverSpec()
+    solver: PreferenceParams = field(default_factory=lambda: PreferenceParams(beta=0.05))
     evaluation: eva.EvalSpec = eva.EvalSpec()
     iterations: int = 1
     human_prompts: bool = True
+
+    @classmethod
+    def from_parameters(cls, p: Mapping[str, Any]) -> EvaSpec:
+        """The protocol of ``30_eva``'s parameters (``p``: the notebook's resolved parameters)."""
+        return cls(
+            prompts=eva.PromptSpec(world_seed=p["world_seed"], difficulty=tuple(p["difficulty"]),
+                                   chunk_size=p["chunk_size"], chunks=p["chunks"], standard_prompts=p["standard_prompts"],
+                                   hard_prompts=p["hard_prompts"], hard_difficulty=p["hard_difficulty"],
+                                   two_turn_prompts=p["two_turn_prompts"]),
+            reward=p["reward_model"],
+            reward_training=replace(eva.default_reward_training(), num_train_epochs=p["reward_pairs_epochs"]),
+            sampling=eva.SamplingSpec(n=p["responses"], temperature=p["temperature"], top_p=p["top_p"],
+                                      max_new_tokens=p["max_new_tokens"]),
+            creator=eva.CreatorSpec(metric=p["informativeness"], selection=p["selection"], fraction=p["keep_fraction"],
+                                    evolve=p["evolve"], evolutions=p["evolutions"], evolved_share=p["evolved_share"]),
+            solver=PreferenceParams(method=p["method"], beta=p["dpo_beta"], learning_rate=p["solver_learning_rate"],
+                                    num_train_epochs=p["solver_epochs"], batch_size=p["solver_batch_size"]),
+            evaluation=eva.EvalSpec(samples=p["eval_samples"], temperature=p["temperature"], top_p=p["top_p"],
+                                    max_new_tokens=p["max_new_tokens"]),
+            iterations=p["iterations"], human_prompts=p["human_prompts"])
 
     def __post_init__(self) -> None:
         eva.parse_reward(self.reward)
@@ -74,6 +112,27 @@ class Inputs:
     engine: object = None
 
 
+def sft_policy_spec(p: Mapping[str, Any]) -> srs.StudySpec:
+    """The self-rewarding study as far as it makes eva's SFT policy (its SFT baseline, seed 0), from
+    ``30_eva``'s parameters: the same M0, seed data and SFT settings, and the self-rewarding chapter's
+    held-out prompts (``sr_eval_prompts_per_family``), which the SFT data leave out."""
+    return srs.StudySpec(base=BaseSpec.from_parameters(p), seed_data=SeedDataSpec.from_parameters(p),
+                         tune=srs.sft_settings(p), evaluation=EvalSpec(prompts_per_family=p["sr_eval_prompts_per_family"]),
+                         accelerate_config=p["accelerate_config_path"])
+
+
+def inputs_from_parameters(store: RunStore, spec: EvaSpec, p: Mapping[str, Any]) -> Inputs:
+    """`prepare` with the SFT policy, the paths and the engine of ``30_eva``'s parameters."""
+    engine = Engine.from_parameters(p)
+    return prepare(store, spec, sft_policy_spec(p), policy_path=p["policy_path"], engine=engine,
+                   trust_remote_code=p["trust_remote_code"], accelerate_config=p["accelerate_config_path"] or None,
+                   **paper_scale_inputs(store, prompts_path=p["prompts_path"], chunk_size=p["chunk_size"],
+                                        chunks=p["chunks"], standard=p["standard_prompts_path"],
+                                        hard=p["hard_prompts_path"], two_turn=p["two_turn_path"],
+                                        evolver_path=p["evolver_path"], gold_judge_path=p["gold_judge_path"],
+                                        engine=engine))
+
+
 def prepare(store: RunStore, spec: EvaSpec, sr_spec, *, policy_path: str = "", reward_base: Stage | None = None,
             evolver=None, file_sets: dict | None = None, gold=None, engine=None, trust_remote_code: bool = False,
             accelerate_config: str | None = None, progress: bool | None = None) -> Inputs:
@@ -85,12 +144,9 @@ def prepare(store: RunStore, spec: EvaSpec, sr_spec, *, policy_path: str = "", r
     win rates is the SFT policy itself, sampled once (`eva.reference_stage`), at both scales.
     ``accelerate_config``: train a ``trained@`` reward model under ``accelerate launch`` (the SFT
     baseline is launched as ``sr_spec.accelerate_config`` says, so that it stays the chapter's stage)."""
-    from repro.studies import base
-    from repro.studies import self_rewarding_study as srs
-
     ift: list[dict] = []
     if policy_path:
-        sft = base.external_model_stage(store, policy_path)
+        sft = external_model_stage(store, policy_path)
     else:
         sr_inputs = srs.prepare_inputs(store, sr_spec, progress=progress)
         sft, ift = srs.sft_baseline(store, sr_spec, sr_inputs, progress=progress)
@@ -250,12 +306,10 @@ def with_names(table: pd.DataFrame) -> pd.DataFrame:
 def claim(claim: str, paper: str, estimate, expect: str, null: float = 0.0, *, cid: str | None = None,
           label: str = "") -> dict:
     """One row of a claims table: the claim, the paper's finding, ours, and the verdict; with ``cid``
-    also a measured part of that claim of the ledger (`repro.book.ledger.part`, labelled ``label``)."""
-    from repro.book import ledger
-
+    also a measured part of that claim of the ledger (`repro.evaluation.claims.part`, labelled ``label``)."""
     measured = (f"{estimate.value:+.1%} [{estimate.low:+.1%}, {estimate.high:+.1%}] ({estimate.n} seeds)"
                 if estimate.n else "no data")
-    row = ledger.part(cid or "", estimate, null, expect, label=label, measured=measured)
+    row = claim_part(cid or "", estimate, null, expect, label=label, measured=measured)
     return {"claim": claim, "paper": paper, "measured": measured, "verdict": row.pop("verdict"),
             **(row if cid else {})}
 
@@ -355,10 +409,6 @@ def paper_scale_inputs(store: RunStore, *, prompts_path: str = "", chunk_size: i
     """The keyword arguments of `prepare` that the notebook's paper-scale paths give: real prompt sets
     (UltraFeedback chunks and the held-out question files), an LLM evolver (``evolver_path``) and a
     gold judge by path. Empty paths give ``{}``: the world."""
-    from repro.evaluation.gold import JudgeGold
-    from repro.judges.llm_judge import JudgeConfig
-    from repro.studies.base import external_model_stage
-
     out: dict = {}
     if prompts_path:
         if not evolver_path:

@@ -13,7 +13,9 @@ models and the policies of one seed and judges them. The tables summarise over s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,8 +23,13 @@ import pandas as pd
 from repro.evaluation.stats import bootstrap_ci, seed_ci
 from repro.judges import labeller as lb
 from repro.runs.store import RunStore, Stage
-from repro.studies import rlaif as rl
-from repro.studies.base import DEFAULT_ENGINE, Engine, external_model_stage
+from repro.studies.rlaif import stages as rl
+from repro.generation import DEFAULT_ENGINE, Engine, external_model_stage
+from repro.evaluation import reported
+from repro.evaluation.claims import part as claim_part
+from repro.training.reward import RewardParams
+from repro.training.rl import RLParams
+from repro.training.sft import SFTParams
 
 
 @dataclass
@@ -60,6 +67,13 @@ def prepare(store: RunStore, world: rl.WorldSpec, labeller: rl.LabellerSpec, siz
                                          accelerate_config=accelerate_config or None, progress=progress)
                  for size in sizes}
     return Inputs(data, train, evaluation, labellers, tokenizer, corpus)
+
+
+def inputs_from_parameters(store: RunStore, p: Mapping[str, Any]) -> Inputs:
+    """`prepare` with the world, the labellers and the paths of an RLAIF notebook's parameters."""
+    return prepare(store, rl.WorldSpec.from_parameters(p), rl.LabellerSpec.from_parameters(p), p["labeller_sizes"],
+                   eval_fraction=p["eval_fraction"], comparisons_path=p["comparisons_path"], tldr_path=p["tldr_path"],
+                   labeller_paths=p["labeller_paths"], accelerate_config=p["accelerate_config_path"])
 
 
 def label_runs(store: RunStore, inputs: Inputs, labeller: str, techniques: list[str], seeds: list[int], *,
@@ -132,14 +146,30 @@ class PolicySpec:
     candidates: tuple[str, ...] = ("base/0", "detailed/0", "detailed+cot/0")
     validation_pairs: int = 300
     wording: str = "compact"
-    reward: rl.RewardSpec = field(default_factory=rl.RewardSpec)
+    reward: RewardParams = field(default_factory=lambda: RewardParams(num_train_epochs=1.0))  # trl's settings
     data_sizes: tuple[int, ...] = (128, 512, 2048)
-    sft: rl.SFTSpec = field(default_factory=rl.SFTSpec)
-    rl: rl.RLSpec = field(default_factory=rl.RLSpec)
+    sft: SFTParams = field(default_factory=lambda: SFTParams(num_train_epochs=2.0))
+    rl: RLParams = field(default_factory=RLParams)
+    rl_prompts: int = 512  # RL prompts, from the SFT posts
     max_new_tokens: int = 32
     max_rationale_tokens: int = 48
     engine: Engine = DEFAULT_ENGINE
     accelerate_config: str = ""  # train RMs and policies under accelerate launch with this config ("": here)
+
+    @classmethod
+    def from_parameters(cls, p: Mapping[str, Any]) -> PolicySpec:
+        """The policies of ``21_rlaif_rl``'s parameters."""
+        return cls(
+            labeller=p["labeller"], policy_base=p["policy_base"], reward_base=p["reward_base"], technique=p["technique"],
+            candidates=tuple(p["technique_candidates"]), validation_pairs=p["validation_pairs"], wording=p["wording"],
+            reward=RewardParams(num_train_epochs=p["rm_epochs"], learning_rate=p["rm_learning_rate"]),
+            data_sizes=tuple(p["rm_data_sizes"]),
+            sft=SFTParams(num_train_epochs=p["sft_epochs"], learning_rate=p["sft_learning_rate"]),
+            rl=RLParams(num_train_epochs=p["rl_epochs"], learning_rate=p["rl_learning_rate"],
+                        num_generations=p["rl_generations"], beta=p["rl_beta"], temperature=p["rl_temperature"],
+                        max_completion_length=p["max_new_tokens"]),
+            rl_prompts=p["rl_prompts"], max_new_tokens=p["max_new_tokens"], max_rationale_tokens=p["max_rationale_tokens"],
+            engine=Engine.from_parameters(p), accelerate_config=p["accelerate_config_path"])
 
 
 POLICIES = ("SFT", "RLAIF", "RLHF", "d-RLAIF")
@@ -195,7 +225,8 @@ def policy_run(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: int, *, 
     policies = {"SFT": sft}
     for name, reward, kind in (("RLAIF", full["ai_soft"], "rm"), ("RLHF", full["human"], "rm"),
                                ("d-RLAIF", labeller, "direct")):
-        policies[name] = rl.rl_stage(store, sft, reward, kind, data, spec.rl, seed=seed, wording=spec.wording,
+        policies[name] = rl.rl_stage(store, sft, reward, kind, data, spec.rl, prompts=spec.rl_prompts, seed=seed,
+                                     wording=spec.wording,
                                      engine=spec.engine, accelerate_config=launch, progress=progress)
     summaries = {name: rl.read_summaries(rl.summaries_stage(store, stage, data, max_new_tokens=spec.max_new_tokens,
                                                             engine=spec.engine, progress=progress))
@@ -293,8 +324,6 @@ def paired_difference(pairs: pd.DataFrame, a: tuple[str, str], b: tuple[str, str
 def labelling_findings(runs: pd.DataFrame, *, largest: str, smallest: str, technique: str,
                        self_consistency: str | None = None) -> pd.DataFrame:
     """The paper's labelling claims with computed verdicts (`repro.evaluation.stats.verdict`)."""
-    from repro.book import ledger, reported
-
     pairs = pair_agreement(runs)
     by_size = reported.values("rlaif", "alignment_by_size")
     position = reported.values("rlaif", "same_position_after_swap")
@@ -332,7 +361,7 @@ def labelling_findings(runs: pd.DataFrame, *, largest: str, smallest: str, techn
         scale = 100
         measured = (f"{estimate.value * scale:+.1f} [{estimate.low * scale:+.1f}, {estimate.high * scale:+.1f}] {unit}"
                     if unit != "alignment" else f"{estimate.value:.1%} [{estimate.low:.1%}, {estimate.high:.1%}]")
-        row = ledger.part(cid, estimate, null, expect, label=label, measured=measured, interval="bootstrap")
+        row = claim_part(cid, estimate, null, expect, label=label, measured=measured, interval="bootstrap")
         rows.append({"claim": claim, "paper": paper, "measured": measured, "comparisons": estimate.n,
                      "verdict": row.pop("verdict"), **row})
     return pd.DataFrame(rows)
@@ -341,8 +370,6 @@ def labelling_findings(runs: pd.DataFrame, *, largest: str, smallest: str, techn
 def policy_findings(runs: list[PolicyRun], per_seed: pd.DataFrame) -> pd.DataFrame:
     """The paper's reward-model and policy claims with computed verdicts, over seeds (``per_seed``:
     the judgments' `win_rates_per_seed`)."""
-    from repro.book import ledger, reported
-
     wins, lc = reported.values("rlaif", "win_rate"), reported.values("rlaif", "length_controlled_win_rate")
     claims = []
     ids = {"RLAIF vs SFT": "rlaif-beats-sft", "RLHF vs SFT": "rlhf-beats-sft", "RLAIF vs RLHF": "rlaif-equals-rlhf",
@@ -375,7 +402,7 @@ def policy_findings(runs: list[PolicyRun], per_seed: pd.DataFrame) -> pd.DataFra
             measured = f"{estimate.value * 100:+.1f} [{estimate.low * 100:+.1f}, {estimate.high * 100:+.1f}] points"
         else:
             measured = f"{estimate.value:+.1f} [{estimate.low:+.1f}, {estimate.high:+.1f}] {unit}"
-        row = ledger.part(cid, estimate, null, expect, measured=measured)
+        row = claim_part(cid, estimate, null, expect, measured=measured)
         rows.append({"claim": claim, "paper": paper, "measured": measured, "seeds": estimate.n,
                      "verdict": row.pop("verdict"), **row})
     return pd.DataFrame(rows)

@@ -5,18 +5,14 @@ number: `compare` runs the baseline A and the candidate B *interleaved* (A, B, A
 whatever slows the machine down hits both, and reports for each side the rate (work per second) of
 every repeat and the ratio B-rate / A-rate of every repeat pair, as min / median / max.
 
-A benchmark's results are one JSON file, ``bench-results/<bench>.json`` (`write_results`)::
-
-    {"bench": "generation", "title": "...", "machine": {...}, "when": "2025-...+00:00",
-     "rows": [{"comparison", "baseline", "candidate", "unit", "baseline_rate": {min, median, max},
-               "candidate_rate": {...}, "ratio": {...}, "repeats", "target", "notes"}, ...],
-     "tables": {"name": [{...}, ...]}}          # optional free-form tables
-
+A benchmark's results are one JSON file, ``bench-results/<bench>.json`` (`write_results`), in the
+schema that the book reads: `repro.book.bench_schema` (its keys, `check_results`, `target_met`).
 `repro.book.benchmarks` renders every such file as a page of the book.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -27,12 +23,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-Work = float | Callable[[Any], float]
+from repro.book.bench_schema import check_results, target_met
+from repro.runs.store import git_commit
 
-SCHEMA_KEYS = ("bench", "title", "machine", "when", "rows")
-ROW_KEYS = ("comparison", "baseline", "candidate", "unit", "baseline_rate", "candidate_rate", "ratio", "repeats",
-            "target", "notes")
-REQUIRED_ROW_KEYS = ROW_KEYS[:-2]  # target and notes may be left out
+Work = float | Callable[[Any], float]
 
 
 def spread(values: Sequence[float]) -> dict[str, float]:
@@ -83,7 +77,7 @@ def compare(
         log: where to print one line per repeat pair (None: silent).
 
     Returns:
-        One result row (see the module docstring): each side's rate and the per-pair ratio
+        One result row (`repro.book.bench_schema`): each side's rate and the per-pair ratio
         B-rate / A-rate, as min / median / max over the repeats.
     """
     if repeats < 1:
@@ -110,18 +104,10 @@ def compare(
             "repeats": repeats, "target": None if target is None else float(target), "notes": notes}
 
 
-def target_met(row: Mapping[str, Any]) -> bool | None:
-    """Whether a row's median ratio reaches its target (None when it has no target)."""
-    target = row.get("target")
-    return None if target is None else bool(row["ratio"]["median"] >= target)
-
-
 def machine_info() -> dict:
     """What the numbers were measured on: CPU count, torch threads, versions, platform, git commit."""
     import torch
     import transformers
-
-    from repro.runs.store import git_commit
 
     return {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
             "transformers": transformers.__version__, "python": platform.python_version(),
@@ -132,7 +118,7 @@ def machine_info() -> dict:
 def results_document(bench: str, title: str, rows: Sequence[Mapping[str, Any]], *,
                      tables: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
                      machine: Mapping[str, Any] | None = None, when: str | None = None) -> dict:
-    """A benchmark's results in the schema of the module docstring (checked with `check_results`)."""
+    """A benchmark's results in the schema of `repro.book.bench_schema` (checked with `check_results`)."""
     doc = {"bench": bench, "title": title, "machine": dict(machine if machine is not None else machine_info()),
            "when": when or datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "rows": [dict(r) for r in rows]}
@@ -140,23 +126,6 @@ def results_document(bench: str, title: str, rows: Sequence[Mapping[str, Any]], 
         doc["tables"] = {name: [dict(r) for r in table] for name, table in tables.items()}
     check_results(doc)
     return doc
-
-
-def check_results(doc: Mapping[str, Any]) -> None:
-    """Raise ValueError unless ``doc`` follows the results schema."""
-    missing = [k for k in SCHEMA_KEYS if k not in doc]
-    if missing:
-        raise ValueError(f"benchmark results lack {', '.join(missing)}")
-    for index, row in enumerate(doc["rows"]):
-        lacking = [k for k in REQUIRED_ROW_KEYS if k not in row]
-        if lacking:
-            raise ValueError(f"row {index} of {doc['bench']} lacks {', '.join(lacking)}")
-        for key in ("baseline_rate", "candidate_rate", "ratio"):
-            if set(row[key]) != {"min", "median", "max"}:
-                raise ValueError(f"row {index} of {doc['bench']}: {key} must have min, median, max")
-    tables = doc.get("tables", {})
-    if not isinstance(tables, Mapping) or not all(isinstance(t, list) for t in tables.values()):
-        raise ValueError(f"{doc['bench']}: tables must map names to lists of rows")
 
 
 def write_results(path: str | os.PathLike, bench: str, title: str, rows: Sequence[Mapping[str, Any]], *,
@@ -194,8 +163,6 @@ def script_arguments(description: str, default_out: str, argv: Sequence[str] | N
                      extra: Callable[[Any], None] | None = None):
     """The options every benchmark script takes: ``--quick`` (a seconds-long smoke run), ``--out``,
     ``--repeats`` and ``--threads`` (torch threads, default 2: the study's machine); parsed."""
-    import argparse
-
     parser = argparse.ArgumentParser(description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a tiny smoke run (seconds), not a measurement")

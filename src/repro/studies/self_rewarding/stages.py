@@ -1,192 +1,59 @@
-"""Self-Rewarding Language Models on the verifiable world: seed data (IFT, EFT).
+"""The stages of Self-Rewarding Language Models: the seed models (SFT baseline, M1), EFT, one
+self-rewarding iteration (self-instruct -> N candidates -> K self-judgments -> pairs -> preference
+optimisation), and the evaluation against the gold judge.
 
-The paper's seed data come from Open Assistant: IFT = first-turn prompts with their best human reply;
-EFT = prompts with several human-ranked replies, each judged by the SFT baseline (a justification and
-``Score: N``), a judgment kept only when the scores rank the replies as the humans did, and the kept
-set resampled so that the most frequent score does not dominate. Here the world plays Open Assistant:
-
-- IFT: world tasks with a concise correct response (oracle quality 5);
-- EFT candidates: tasks with several responses of *distinct* oracle qualities, so that their ranking is
-  known exactly (the analog of human-ranked sibling replies);
-- EFT judgments: written by the SFT baseline (``source="model"``, as in the paper) or, as a
-  documented alternative for a base model that cannot judge at all, the world's own judgment of the
-  true score (``source="oracle"``).
-
-IFT, EFT-train, EFT-eval and the evaluation prompts come from separate seed streams and share no task.
+Each function is one cached stage of the run store. The study (`repro.studies.self_rewarding.study`)
+chains them into M1 -> M2 -> M3 and the ablations; the seed data are in
+`repro.studies.self_rewarding.data`.
 """
 
 from __future__ import annotations
 
-import random
+import hashlib
 import time
-from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from repro import world
-from repro.judges.rubric import judge_messages
-
-# Seed streams of the world, one per use, far apart from the corpus's (world_seed) and the
-# held-out tasks' (`repro.studies.base.HELD_OUT_SEED_OFFSET`).
-IFT_SEED_OFFSET = 2_000_003
-EFT_SEED_OFFSET = 3_000_017
-
-
-@dataclass(frozen=True)
-class SeedDataSpec:
-    """Sizes of the seed data (the paper: 3,200 IFT; 1,630 EFT train / 541 EFT eval examples)."""
-
-    world_seed: int = 0
-    difficulty: tuple[int, int] = (1, 2)
-    ift_size: int = 3200
-    eft_train_prompts: int = 1500
-    eft_eval_prompts: int = 150
-    responses_per_prompt: int = 3
-
-
-def chat(prompt: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": prompt}]
-
-
-def _unique_tasks(n: int, seed: int, difficulty, exclude: set[str]) -> list[world.Task]:
-    """``n`` tasks with distinct uids outside ``exclude`` (families balanced as far as they go)."""
-    chosen, seen = [], set(exclude)
-    attempt = 0
-    while len(chosen) < n and attempt < 20:
-        for task in world.sample_tasks(max(2 * (n - len(chosen)), 12), seed=seed + attempt, difficulty=difficulty):
-            if task.uid not in seen and len(chosen) < n:
-                seen.add(task.uid)
-                chosen.append(task)
-        attempt += 1
-    return chosen
-
-
-def ift_records(spec: SeedDataSpec, exclude: set[str] = frozenset()) -> list[dict]:
-    """Instruction fine-tuning data: prompt -> a concise correct response (trl conversational format)."""
-    rng = random.Random(spec.world_seed + IFT_SEED_OFFSET)
-    tasks = _unique_tasks(spec.ift_size, spec.world_seed + IFT_SEED_OFFSET, spec.difficulty, set(exclude))
-    return [{"uid": t.uid, "family": t.family, "prompt": chat(t.prompt),
-             "completion": [{"role": "assistant", "content": world.write_response(t, 5, rng)}]} for t in tasks]
-
-
-def eft_candidates(spec: SeedDataSpec, n_prompts: int, stream: int, exclude: set[str]) -> pd.DataFrame:
-    """Tasks each with ``responses_per_prompt`` responses of distinct oracle qualities (known ranking).
-
-    One row per response: ``prompt_id`` (the task uid), ``family``, ``prompt``, ``response``, ``gold``.
-    """
-    seed = spec.world_seed + EFT_SEED_OFFSET + stream
-    rng = random.Random(seed)
-    rows = []
-    for task in _unique_tasks(n_prompts, seed, spec.difficulty, exclude):
-        for quality in sorted(rng.sample(range(6), spec.responses_per_prompt), reverse=True):
-            rows.append({"prompt_id": task.uid, "family": task.family, "prompt": task.prompt,
-                         "response": world.write_response(task, quality, rng), "gold": quality})
-    return pd.DataFrame(rows)
-
-
-def rankings_agree(frame: pd.DataFrame, score: str = "judge") -> pd.Series:
-    """Per prompt: True when the judge's scores order every pair of responses as the gold scores do
-    (no reversed pair, and no tie between responses of different gold quality)."""
-
-    def agree(group: pd.DataFrame) -> bool:
-        g, j = group["gold"].to_numpy(), group[score].to_numpy()
-        if pd.isna(j).any():
-            return False
-        return all((g[a] > g[b]) == (j[a] > j[b]) and (g[a] == g[b]) == (j[a] == j[b])
-                   for a in range(len(g)) for b in range(a + 1, len(g)))
-
-    return frame.groupby("prompt_id", sort=False).apply(agree, include_groups=False)
-
-
-def rebalance(frame: pd.DataFrame, column: str = "judge", seed: int = 0) -> pd.DataFrame:
-    """Downsample the most frequent score to the count of the second most frequent one, so that it
-    does not dominate (the paper's EFT resampling; its most frequent score was 4)."""
-    counts = Counter(frame[column])
-    if len(counts) < 2:
-        return frame
-    (top, _), (_, second) = counts.most_common(2)
-    keep = frame[frame[column] != top]
-    sampled = frame[frame[column] == top].sample(n=second, random_state=seed)
-    return pd.concat([keep, sampled]).sort_index()
-
-
-def eft_records(frame: pd.DataFrame, judgment: str = "judgment") -> list[dict]:
-    """Evaluation fine-tuning data: the judge prompt -> the kept judgment (trl conversational format)."""
-    return [{"uid": f"{row.prompt_id}-{i}", "prompt": judge_messages(row.prompt, row.response),
-             "completion": [{"role": "assistant", "content": getattr(row, judgment)}]}
-            for i, row in enumerate(frame.itertuples(index=False))]
-
-
-def oracle_judgments(frame: pd.DataFrame, seed: int = 0) -> list[str]:
-    """The world's judgment of each response at its true quality (the ``source="oracle"`` EFT)."""
-    rng = random.Random(seed)
-    out = []
-    for row in frame.itertuples(index=False):
-        task = world.parse_prompt(row.prompt)
-        out.append(world.judgment(task, row.response, row.gold, rng))
-    return out
-
+from repro.data.alpaca_eval import load_alpaca_eval
+from repro.data.records import text_id
+from repro.evaluation.gold import ORACLE
+from repro.evaluation.metrics import reward_model_report, win_tie_loss
+from repro.generation import DEFAULT_ENGINE, GenerationConfig, model_location
+from repro.judges.llm_judge import JudgeConfig, judge
+from repro.progress import show_progress
+from repro.studies.base import held_out_tasks
+from repro.studies.common import oracle_agreement, preference_key, respond_and_score, settings_key, train_on_pairs
+from repro.studies.self_rewarding.data import SeedDataSpec, oracle_judgments, rankings_agree, rebalance, world_eft_frames
+from repro.studies.self_rewarding.self_instruct import RougeIndex, generate_prompts, keyword_check
+from repro.training.jobs import run_job, sft_job
+from repro.runs.launch import launch_key
+from repro.training.preference import PreferenceParams
+from repro.training.sft import SFTParams
 
 # -- stages: the SFT baseline, EFT, M1 ---------------------------------------------------------------
 STAGE_VERSION = "sr-2"
 
 
-@dataclass(frozen=True)
-class FinetuneSpec:
-    """Supervised fine-tuning of the seed models (the paper: lr 5.5e-6 -> 1.1e-6 for 70B; far larger
-    steps suit models of a million parameters trained from scratch)."""
-
-    learning_rate: float = 5e-4
-    epochs: float = 3.0
-    batch_size: int = 16
-    seed: int = 0
-
-
-def launch_param(accelerate_config: str | None) -> dict:
-    """``{"launch": launch_key(...)}`` for a stage key when there is a launch, else nothing: stages that
-    gained a launch option later keep their in-process keys."""
-    return {"launch": launch_key(accelerate_config)} if accelerate_config else {}
-
-
-def launch_key(accelerate_config: str | None) -> dict | None:
-    """The part of a training stage's key that says how it was launched: the config file's content,
-    and that the batch size is the global batch, split over the processes (`repro.studies.jobs`;
-    launched stages of before, whose batch size was per process, are not taken for these)."""
-    from pathlib import Path
-
-    from repro.runs.store import params_hash
-
-    if not accelerate_config:
-        return None
-    path = Path(accelerate_config)
-    return {"accelerate_config": path.name, "content": params_hash(path.read_text()) if path.is_file() else None,
-            "batch": "global"}
-
-
-def finetune_stage(store, name: str, start, records: list[dict], tune: FinetuneSpec, data_key: dict,
+def finetune_stage(store, name: str, start, records: list[dict], tune: SFTParams, data_key: dict,
                    *, upstream=(), accelerate_config: str | None = None, progress: bool | None = None):
-    """A model fine-tuned with trl SFT from the model of stage ``start`` on ``records`` (in this
-    process, or under ``accelerate launch`` with ``accelerate_config``; `repro.studies.jobs`).
+    """A model fine-tuned with trl SFT (``tune``: trl's settings, the seed included) from the model of
+    stage ``start`` on ``records`` (in this
+    process, or under ``accelerate launch`` with ``accelerate_config``; `repro.training.jobs`).
 
     ``data_key`` identifies the records (their generating parameters) in the stage key, so that the
     records themselves need not be hashed.
     """
-    from dataclasses import asdict
-
-    from repro.progress import show_progress
-    from repro.studies.base import model_location
-    from repro.studies.jobs import run_job
-    from repro.training import SFTParams
-
-    params = {"version": STAGE_VERSION, "tune": asdict(tune), "data": data_key, "examples": len(records),
-              "launch": launch_key(accelerate_config)}
+    params = {"version": STAGE_VERSION, "tune": settings_key(tune, ("learning_rate", "num_train_epochs", "batch_size",
+                                                                   "seed")),
+              "data": data_key, "examples": len(records), "launch": launch_key(accelerate_config)}
 
     def compute(workdir):
-        train = SFTParams(learning_rate=tune.learning_rate, num_train_epochs=tune.epochs,
-                          batch_size=tune.batch_size, seed=tune.seed, progress=show_progress(progress))
-        summary = run_job("sft", model_location(start), records, train, workdir, accelerate_config=accelerate_config)
+        train = replace(tune, progress=show_progress(progress))
+        summary = run_job(sft_job, model_location(start), records, train, workdir, accelerate_config=accelerate_config)
         return {**summary, "examples": len(records)}
 
     return store.run(name, params, compute, upstream=[start, *upstream], seed=tune.seed)
@@ -194,18 +61,8 @@ def finetune_stage(store, name: str, start, records: list[dict], tune: FinetuneS
 
 def judge_with_stage(stage, frame: pd.DataFrame, config, *, engine=None, progress: bool | None = None):
     """Judge the ``(prompt, response)`` rows of ``frame`` with the model of a stage."""
-    from repro.judges.llm_judge import judge
-    from repro.studies.base import DEFAULT_ENGINE
-
     generator = (engine or DEFAULT_ENGINE).generator(stage, progress=progress)
     return judge(generator, list(zip(frame.prompt, frame.response)), config)
-
-
-def world_eft_frames(spec: SeedDataSpec, exclude: set[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """World EFT candidates: train and held-out eval sets, no prompt in both or in ``exclude``."""
-    train = eft_candidates(spec, spec.eft_train_prompts, stream=0, exclude=set(exclude))
-    evaluation = eft_candidates(spec, spec.eft_eval_prompts, stream=1, exclude=set(exclude) | set(train.prompt_id))
-    return train, evaluation
 
 
 def eft_stage(store, spec: SeedDataSpec, writer, judge_config, *, source: str = "model",
@@ -224,10 +81,6 @@ def eft_stage(store, spec: SeedDataSpec, writer, judge_config, *, source: str = 
     The candidates are the world's (`world_eft_frames`) unless ``frames`` gives ``(train, eval,
     data_key)`` from real data (`oasst_seed_data`; ``gold`` is then the human ranking, higher better).
     """
-    from dataclasses import asdict, replace
-
-    from repro.studies.base import DEFAULT_ENGINE
-
     if source not in ("model", "oracle"):
         raise ValueError(f"EFT source must be 'model' or 'oracle', got {source!r}")
     if source == "oracle" and frames is not None:
@@ -261,28 +114,6 @@ def eft_stage(store, spec: SeedDataSpec, writer, judge_config, *, source: str = 
     return store.run("sr-eft", params, compute, upstream=upstream, seed=judge_config.seed)
 
 
-def oasst_seed_data(source, *, ift_size: int | None = 3200, eft_train_prompts: int | None = None,
-                    eft_eval_prompts: int | None = None, seed: int = 0, lang: str = "en"):
-    """The paper's seed data from Open Assistant (a hub id, file or folder; `repro.data.oasst`):
-    IFT records, and EFT train / eval candidate frames (one row per ranked reply, ``gold`` = higher
-    for a better human rank), split so that no conversation tree is in two of them. Returns
-    ``(ift, eft_train, eft_eval, data_key)``."""
-    from repro.data import oasst
-
-    messages = oasst.load_oasst_messages(source)
-    split = oasst.split_by_tree(oasst.ift_examples(messages, lang=lang), oasst.eft_candidates(messages, lang=lang),
-                                n_ift=ift_size, n_eft_train=eft_train_prompts, n_eft_eval=eft_eval_prompts, seed=seed)
-
-    def frame(candidates) -> pd.DataFrame:
-        rows = [{"prompt_id": c.prompt_id, "family": "", "prompt": c.prompt, "response": r.text,
-                 "gold": float(max(x.rank for x in c.replies) - r.rank)} for c in candidates for r in c.replies]
-        return pd.DataFrame(rows, columns=["prompt_id", "family", "prompt", "response", "gold"])
-
-    ift = [{**r, "uid": r["id"]} for r in split.ift]
-    key = {"oasst": str(source), "lang": lang, "seed": seed, **split.counts()}
-    return ift, frame(split.eft_train), frame(split.eft_eval), key
-
-
 # -- one self-rewarding iteration: new prompts -> candidates -> self-judgment -> pairs -> DPO ---------
 @dataclass(frozen=True)
 class IterationSpec:
@@ -310,11 +141,7 @@ class IterationSpec:
     judge_samples: int = 3  # K
     judge_temperature: float = 0.7
     judge_max_new_tokens: int = 40
-    method: str = "dpo"
-    beta: float = 0.1
-    learning_rate: float = 5e-5
-    epochs: float = 2.0
-    batch_size: int = 16
+    preference: PreferenceParams = field(default_factory=PreferenceParams)  # the method and trl's settings
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -340,12 +167,6 @@ def self_instruct_stage(store, generator_stage, seed_prompts: list[str], spec: I
                         *, exclude_prompts: set[str] = frozenset(), data_key: dict | None = None,
                         engine=None, progress: bool | None = None):
     """New prompts written by the fixed prompt-generator model (``prompts.parquet``: uid, family, prompt)."""
-    from dataclasses import asdict
-
-    from repro.data.records import text_id
-    from repro.studies.base import DEFAULT_ENGINE
-    from repro.studies.self_instruct import generate_prompts, keyword_check
-
     engine = engine or DEFAULT_ENGINE
     fields = ("prompts", "shots", "seed_shots", "prompt_temperature", "prompt_top_p", "prompt_max_new_tokens",
               "rouge_threshold", "prompt_style", "seed")
@@ -401,17 +222,6 @@ def preference_pairs(candidates: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(pairs, columns=columns), counts
 
 
-def oracle_agreement(pairs: pd.DataFrame) -> dict[str, float | None]:
-    """Among the preference pairs whose two responses both have a gold score: the share whose chosen
-    response the gold judge scores higher (``pairs_oracle_agree``) and equal (``pairs_oracle_equal``);
-    None without such pairs."""
-    right = pairs.dropna(subset=["chosen_oracle", "rejected_oracle"])
-    if not len(right):
-        return {"pairs_oracle_agree": None, "pairs_oracle_equal": None}
-    return {"pairs_oracle_agree": float((right.chosen_oracle > right.rejected_oracle).mean()),
-            "pairs_oracle_equal": float((right.chosen_oracle == right.rejected_oracle).mean())}
-
-
 def prompt_rows(stage, file: str = "prompts.parquet") -> pd.DataFrame:
     """A prompts stage's rows as ``prompt_id, family, prompt`` (the columns every response row carries)."""
     frame = pd.read_parquet(stage / file)
@@ -419,8 +229,6 @@ def prompt_rows(stage, file: str = "prompts.parquet") -> pd.DataFrame:
 
 
 def _gold_key(gold) -> dict:
-    from repro.evaluation.gold import ORACLE
-
     return (gold or ORACLE).key()
 
 
@@ -431,12 +239,6 @@ def aift_stage(store, model_stage, prompts_stage, spec: IterationSpec, iteration
     ``pairs.parquet``). The gold score of each candidate (the oracle's; at paper scale the gold
     judge's, or none with ``gold=repro.evaluation.gold.NO_GOLD``) is kept alongside, for measurement
     only."""
-    from dataclasses import asdict
-
-    from repro.generation import GenerationConfig
-    from repro.judges.llm_judge import JudgeConfig, judge
-    from repro.studies.base import DEFAULT_ENGINE, respond_and_score
-
     engine = engine or DEFAULT_ENGINE
     fields = ("candidates", "temperature", "top_p", "max_new_tokens", "judge_samples", "judge_temperature",
               "judge_max_new_tokens", "seed")
@@ -475,47 +277,17 @@ def aift_stage(store, model_stage, prompts_stage, spec: IterationSpec, iteration
     return store.run("sr-aift", params, compute, upstream=[model_stage, prompts_stage], seed=spec.seed)
 
 
-def train_on_pairs(model_stage, pairs: pd.DataFrame, workdir, *, method: str, beta: float, learning_rate: float,
-                   epochs: float, batch_size: int, seed: int, accelerate_config: str | None = None,
-                   progress: bool | None = None) -> dict:
-    """Preference optimisation from the model of ``model_stage`` on ``pairs`` (columns prompt, chosen,
-    rejected), saved into ``workdir`` (``model/``, ``log_history.json``); returns the training summary.
-    No pairs: the model is saved unchanged, with zero steps (nothing to learn from, said in the results)."""
-    from repro.progress import show_progress
-    from repro.studies.base import load_stage_model, model_location
-    from repro.studies.jobs import run_job
-    from repro.training import PreferenceParams
-
-    if pairs.empty:
-        from repro.models import save_model
-
-        model, tokenizer = load_stage_model(model_stage)
-        save_model(model, tokenizer, workdir / "model")
-        (workdir / "log_history.json").write_text("[]")
-        return {"pairs": 0, "steps": 0}
-    records = [{"prompt": chat(r.prompt), "chosen": [{"role": "assistant", "content": r.chosen}],
-                "rejected": [{"role": "assistant", "content": r.rejected}]} for r in pairs.itertuples()]
-    train = PreferenceParams(method=method, beta=beta, learning_rate=learning_rate, num_train_epochs=epochs,
-                             batch_size=batch_size, seed=seed, progress=show_progress(progress))
-    summary = run_job("preference", model_location(model_stage), records, train, workdir,
-                      accelerate_config=accelerate_config)
-    return {**summary, "pairs": len(pairs)}
-
-
 def preference_stage(store, model_stage, aift, spec: IterationSpec, iteration: int, *,
                      accelerate_config: str | None = None, progress: bool | None = None):
-    """The next model: preference optimisation (DPO by default) from the current model on its pairs."""
-    from dataclasses import asdict
-
-    fields = ("method", "beta", "learning_rate", "epochs", "batch_size", "seed")
-    params = {"version": STAGE_VERSION, "iteration": iteration, **{k: asdict(spec)[k] for k in fields},
+    """The next model: preference optimisation (``spec.preference``, DPO by default) from the current model
+    on its pairs."""
+    params = {"version": STAGE_VERSION, "iteration": iteration, **preference_key(spec.preference), "seed": spec.seed,
               "launch": launch_key(accelerate_config)}
 
     def compute(workdir):
-        return train_on_pairs(model_stage, pd.read_parquet(aift / "pairs.parquet"), workdir, method=spec.method,
-                              beta=spec.beta, learning_rate=spec.learning_rate, epochs=spec.epochs,
-                              batch_size=spec.batch_size, seed=spec.seed, accelerate_config=accelerate_config,
-                              progress=progress)
+        preference = replace(spec.preference, seed=spec.seed, progress=show_progress(progress))
+        return train_on_pairs(model_stage, pd.read_parquet(aift / "pairs.parquet"), workdir, preference,
+                              accelerate_config=accelerate_config)
 
     return store.run("sr-model", params, compute, upstream=[model_stage, aift], seed=spec.seed)
 
@@ -549,8 +321,6 @@ class EvalSpec:
 def world_prompts_stage(store, corpus_stage, base_spec, spec: EvalSpec):
     """The held-out world prompts (``prompts.parquet``: uid, family, prompt): tasks from a seed stream
     of their own, none in the corpus."""
-    from repro.studies.base import held_out_tasks
-
     params = {"version": STAGE_VERSION, "world": world.WORLD_VERSION, "world_seed": base_spec.world_seed,
               "per_family": spec.prompts_per_family, "difficulty": list(base_spec.difficulty)}
 
@@ -567,10 +337,6 @@ def world_prompts_stage(store, corpus_stage, base_spec, spec: EvalSpec):
 def file_prompts_stage(store, source: str):
     """Held-out prompts with a reference model's outputs from an AlpacaEval-format file or hub id
     (`repro.data.alpaca_eval`; ``prompts.parquet``: uid, family, prompt, reference, generator)."""
-    import hashlib
-    from pathlib import Path
-
-    from repro.data.alpaca_eval import load_alpaca_eval
 
     path = Path(source)
     params = {"version": STAGE_VERSION, "source": str(path.resolve()) if path.exists() else source,
@@ -589,12 +355,6 @@ def evaluate_stage(store, model_stage, prompts_stage, spec: EvalSpec, *, gold=No
     """The model's responses to held-out prompts, scored by the gold judge and by the model itself as
     judge (``responses.parquet``: prompt, sample, response, gold score ``oracle``, self-judged score,
     words)."""
-    from dataclasses import asdict
-
-    from repro.generation import GenerationConfig
-    from repro.judges.llm_judge import JudgeConfig, judge
-    from repro.studies.base import DEFAULT_ENGINE, respond_and_score
-
     engine = engine or DEFAULT_ENGINE
     params = {"version": STAGE_VERSION, **asdict(spec), "gold": _gold_key(gold), "engine": engine.key()}
 
@@ -618,8 +378,6 @@ def head_to_head(responses_a: pd.DataFrame, responses_b: pd.DataFrame):
     """Win / tie / loss of model A against model B on the same prompts, judged by the gold score: per
     prompt, the mean gold score of each model's sampled responses; higher wins, equal ties. Prompts
     where the gold judge scored none of a model's responses (paper scale only) are left out."""
-    from repro.evaluation.metrics import win_tie_loss
-
     a = responses_a.groupby("prompt_id").oracle.mean()
     b = responses_b.groupby("prompt_id").oracle.mean()
     common = a.index.intersection(b.index)
@@ -632,11 +390,6 @@ def head_to_head(responses_a: pd.DataFrame, responses_b: pd.DataFrame):
 def reward_modelling_stage(store, model_stage, eft, judge_config, *, engine=None, progress: bool | None = None):
     """The model as a reward model on the held-out EFT set: its averaged judge scores against the
     gold ranking (``judged.parquet``; the report in the results)."""
-    from dataclasses import asdict
-
-    from repro.evaluation.metrics import reward_model_report
-    from repro.studies.base import DEFAULT_ENGINE
-
     engine = engine or DEFAULT_ENGINE
     params = {"version": STAGE_VERSION, "judge": asdict(judge_config), "engine": engine.key()}
 
@@ -661,8 +414,6 @@ def rouge_calibration(seed_prompts: list[str], *, world_seed: int = 0, difficult
     """How a ROUGE-L near-duplicate filter treats *genuinely new* world tasks: ``fresh`` tasks from
     a seed stream of their own, none equal to a seed prompt, each compared with all ``seed_prompts``.
     One row per threshold: the share of the fresh tasks it would reject (max ROUGE-L above it)."""
-    from repro.studies.self_instruct import RougeIndex
-
     index = RougeIndex(seed_prompts)
     known = set(seed_prompts)
     tasks = [t for t in world.sample_tasks(fresh, seed=world_seed + CALIBRATION_SEED_OFFSET, difficulty=difficulty)

@@ -7,6 +7,13 @@ from contextlib import contextmanager
 
 import torch
 
+from repro import world
+from repro.judges.rubric import template_words
+from repro.models import build_tokenizer, make_llama
+from repro.studies.rlaif.stages import LabellerSpec, tokenizer_words
+from repro.world import summaries as ws
+from repro.world import summary_corpus as sc
+
 UNTRAINED_NOTE = ("an untrained model of the tiny profile's architecture and size (speed does not depend on "
                   "the weights)")
 
@@ -20,26 +27,17 @@ def set_threads(threads: int | None) -> int:
 
 def world_tokenizer():
     """The tokenizer of the world studies' M0 (`repro.studies.base.tokenizer_stage`), built in memory."""
-    from repro import world
-    from repro.judges.rubric import template_words
-    from repro.models import build_tokenizer
-
     return build_tokenizer(sorted(set(world.vocabulary()) | template_words("compact")))
 
 
 def world_model(size: str = "S", seed: int = 0):
     """``(model, tokenizer)``: an untrained M0 of the tiny profile (preset S, the world's tokenizer)."""
-    from repro.models import make_llama
-
     tokenizer = world_tokenizer()
     return make_llama(size, tokenizer, seed=seed), tokenizer
 
 
 def labeller_model(size: str = "S", seed: int = 0):
     """``(model, tokenizer)``: an untrained RLAIF labeller of the tiny profile (`repro.studies.rlaif`)."""
-    from repro.models import build_tokenizer, make_llama
-    from repro.studies.rlaif import LabellerSpec, tokenizer_words
-
     spec = LabellerSpec()
     tokenizer = build_tokenizer(tokenizer_words(), model_max_length=2 * spec.max_length)
     return make_llama(size, tokenizer, seed=seed, max_position_embeddings=spec.context), tokenizer
@@ -47,15 +45,11 @@ def labeller_model(size: str = "S", seed: int = 0):
 
 def task_prompts(count: int, seed: int = 0) -> list[list[dict[str, str]]]:
     """Held-out world tasks as one-turn conversations, as the studies prompt their models."""
-    from repro import world
-
     return [[{"role": "user", "content": t.prompt}] for t in world.sample_tasks(count, seed=seed, difficulty=(1, 2))]
 
 
 def judge_pairs(count: int, seed: int = 0) -> list[tuple[str, str]]:
     """``(instruction, response)`` pairs of world tasks with responses of every quality, to be judged."""
-    from repro import world
-
     rng = random.Random(seed)
     tasks = world.sample_tasks(count, seed=seed, difficulty=(1, 2))
     return [(t.prompt, world.write_response(t, rng.randint(0, 5), rng)) for t in tasks]
@@ -63,9 +57,6 @@ def judge_pairs(count: int, seed: int = 0) -> list[tuple[str, str]]:
 
 def labeller_pairs(count: int, seed: int = 0) -> list[tuple[str, str, str]]:
     """``(text, summary_a, summary_b)`` comparisons of the summarisation world, as RLAIF labels them."""
-    from repro.world import summaries as ws
-    from repro.world import summary_corpus as sc
-
     rng = random.Random(seed)
     pairs = []
     for index in range(count):

@@ -24,7 +24,7 @@ import hashlib
 import json
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,18 @@ import pandas as pd
 from repro import world
 from repro.world import mutations
 from repro.runs.store import RunStore, Stage, params_hash
+from repro.data import alpaca_eval, mt_bench, ultrafeedback
+from repro.evaluation.gold import ORACLE
+from repro.evaluation.metrics import win_rate, win_tie_loss_both_orders
+from repro.generation import DEFAULT_ENGINE, GenerationConfig, model_location
+from repro.judges.sequence_rm import SequenceRewardModel
+from repro.progress import show_progress
+from repro.studies.common import oracle_agreement, preference_key, respond_and_score, settings_key, train_on_pairs
+from repro.studies.eva import evolver as eva_evolver
+from repro.training.jobs import reward_job, run_job
+from repro.runs.launch import launch_key, launch_param
+from repro.training.preference import PreferenceParams
+from repro.training.reward import RewardParams, load_reward_model, reward_scores
 
 INFORMATIVENESS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "reward_gap": lambda r: r.max(axis=1) - r.min(axis=1),
@@ -202,8 +214,6 @@ def file_prompt_sets_stage(store: RunStore, *, train: str, standard: str = "", h
     ``seed`` and cut into ``chunks`` chunks of ``chunk_size``; AlpacaEval-format standard prompts,
     Arena-Hard questions and MT-Bench two-turn questions (`repro.data.alpaca_eval`,
     `repro.data.mt_bench`). An empty path leaves that set out."""
-    from repro.data import alpaca_eval, mt_bench, ultrafeedback
-
     def content(path: str) -> Any:
         p = Path(path)
         return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else path or None
@@ -334,15 +344,11 @@ class Rewarder:
     def score(self, prompts, responses) -> np.ndarray:
         prompts, responses = list(prompts), list(responses)
         if self.kind in ("oracle", "noisy"):
-            from repro.evaluation.gold import ORACLE
-
             exact = ORACLE.score(prompts, responses)
             if self.kind == "oracle":
                 return exact
             return exact + self.sigma * np.array([_noise(p, r, self.name) for p, r in zip(prompts, responses)])
         if self.kind == "trained":
-            from repro.training.reward import reward_scores
-
             texts = [self.tokenizer.apply_chat_template([{"role": "user", "content": p},
                                                          {"role": "assistant", "content": r}], tokenize=False)
                      for p, r in zip(prompts, responses)]
@@ -350,19 +356,14 @@ class Rewarder:
         return np.asarray(self.scorer.score(prompts, responses), dtype=float)
 
 
-@dataclass(frozen=True)
-class RewardTraining:
-    """How the world's trained reward models are trained (trl `RewardTrainer`, from the base model)."""
-
-    epochs: float = 1.0
-    learning_rate: float = 5e-4
-    batch_size: int = 32
-    max_length: int = 256
-    seed: int = 0
+def default_reward_training() -> RewardParams:
+    """How the world's trained reward models are trained by default (trl `RewardTrainer`, from the base
+    model): one epoch in batches of 32."""
+    return RewardParams(num_train_epochs=1.0, batch_size=32)
 
 
 def reward_stage(store: RunStore, reward: str, *, base: Stage | None, world_seed: int = 0, difficulty=(1, 2),
-                 training: RewardTraining = RewardTraining(), calibration_pairs: int = 2000,
+                 training: RewardParams | None = None, calibration_pairs: int = 2000,
                  evaluation_pairs: int = 2000, trust_remote_code: bool = False, accelerate_config: str | None = None,
                  progress: bool | None = None) -> Stage:
     """What a reward model needs, as a stage: for ``noisy`` the calibrated sigma, for ``trained`` the
@@ -371,8 +372,10 @@ def reward_stage(store: RunStore, reward: str, *, base: Stage | None, world_seed
     order them by strength. Seed-independent: the reward model is part of the environment.
     ``trust_remote_code``: let a ``path`` reward model run the code its repository ships (ArmoRM
     needs it); off unless asked, and a warning when on. ``accelerate_config``: train a ``trained``
-    reward model under ``accelerate launch`` with this config (`repro.studies.jobs`)."""
+    reward model under ``accelerate launch`` with this config (`repro.training.jobs`). ``training``: trl's
+    settings of a ``trained`` reward model (default `default_reward_training`)."""
     kind, arg = parse_reward(reward)
+    training = training or default_reward_training()
     if kind == "trained" and base is None:
         raise ValueError(f"the reward model {reward!r} needs a base model to start from")
     params = {"version": STAGE_VERSION, "reward": reward, "world": world.WORLD_VERSION, "world_seed": world_seed,
@@ -380,9 +383,8 @@ def reward_stage(store: RunStore, reward: str, *, base: Stage | None, world_seed
     if kind == "noisy":
         params["calibration_pairs"] = calibration_pairs
     if kind == "trained":
-        params["training"] = asdict(training)
-        from repro.studies.self_rewarding import launch_param
-
+        params["training"] = settings_key(training, ("num_train_epochs", "learning_rate", "batch_size", "max_length",
+                                                     "seed"))
         params.update(launch_param(accelerate_config))
     if kind == "path":
         params["trust_remote_code"] = bool(trust_remote_code)
@@ -411,22 +413,15 @@ def reward_stage(store: RunStore, reward: str, *, base: Stage | None, world_seed
     return store.run("eva-reward-model", params, compute, upstream=upstream, seed=training.seed)
 
 
-def _train_reward(base: Stage, pairs: int, world_seed: int, difficulty, training: RewardTraining,
+def _train_reward(base: Stage, pairs: int, world_seed: int, difficulty, training: RewardParams,
                   evaluation: pd.DataFrame, workdir: Path, progress, *, accelerate_config: str | None = None) -> Rewarder:
-    from repro.progress import show_progress
-    from repro.studies.base import model_location
-    from repro.studies.jobs import run_job
-    from repro.training.reward import RewardParams, load_reward_model
-
     data = writer_pairs(pairs, world_seed + PROMPT_STREAMS["reward_data"], difficulty,
                         exclude=set(evaluation.prompt))
     records = [{"prompt": [{"role": "user", "content": r.prompt}],
                 "chosen": [{"role": "assistant", "content": r.chosen}],
                 "rejected": [{"role": "assistant", "content": r.rejected}]} for r in data.itertuples()]
-    params = RewardParams(learning_rate=training.learning_rate, num_train_epochs=training.epochs,
-                          batch_size=training.batch_size, max_length=training.max_length, seed=training.seed,
-                          progress=show_progress(progress))
-    summary = run_job("reward", model_location(base), records, params, workdir, accelerate_config=accelerate_config,
+    params = replace(training, progress=show_progress(progress))
+    summary = run_job(reward_job, model_location(base), records, params, workdir, accelerate_config=accelerate_config,
                       options={"head_seed": training.seed})
     (workdir / "training.json").write_text(json.dumps({"pairs": len(records), **{
         k: v for k, v in summary.items() if isinstance(v, (int, float, str))}}))
@@ -442,14 +437,9 @@ def load_rewarder(stage: Stage, *, device: str | None = None) -> Rewarder:
     if kind == "noisy":
         return Rewarder(reward, kind, sigma=stage.results["sigma"])
     if kind == "trained":
-        from repro.studies.base import model_location
-        from repro.training.reward import load_reward_model
-
         model, tokenizer = load_reward_model(model_location(stage))
         return Rewarder(reward, kind, model=model, tokenizer=tokenizer)
     if kind == "path":
-        from repro.judges.sequence_rm import SequenceRewardModel
-
         trust = bool(stage.manifest["params"].get("trust_remote_code", False))
         if device is None:  # a GPU when there is one, in bfloat16 (an 8B reward model on the CPU takes months)
             import torch
@@ -481,10 +471,6 @@ def samples_stage(store: RunStore, policy: Stage, prompts: Stage, prompts_file: 
     ``chunk`` when given), in one batched call, each scored by the reward model and by the gold judge
     (for measurement only): ``responses.parquet`` (prompt columns, sample, response, words, reward,
     oracle)."""
-    from repro.evaluation.gold import ORACLE
-    from repro.generation import GenerationConfig
-    from repro.studies.base import DEFAULT_ENGINE, respond_and_score
-
     engine = engine or DEFAULT_ENGINE
     params = {"version": STAGE_VERSION, "file": prompts_file, "chunk": chunk, **asdict(spec), "seed": seed,
               "engine": engine.key()}
@@ -594,16 +580,10 @@ class LLMEvolver:
     max_new_tokens: int = 512
 
     def key(self) -> dict:
-        from repro.studies.base import DEFAULT_ENGINE
-
         return {"evolver": "llm", "model": self.stage.key, "engine": (self.engine or DEFAULT_ENGINE).key(),
                 "temperature": self.temperature, "max_new_tokens": self.max_new_tokens}
 
     def evolve(self, parents: pd.DataFrame, *, evolutions: int, operators, seed: int) -> tuple[pd.DataFrame, dict]:
-        from repro.generation import GenerationConfig
-        from repro.studies import eva_evolver
-        from repro.studies.base import DEFAULT_ENGINE
-
         generator = (self.engine or DEFAULT_ENGINE).generator(self.stage)
         config = GenerationConfig(temperature=self.temperature, top_p=0.95, max_new_tokens=self.max_new_tokens, seed=seed)
         records, report = eva_evolver.llm_evolve(
@@ -685,35 +665,17 @@ def creator_stage(store: RunStore, samples: Stage, spec: CreatorSpec, *, seed: i
 
 
 # -- the solver ----------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SolverSpec:
-    """Preference optimisation of the solver (`repro.training.preference`: DPO with trl's
-    `DPOTrainer`; SPPO as trl's DPO ``loss_type="sppo_hard"``; SimPO as trl's `CPOTrainer` with
-    ``loss_type="simpo"``; ORPO with trl's `ORPOTrainer`). The paper's DPO: beta 0.05, 2 epochs; the
-    learning rate suits models of a million parameters trained from scratch (as in the
-    self-rewarding chapter)."""
-
-    method: str = "dpo"
-    beta: float = 0.05
-    learning_rate: float = 9e-5
-    epochs: float = 2.0
-    batch_size: int = 16
-
-
-def solver_stage(store: RunStore, policy: Stage, samples: Stage, spec: SolverSpec, *, seed: int,
+def solver_stage(store: RunStore, policy: Stage, samples: Stage, solver: PreferenceParams, *, seed: int,
                  accelerate_config: str | None = None, progress: bool | None = None) -> Stage:
-    """The next policy: ``spec.method`` from ``policy`` on the best-vs-worst pairs of ``samples``
+    """The next policy: ``solver.method`` from ``policy`` on the best-vs-worst pairs of ``samples``
     (``model/``, ``pairs.parquet``)."""
-    from repro.studies.self_rewarding import launch_key, oracle_agreement, train_on_pairs
-
-    params = {"version": STAGE_VERSION, **asdict(spec), "seed": seed, "launch": launch_key(accelerate_config)}
+    params = {"version": STAGE_VERSION, **preference_key(solver), "seed": seed, "launch": launch_key(accelerate_config)}
 
     def compute(workdir: Path) -> dict:
         pairs = preference_pairs(pd.read_parquet(samples / "responses.parquet"))
         pairs.to_parquet(workdir / "pairs.parquet", index=False)
-        summary = train_on_pairs(policy, pairs, workdir, method=spec.method, beta=spec.beta,
-                                 learning_rate=spec.learning_rate, epochs=spec.epochs, batch_size=spec.batch_size,
-                                 seed=seed, accelerate_config=accelerate_config, progress=progress)
+        preference = replace(solver, seed=seed, progress=show_progress(progress))
+        summary = train_on_pairs(policy, pairs, workdir, preference, accelerate_config=accelerate_config)
         return {**summary, "pairs_oracle_agree": oracle_agreement(pairs)["pairs_oracle_agree"]}
 
     return store.run("eva-solver", params, compute, upstream=[policy, samples], seed=seed)
@@ -743,10 +705,6 @@ def evaluate_stage(store: RunStore, model: Stage, prompts: Stage, spec: EvalSpec
     (set, uid, family, difficulty, prompt, sample, response, words, oracle). The two-turn set gives
     rows of set ``turn_1`` and ``turn_2``: the second turn is asked after the model's own first
     answer (each sample its own conversation)."""
-    from repro.evaluation.gold import ORACLE
-    from repro.generation import GenerationConfig
-    from repro.studies.base import DEFAULT_ENGINE
-
     engine = engine or DEFAULT_ENGINE
     gold = gold or ORACLE
     params = {"version": STAGE_VERSION, **asdict(spec), "seed": seed, "gold": gold.key(), "engine": engine.key()}
@@ -776,8 +734,6 @@ def _respond(generator, rows: pd.DataFrame, name: str, config) -> pd.DataFrame:
 
 
 def _two_turns(generator, rows: pd.DataFrame, config) -> list[pd.DataFrame]:
-    from dataclasses import replace
-
     turn_1 = _respond(generator, rows.assign(prompt=rows.turn_1), "turn_1", config)
     repeated = rows.loc[rows.index.repeat(config.n)].reset_index(drop=True)
     conversations = two_turn_conversations(repeated, turn_1.response.tolist())
@@ -810,8 +766,6 @@ def win_rates(model: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     first, then reference first) and averaged; plus the mean gold score and the share of perfect
     responses. The oracle scores each response on its own, so the two orders agree by construction;
     a pairwise gold judge at paper scale would differ between them."""
-    from repro.evaluation.metrics import win_rate, win_tie_loss_both_orders
-
     rows = []
     for name, group in model.groupby("set", sort=False):
         ours = group.groupby("uid").oracle.mean()
@@ -831,5 +785,5 @@ def win_rates(model: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
 __all__ = ["INFORMATIVENESS", "SELECTIONS", "informativeness", "mix", "select", "PromptSpec", "world_prompt_sets",
            "prompt_sets_stage", "file_prompt_sets_stage", "parse_reward", "Rewarder", "reward_stage", "load_rewarder",
            "SamplingSpec", "samples_stage", "preference_pairs", "CreatorSpec", "WorldEvolver", "LLMEvolver", "create",
-           "creator_stage", "SolverSpec", "solver_stage", "EvalSpec", "evaluate_stage", "reference_stage",
+           "creator_stage", "solver_stage", "EvalSpec", "evaluate_stage", "reference_stage",
            "win_rates"]
