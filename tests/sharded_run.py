@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from repro.generation import GenerationConfig, ShardedGenerator
+from repro.generation import GenerationSpec, ShardedGenerator
 from repro.generation.sharded import launched_state, shard
 from repro.models import build_tokenizer, make_llama, save_model
 from repro.runs.store import RunStore
@@ -50,7 +50,7 @@ def main(out: Path) -> None:
     stage = external_model_stage(RunStore(out / "store"), str(folder))
     engine = Engine()
     generator = engine.generator(stage, progress=False)
-    greedy = GenerationConfig(max_new_tokens=8, temperature=0, n=2, batch_size=2)
+    greedy = GenerationSpec(max_new_tokens=8, temperature=0, n=2, batch_size=2)
     result = {
         "processes": 1 if state is None else state.num_processes,
         "sharded": isinstance(generator, ShardedGenerator),
@@ -61,9 +61,9 @@ def main(out: Path) -> None:
         "scores": generator.score_next_token_logprobs(PROMPTS, ["1", "2", "cat"]).tolist(),
         "scores_one": generator.score_next_token_logprobs(PROMPTS[:1], ["1", "2"]).tolist(),
         "scores_none": np.asarray(generator.score_next_token_logprobs([], ["1", "2"])).shape,
-        "seeded": shard(SeededPerPrompt(), state).generate(PROMPTS, GenerationConfig(seed=7)),
+        "seeded": shard(SeededPerPrompt(), state).generate(PROMPTS, GenerationSpec(seed=7)),
         # sampled with the transformers backend: equal in distribution only, so only its shape is compared
-        "sampled_shape": [len(c) for c in generator.generate(PROMPTS, GenerationConfig(max_new_tokens=4, n=3))],
+        "sampled_shape": [len(c) for c in generator.generate(PROMPTS, GenerationSpec(max_new_tokens=4, n=3))],
     }
     (out / f"rank{rank}.json").write_text(json.dumps(result))
 

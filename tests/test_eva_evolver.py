@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 
 from repro.data.records import text_id
-from repro.generation import GenerationConfig, Generator
+from repro.generation import GenerationSpec, Generator
 from repro.studies.eva import evolver as ev
 
-CONFIG = GenerationConfig(max_new_tokens=256, temperature=0.7, top_p=0.9)
+CONFIG = GenerationSpec(max_new_tokens=256, temperature=0.7, top_p=0.9)
 PARENTS = ["Write a haiku about autumn leaves.", "Explain how a bicycle gear works.",
            "List three uses of baking soda.", "Summarise the plot of a detective story.",
            "Give advice for a first job interview.", "Describe a sunrise over the sea."]
@@ -113,7 +113,7 @@ def test_invalid_rewrites_end_their_chain_and_are_counted_by_reason():
 
 def test_the_first_valid_of_several_completions_is_kept():
     fake = FakeRewriter(lambda given, request: ["", f"#Rewritten Prompt#: {given} Cite a source."])
-    records, report = ev.llm_evolve(fake, PARENTS[:2], evolutions=2, config=GenerationConfig(n=2))
+    records, report = ev.llm_evolve(fake, PARENTS[:2], evolutions=2, config=GenerationSpec(n=2))
     assert len(records) == 4 and report.rejected["empty"] == 4 and report.checked == 8
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from repro.generation import (
-    GenerationConfig,
+    GenerationSpec,
     Generator,
     HFGenerator,
     VLLMGenerator,
@@ -43,7 +43,7 @@ def generator(tokenizer):
 
 
 def test_greedy_batched_equals_one_at_a_time(generator):
-    config = GenerationConfig(max_new_tokens=10, temperature=0, batch_size=4)
+    config = GenerationSpec(max_new_tokens=10, temperature=0, batch_size=4)
     batched = generator.generate(PROMPTS, config)
     single = [generator.generate([prompt], config)[0] for prompt in PROMPTS]
     assert batched == single
@@ -51,27 +51,27 @@ def test_greedy_batched_equals_one_at_a_time(generator):
 
 
 def test_sampling_is_seeded(generator):
-    config = GenerationConfig(max_new_tokens=10, temperature=1.0, top_p=0.95, n=2, seed=7, batch_size=4)
+    config = GenerationSpec(max_new_tokens=10, temperature=1.0, top_p=0.95, n=2, seed=7, batch_size=4)
     state = torch.random.get_rng_state()
     first = generator.generate(PROMPTS, config)
     assert torch.equal(torch.random.get_rng_state(), state)  # the caller's RNG is untouched
     assert generator.generate(PROMPTS, config) == first
-    other_seed = generator.generate(PROMPTS, GenerationConfig(max_new_tokens=10, n=2, seed=8, batch_size=4))
+    other_seed = generator.generate(PROMPTS, GenerationSpec(max_new_tokens=10, n=2, seed=8, batch_size=4))
     assert other_seed != first
 
 
 def test_n_samples_per_prompt(generator):
-    sampled = generator.generate(PROMPTS, GenerationConfig(max_new_tokens=6, n=3, batch_size=5))
+    sampled = generator.generate(PROMPTS, GenerationSpec(max_new_tokens=6, n=3, batch_size=5))
     assert [len(texts) for texts in sampled] == [3] * len(PROMPTS)
     assert all(isinstance(text, str) and text == text.strip() for texts in sampled for text in texts)
     assert any(len(set(texts)) > 1 for texts in sampled)
-    greedy = generator.generate(PROMPTS[:2], GenerationConfig(max_new_tokens=6, temperature=0, n=3))
+    greedy = generator.generate(PROMPTS[:2], GenerationSpec(max_new_tokens=6, temperature=0, n=3))
     assert all(len(texts) == 3 and len(set(texts)) == 1 for texts in greedy)
-    assert generator.generate([], GenerationConfig()) == []
+    assert generator.generate([], GenerationSpec()) == []
 
 
 def test_completions_have_no_special_tokens(generator, tokenizer):
-    for texts in generator.generate(PROMPTS, GenerationConfig(max_new_tokens=12, n=2)):
+    for texts in generator.generate(PROMPTS, GenerationSpec(max_new_tokens=12, n=2)):
         for text in texts:
             assert not set(text.split()) & set(tokenizer.all_special_tokens)
 
@@ -95,15 +95,15 @@ def test_score_next_token_logprobs_matches_forward(generator, tokenizer):
 
 def test_generation_config_validation():
     with pytest.raises(ValueError, match="top_p"):
-        GenerationConfig(top_p=0)
+        GenerationSpec(top_p=0)
     with pytest.raises(ValueError, match="n must"):
-        GenerationConfig(n=0)
-    assert GenerationConfig(temperature=0).greedy
+        GenerationSpec(n=0)
+    assert GenerationSpec(temperature=0).greedy
 
 
 def test_bad_prompt_is_named(generator):
     with pytest.raises(TypeError, match="prompt 1"):
-        generator.generate(["the cat", [{"text": "no role"}]], GenerationConfig(max_new_tokens=2))
+        generator.generate(["the cat", [{"text": "no role"}]], GenerationSpec(max_new_tokens=2))
 
 
 def test_factory(generator, tokenizer):

@@ -33,20 +33,20 @@ def test_bad_jobs_are_refused_before_anything_runs(tmp_path):
 
     with pytest.raises(ValueError, match="is not a training job"):
         jobs.run_job(ppo_job, "m", [], None, tmp_path)
-    from repro.training import SFTParams
+    from repro.training import SFTSpec
 
     with pytest.raises(ReproError, match="does not exist"):
-        jobs.run_job(jobs.sft_job, "m", [], SFTParams(), tmp_path, accelerate_config=str(tmp_path / "none.yaml"))
+        jobs.run_job(jobs.sft_job, "m", [], SFTSpec(), tmp_path, accelerate_config=str(tmp_path / "none.yaml"))
 
 
 @pytest.mark.slow
 def test_a_launched_sft_job_matches_the_in_process_one(tmp_path):
-    from repro.training import SFTParams
+    from repro.training import SFTSpec
 
     store = RunStore(tmp_path / "store")
     m0 = base.base_model(store, base.BaseSpec(corpus_docs=300, model_size="XS"), progress=False)
     records = sd.ift_records(sd.SeedDataSpec(ift_size=16))
-    params = SFTParams(num_train_epochs=1.0, batch_size=4, seed=0)
+    params = SFTSpec(num_train_epochs=1.0, batch_size=4, seed=0)
     here = jobs.run_job(jobs.sft_job, generation.model_location(m0), records, params, tmp_path / "here")
     launched = jobs.run_job(jobs.sft_job, generation.model_location(m0), records, params, tmp_path / "launched",
                             accelerate_config=str(CONFIGS / "cpu_1proc.yaml"))

@@ -52,22 +52,22 @@ def m0(tmp_path_factory):
 
 
 def test_a_batch_that_the_processes_cannot_split_is_refused_before_launch(tmp_path):
-    from repro.training import SFTParams
+    from repro.training import SFTSpec
 
     with pytest.raises(ReproError, match="cannot be split evenly over 2 processes"):
-        jobs.run_job(jobs.sft_job, "m", [], SFTParams(batch_size=5), tmp_path, accelerate_config=TWO)
+        jobs.run_job(jobs.sft_job, "m", [], SFTSpec(batch_size=5), tmp_path, accelerate_config=TWO)
     assert not (tmp_path / "job").exists()
-    assert launch.per_process_params(SFTParams(batch_size=6), 2).batch_size == 3
-    assert launch.per_process_params(SFTParams(batch_size=6), 1).batch_size == 6
+    assert launch.per_process_params(SFTSpec(batch_size=6), 2).batch_size == 3
+    assert launch.per_process_params(SFTSpec(batch_size=6), 1).batch_size == 6
 
 
 @pytest.mark.slow
 def test_two_process_sft_is_the_single_process_run(tmp_path, m0):
-    from repro.training import SFTParams
+    from repro.training import SFTSpec
 
     records = sd.ift_records(sd.SeedDataSpec(ift_size=32))
     # length-grouped batches (the default): grouped by the global batch on both sides
-    params = SFTParams(num_train_epochs=1.0, batch_size=8, logging_steps=1, seed=0)
+    params = SFTSpec(num_train_epochs=1.0, batch_size=8, logging_steps=1, seed=0)
     here = jobs.run_job(jobs.sft_job, m0, records, params, tmp_path / "here")
     launched = jobs.run_job(jobs.sft_job, m0, records, params, tmp_path / "two", accelerate_config=TWO)
     assert here["steps"] == 4
@@ -77,12 +77,12 @@ def test_two_process_sft_is_the_single_process_run(tmp_path, m0):
 
 @pytest.mark.slow
 def test_two_process_dpo_is_the_single_process_run(tmp_path, m0):
-    from repro.training import PreferenceParams
+    from repro.training import PreferenceSpec
 
     tasks = sd.ift_records(sd.SeedDataSpec(ift_size=16))
     records = [{"prompt": r["prompt"], "chosen": r["completion"],
                 "rejected": [{"role": "assistant", "content": r["completion"][0]["content"][::-1]}]} for r in tasks]
-    params = PreferenceParams(method="dpo", num_train_epochs=1.0, batch_size=4, logging_steps=1, seed=0,
+    params = PreferenceSpec(method="dpo", num_train_epochs=1.0, batch_size=4, logging_steps=1, seed=0,
                               learning_rate=1e-3)
     here = jobs.run_job(jobs.preference_job, m0, records, params, tmp_path / "here")
     launched = jobs.run_job(jobs.preference_job, m0, records, params, tmp_path / "two", accelerate_config=TWO)
@@ -98,14 +98,14 @@ def test_two_process_pretraining_is_the_single_process_run(tmp_path, m0):
     from transformers import AutoTokenizer
 
     from repro.models import make_llama
-    from repro.training import PretrainParams
+    from repro.training import PretrainSpec
 
     tokenizer = AutoTokenizer.from_pretrained(m0)
     texts = [r["completion"][0]["content"] for r in sd.ift_records(sd.SeedDataSpec(ift_size=64))]
     start = jobs.save_fresh_model(make_llama("XXS", tokenizer, seed=0), tokenizer, tmp_path / "init")
     # 3 steps of 4 blocks of 32 tokens, fewer than the packed blocks: every step a full global batch (an
     # epoch's last, partial batch is filled up with blocks from the start under DDP: `repro.studies.jobs`)
-    params = PretrainParams(max_steps=3, batch_size=4, max_length=32, logging_steps=1, seed=0)
+    params = PretrainSpec(max_steps=3, batch_size=4, max_length=32, logging_steps=1, seed=0)
     here = jobs.run_job(jobs.pretrain_job, start, texts, params, tmp_path / "here")
     launched = jobs.run_job(jobs.pretrain_job, start, texts, params, tmp_path / "two", accelerate_config=TWO)
     assert_same_run(here, launched, tmp_path / "here", tmp_path / "two")
@@ -113,12 +113,12 @@ def test_two_process_pretraining_is_the_single_process_run(tmp_path, m0):
 
 @pytest.mark.slow
 def test_two_process_reward_model_training_is_the_single_process_run(tmp_path, m0):
-    from repro.training import RewardParams
+    from repro.training import RewardSpec
 
     tasks = sd.ift_records(sd.SeedDataSpec(ift_size=16))
     records = [{"chosen": r["completion"][0]["content"], "rejected": r["completion"][0]["content"][::-1],
                 "soft_label": 0.5 + 0.03 * i} for i, r in enumerate(tasks)]
-    params = RewardParams(num_train_epochs=1.0, batch_size=4, logging_steps=1, seed=0)
+    params = RewardSpec(num_train_epochs=1.0, batch_size=4, logging_steps=1, seed=0)
     options = {"head_seed": 3}
     here = jobs.run_job(jobs.reward_job, m0, records, params, tmp_path / "here", options=options)
     launched = jobs.run_job(jobs.reward_job, m0, records, params, tmp_path / "two", accelerate_config=TWO, options=options)
@@ -138,12 +138,12 @@ def test_two_process_rl_against_a_saved_reward_model(tmp_path, m0):
     from transformers import AutoTokenizer
 
     from repro.models import save_model
-    from repro.training import RLParams
+    from repro.training import RLSpec
     from repro.training.reward import make_reward_model
 
     save_model(make_reward_model(m0, seed=1), AutoTokenizer.from_pretrained(m0), tmp_path / "rm")
     prompts = [r["prompt"][0]["content"] for r in sd.ift_records(sd.SeedDataSpec(ift_size=8))]
-    params = RLParams(num_train_epochs=1.0, batch_size=8, num_generations=2, max_completion_length=8,
+    params = RLSpec(num_train_epochs=1.0, batch_size=8, num_generations=2, max_completion_length=8,
                       logging_steps=1, seed=0)
     options = {"reward": {"reward_model": str(tmp_path / "rm")}, "reference_path": m0}
     here = jobs.run_job(jobs.rl_job, m0, prompts, params, tmp_path / "here", options=options)
@@ -152,5 +152,5 @@ def test_two_process_rl_against_a_saved_reward_model(tmp_path, m0):
     steps = {w: [e for e in history(tmp_path / w) if "reward" in e] for w in ("here", "two")}
     assert [(e["step"], e["epoch"]) for e in steps["two"]] == [(e["step"], e["epoch"]) for e in steps["here"]]
     with pytest.raises(ReproError, match="whole groups of 4 completions"):
-        jobs.run_job(jobs.rl_job, m0, prompts, RLParams(batch_size=4, num_generations=4), tmp_path / "bad",
+        jobs.run_job(jobs.rl_job, m0, prompts, RLSpec(batch_size=4, num_generations=4), tmp_path / "bad",
                      accelerate_config=TWO, options=options)

@@ -47,7 +47,7 @@ def test_averaging_both_orders_cancels_a_pure_position_bias():
     labels = lb.label_pairs(always_first, PAIRS).frame
     assert labels.p_ab.tolist() == pytest.approx([0.9, 0.9]) and labels.p_ba.tolist() == pytest.approx([0.1, 0.1])
     assert labels.p_a.tolist() == pytest.approx([0.5, 0.5]) and labels.same_position.all()
-    one_order = lb.label_pairs(always_first, PAIRS, lb.LabelConfig(both_orders=False)).frame
+    one_order = lb.label_pairs(always_first, PAIRS, lb.LabelSpec(both_orders=False)).frame
     assert one_order.p_a.tolist() == pytest.approx([0.9, 0.9]) and one_order.p_ba.isna().all()
 
 
@@ -68,12 +68,12 @@ def test_chain_of_thought_reads_after_each_rationale_and_self_consistency_averag
         return ["one", "two", "one Preferred Summary=2", "one"][i]  # the third answers by itself
 
     greedy = Scripted(logits, rationale)
-    labels = lb.label_pairs(greedy, PAIRS[:1], lb.LabelConfig(cot=True, both_orders=False)).frame
+    labels = lb.label_pairs(greedy, PAIRS[:1], lb.LabelSpec(cot=True, both_orders=False)).frame
     prompts, config = greedy.generated[0]
     assert prompts[0].endswith("Explain which summary is better and why.\nRationale:") and config.temperature == 0.0
     assert labels.p_ab[0] == pytest.approx(1 / (1 + math.exp(-1)))
     sampled = Scripted(logits, rationale)
-    config = lb.LabelConfig(cot=True, rationales=4, temperature=0.3, both_orders=False)
+    config = lb.LabelSpec(cot=True, rationales=4, temperature=0.3, both_orders=False)
     labels = lb.label_pairs(sampled, PAIRS[:1], config).frame
     s = 1 / (1 + math.exp(-1))
     assert labels.p_ab[0] == pytest.approx((3 * s + (1 - s)) / 4)  # averaged over the 4 rationales
@@ -83,7 +83,7 @@ def test_chain_of_thought_reads_after_each_rationale_and_self_consistency_averag
 
 def test_prompts_follow_the_papers_structure_in_both_wordings():
     shot = lb.Exemplar("t0", "s a", "s b", preferred=2, rationale="b covers more")
-    config = lb.LabelConfig(preamble="detailed", exemplars=(shot,), cot=True)
+    config = lb.LabelSpec(preamble="detailed", exemplars=(shot,), cot=True)
     prompt = lb.labeller_prompt("t1", "x", "y", config, rationale="x is wrong")
     blocks = prompt.split("\n\n")
     assert blocks[0] == lb.PREAMBLES["plain"]["detailed"]
@@ -91,12 +91,12 @@ def test_prompts_follow_the_papers_structure_in_both_wordings():
     assert blocks[1] == f"Text - t0\nSummary 1 - s a\nSummary 2 - s b\n{ask} b covers more\nPreferred Summary=2"
     assert blocks[2] == f"Text - t1\nSummary 1 - x\nSummary 2 - y\n{ask} x is wrong\nPreferred Summary="
     assert config.name == "Detailed + CoT 1-shot"
-    compact = lb.labeller_prompt("t", "x", "y", lb.LabelConfig(wording="compact"))
+    compact = lb.labeller_prompt("t", "x", "y", lb.LabelSpec(wording="compact"))
     assert compact.endswith("summary 2 : y\nbetter summary :")
     words = set(compact.replace("t\n", " ").split()) - {"t", "x", "y"}
     assert words <= lb.template_words()
     with pytest.raises(ValueError, match="preamble"):
-        lb.LabelConfig(preamble="long")
+        lb.LabelSpec(preamble="long")
     with pytest.raises(ValueError, match="preferred"):
         lb.Exemplar("t", "a", "b", preferred=0)
 
@@ -123,10 +123,10 @@ def test_a_tiny_llama_labels_world_pairs_in_one_batched_pass():
     for i in range(6):
         post = ws.make_post(rng, i)
         pairs.append((post.body, ws.reference_summary(post), ws.write_summary(post, ws.SummarySpec(1), rng)))
-    config = lb.LabelConfig(wording="compact", preamble="detailed")
+    config = lb.LabelSpec(wording="compact", preamble="detailed")
     labels = lb.label_pairs(generator, pairs, config).frame
     assert len(labels) == 6 and labels.p_a.between(0, 1).all() and labels.p_ab.between(0, 1).all()
-    cot = lb.label_pairs(generator, pairs[:2], lb.LabelConfig(wording="compact", cot=True, max_rationale_tokens=6))
+    cot = lb.label_pairs(generator, pairs[:2], lb.LabelSpec(wording="compact", cot=True, max_rationale_tokens=6))
     assert len(cot.rationales) == 2 and cot.frame.p_a.between(0, 1).all()
     scores = lb.direct_scores(generator, [(t, a) for t, a, _ in pairs], wording="compact")
     assert scores.shape == (6,) and np.all(np.abs(scores) <= 1)
@@ -161,7 +161,7 @@ def test_any_rationale_and_any_read_out_gives_a_label_or_a_counted_unreadable(ra
         def generate(self, prompts, config):
             return [[rationales[(i + j) % len(rationales)] for j in range(config.n)] for i in range(len(prompts))]
 
-    config = lb.LabelConfig(cot=cot, rationales=rationale_count if cot else 1, temperature=0.7 if cot else 0.0)
+    config = lb.LabelSpec(cot=cot, rationales=rationale_count if cot else 1, temperature=0.7 if cot else 0.0)
     with np.errstate(all="ignore"):
         frame = lb.label_pairs(Anything(), PAIRS * 2, config).frame
     p = frame.p_a.to_numpy()

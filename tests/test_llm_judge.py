@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from repro.judges.llm_judge import JudgeConfig, judge
+from repro.judges.llm_judge import JudgeSpec, judge
 from repro.judges.rubric import TEMPLATES, judge_prompt, template_words
 
 
@@ -26,7 +26,7 @@ def test_scores_are_averaged_over_readable_judgments_and_failures_counted():
         ["score : 2 .", "no score here", "score : 9 ."],           # only 2 is readable
         ["i do not know .", "", "score : four"],                   # nothing readable
     ])
-    result = judge(fake, [("t1", "r1"), ("t2", "r2"), ("t3", "r3")], JudgeConfig(samples=3))
+    result = judge(fake, [("t1", "r1"), ("t2", "r2"), ("t3", "r3")], JudgeSpec(samples=3))
     assert len(fake.calls) == 1 and fake.calls[0][1].n == 3  # one batched call, K return sequences
     assert result.scores[0] == pytest.approx(4.0) and result.scores[1] == pytest.approx(2.0)
     assert math.isnan(result.scores[2])  # never a silent zero
@@ -38,7 +38,7 @@ def test_scores_are_averaged_over_readable_judgments_and_failures_counted():
 
 def test_judge_prompts_follow_the_template():
     fake = ScriptedJudge([["score : 1 ."]])
-    judge(fake, [("sort these : 3 1 .", "1 3 .")], JudgeConfig(samples=1))
+    judge(fake, [("sort these : 3 1 .", "1 3 .")], JudgeSpec(samples=1))
     [message] = fake.calls[0][0][0]
     assert message["role"] == "user"
     assert message["content"] == judge_prompt("sort these : 3 1 .", "1 3 .")
@@ -46,10 +46,10 @@ def test_judge_prompts_follow_the_template():
 
 
 def test_empty_input_and_bad_config():
-    result = judge(ScriptedJudge([]), [], JudgeConfig())
+    result = judge(ScriptedJudge([]), [], JudgeSpec())
     assert result.frame.empty and result.tally.total == 0
     with pytest.raises(ValueError, match="samples must be >= 1"):
-        JudgeConfig(samples=0)
+        JudgeSpec(samples=0)
     with pytest.raises(ValueError, match="unknown judge template"):
         judge_prompt("a", "b", template="nope")
 
@@ -76,7 +76,7 @@ ANY_OUTPUT = st.one_of(st.text(max_size=300), st.binary(max_size=200), st.none()
 @settings(max_examples=300, deadline=None)
 @given(outputs=st.lists(st.lists(ANY_OUTPUT, min_size=2, max_size=2), min_size=1, max_size=4))
 def test_any_judge_output_never_crashes_and_every_judgment_is_counted(outputs):
-    result = judge(ScriptedJudge(outputs), [(f"t{i}", f"r{i}") for i in range(len(outputs))], JudgeConfig(samples=2))
+    result = judge(ScriptedJudge(outputs), [(f"t{i}", f"r{i}") for i in range(len(outputs))], JudgeSpec(samples=2))
     tally = result.tally.as_dict()
     assert tally["total"] == 2 * len(outputs) == sum(v for k, v in tally.items() if k != "total")
     assert result.frame.parsed.sum() == tally["ok"]

@@ -18,8 +18,8 @@ from repro.studies.self_rewarding import stages as sr
 from repro.studies.self_rewarding import study as study
 from repro.studies.self_rewarding import data as sd
 from repro import generation
-from repro.training.preference import PreferenceParams
-from repro.training.sft import SFTParams
+from repro.training.preference import PreferenceSpec
+from repro.training.sft import SFTSpec
 
 
 def paper_parameters():
@@ -101,19 +101,19 @@ def test_the_paper_path_runs_end_to_end_on_tiny_stand_ins(tmp_path):
     keyword filter, oasst1 seed data with EFT written by the SFT baseline, AlpacaEval prompts with
     reference outputs, an LLM gold judge, and training launched through accelerate."""
     from repro import paths
-    from repro.judges.llm_judge import JudgeConfig
+    from repro.judges.llm_judge import JudgeSpec
 
     store = RunStore(tmp_path / "store")
     m0 = base.base_model(store, base.BaseSpec(corpus_docs=300, model_size="XS"), progress=False)
     llama = generation.model_location(m0)  # a saved checkpoint folder, as a real model would be
     spec = study.StudySpec(
         seed_data=sd.SeedDataSpec(ift_size=None, eft_train_prompts=None, eft_eval_prompts=None),
-        tune=SFTParams(num_train_epochs=1.0),
+        tune=SFTSpec(num_train_epochs=1.0),
         iteration=sr.IterationSpec(prompts=2, prompt_style="chat", candidates=2, judge_samples=1, max_new_tokens=8,
                                    judge_max_new_tokens=8, prompt_max_new_tokens=12,
-                                   preference=PreferenceParams(num_train_epochs=1.0)),
+                                   preference=PreferenceSpec(num_train_epochs=1.0)),
         evaluation=sr.EvalSpec(samples=1, max_new_tokens=8, judge_samples=1),
-        judge=JudgeConfig(samples=1, max_new_tokens=8), eft_writer="SFT", iterations=1, ablations=False,
+        judge=JudgeSpec(samples=1, max_new_tokens=8), eft_writer="SFT", iterations=1, ablations=False,
         accelerate_config=str(paths.project_root() / "configs" / "accelerate" / "cpu_1proc.yaml"))
     inputs = study.prepare_inputs(store, spec, base_model_path=llama, prompt_generator_path=llama,
                                   seed_data_path=str(oasst.sample_path()),
@@ -262,7 +262,7 @@ def test_the_eva_paper_path_runs_end_to_end_on_tiny_stand_ins(tmp_path):
     spec = es.EvaSpec(prompts=eva.PromptSpec(chunks=2), reward=f"path@{tmp_path / 'rm'}",
                       sampling=eva.SamplingSpec(n=2, max_new_tokens=6),
                       creator=eva.CreatorSpec(fraction=0.5, evolutions=2),
-                      solver=PreferenceParams(beta=0.05, num_train_epochs=1.0), evaluation=eva.EvalSpec(samples=1, max_new_tokens=6))
+                      solver=PreferenceSpec(beta=0.05, num_train_epochs=1.0), evaluation=eva.HeldOutSpec(samples=1, max_new_tokens=6))
     extra = es.paper_scale_inputs(store, prompts_path=str(ultrafeedback.sample_path()), chunk_size=3, chunks=2,
                                   standard=str(alpaca_eval.sample_path()), hard=str(mt_bench.arena_hard_sample_path()),
                                   two_turn=str(mt_bench.mt_bench_sample_path()), evolver_path=llama, gold_judge_path=llama)

@@ -8,7 +8,7 @@ import torch
 
 from repro.models import build_tokenizer, make_llama
 from repro.training import (
-    PreferenceParams,
+    PreferenceSpec,
     make_preference_trainer,
     preference_config,
     preference_dataset,
@@ -81,7 +81,7 @@ def test_dpo_widens_the_margin_against_a_frozen_reference(tokenizer, tmp_path):
     data = records(32)
     model = make_llama("XS", tokenizer, seed=0)
     start = copy.deepcopy(model)
-    params = PreferenceParams(max_steps=6, learning_rate=1e-3, batch_size=16, logging_steps=3, max_length=32)
+    params = PreferenceSpec(max_steps=6, learning_rate=1e-3, batch_size=16, logging_steps=3, max_length=32)
     trainer = make_preference_trainer(model, tokenizer, data, params, tmp_path)
     assert type(trainer).__name__ == "DPOTrainer" and trainer.args.loss_type == ["sigmoid"]
     reference = trainer.ref_model
@@ -118,7 +118,7 @@ def test_dpo_widens_the_margin_against_a_frozen_reference(tokenizer, tmp_path):
 def test_dpo_uses_a_given_reference(tokenizer, tmp_path):
     model = make_llama("XS", tokenizer, seed=0)
     reference = make_llama("XS", tokenizer, seed=1)
-    trainer = make_preference_trainer(model, tokenizer, records(8), PreferenceParams(max_steps=1), tmp_path, reference)
+    trainer = make_preference_trainer(model, tokenizer, records(8), PreferenceSpec(max_steps=1), tmp_path, reference)
     assert trainer.ref_model is reference
 
 
@@ -133,7 +133,7 @@ def test_dpo_uses_a_given_reference(tokenizer, tmp_path):
 def test_other_methods_train(tokenizer, tmp_path, method, trainer_name, extra_metric):
     model = make_llama("XS", tokenizer, seed=0)
     start = weights(model)
-    params = PreferenceParams(method=method, max_steps=3, learning_rate=1e-3, batch_size=8, logging_steps=1)
+    params = PreferenceSpec(method=method, max_steps=3, learning_rate=1e-3, batch_size=8, logging_steps=1)
     trainer = make_preference_trainer(model, tokenizer, records(32), params, tmp_path)
     assert type(trainer).__name__ == trainer_name
     result = run_trainer(trainer)
@@ -147,19 +147,19 @@ def test_other_methods_train(tokenizer, tmp_path, method, trainer_name, extra_me
 
 
 def test_trl_configs_per_method(tmp_path):
-    dpo = preference_config(PreferenceParams(), tmp_path)
+    dpo = preference_config(PreferenceSpec(), tmp_path)
     assert type(dpo).__name__ == "DPOConfig" and dpo.loss_type == ["sigmoid"] and dpo.beta == 0.1
     assert dpo.report_to == [] or dpo.report_to in ("none", ["none"])
     assert dpo.bf16 is False and dpo.activation_checkpointing is False and dpo.save_strategy == "no"
     assert dpo.learning_rate == 9e-5 and dpo.per_device_train_batch_size == 16 and dpo.num_train_epochs == 2
-    sppo = preference_config(PreferenceParams(method="sppo", beta=0.05), tmp_path)
+    sppo = preference_config(PreferenceSpec(method="sppo", beta=0.05), tmp_path)
     assert sppo.loss_type == ["sppo_hard"] and sppo.beta == 0.05
-    simpo = preference_config(PreferenceParams(method="simpo", beta=2.0, simpo_gamma=1.0), tmp_path)
+    simpo = preference_config(PreferenceSpec(method="simpo", beta=2.0, simpo_gamma=1.0), tmp_path)
     assert type(simpo).__name__ == "CPOConfig" and simpo.loss_type == "simpo" and simpo.cpo_alpha == 0.0
     assert simpo.beta == 2.0 and simpo.simpo_gamma == 1.0 and simpo.bf16 is False
-    cpo_simpo = preference_config(PreferenceParams(method="simpo", extra={"cpo_alpha": 1.0}), tmp_path)
+    cpo_simpo = preference_config(PreferenceSpec(method="simpo", extra={"cpo_alpha": 1.0}), tmp_path)
     assert cpo_simpo.cpo_alpha == 1.0  # extra still overrides
-    orpo = preference_config(PreferenceParams(method="orpo", max_length=64), tmp_path)
+    orpo = preference_config(PreferenceSpec(method="orpo", max_length=64), tmp_path)
     assert type(orpo).__name__ == "ORPOConfig" and orpo.max_length == 64
     assert orpo.activation_checkpointing is False and orpo.save_strategy == "no"
 
@@ -175,13 +175,13 @@ def test_bad_inputs_are_named(tokenizer, tmp_path):
     with pytest.raises(ValueError, match="at least one record"):
         preference_dataset([])
     with pytest.raises(ValueError, match="method must be one of dpo, sppo, simpo, orpo, got 'kto'"):
-        PreferenceParams(method="kto")
+        PreferenceSpec(method="kto")
     with pytest.raises(ValueError, match="beta"):
-        PreferenceParams(beta=0)
+        PreferenceSpec(beta=0)
     with pytest.raises(ValueError, match="ORPOConfig .*'loss_type'"):
-        preference_config(PreferenceParams(method="orpo", extra={"loss_type": "ipo"}), tmp_path)
+        preference_config(PreferenceSpec(method="orpo", extra={"loss_type": "ipo"}), tmp_path)
     with pytest.raises(ValueError, match="DPOConfig .*'simpo_gamma'"):
-        preference_config(PreferenceParams(extra={"simpo_gamma": 1.0}), tmp_path)
+        preference_config(PreferenceSpec(extra={"simpo_gamma": 1.0}), tmp_path)
     model = make_llama("XS", tokenizer, seed=0)
     with pytest.raises(ValueError, match="reference-free"):
-        train_preference(model, tokenizer, records(4), PreferenceParams(method="simpo"), tmp_path, ref_model=model)
+        train_preference(model, tokenizer, records(4), PreferenceSpec(method="simpo"), tmp_path, ref_model=model)

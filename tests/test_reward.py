@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 
-from repro.training.reward import (RewardParams, make_reward_model, reward_dataset, reward_scores,
+from repro.training.reward import (RewardSpec, make_reward_model, reward_dataset, reward_scores,
                                    soft_preference_loss, train_reward)
 
 
@@ -55,7 +55,7 @@ def test_a_tiny_reward_model_learns_to_rank_world_summaries_from_soft_labels(tmp
                      {"chosen": bad, "rejected": good, "soft_label": 0.2})
     held_out = [pair() for _ in range(30)]
     before = reward_scores(model, tokenizer, [t for p in held_out for t in p])
-    result = train_reward(model, tokenizer, train, RewardParams(num_train_epochs=3, batch_size=8, seed=0), tmp_path / "t")
+    result = train_reward(model, tokenizer, train, RewardSpec(num_train_epochs=3, batch_size=8, seed=0), tmp_path / "t")
     after = reward_scores(model, tokenizer, [t for p in held_out for t in p])
     accuracy = sum(after[2 * i] > after[2 * i + 1] for i in range(30)) / 30
     assert result.steps == 60 and result.losses[-1][1] < result.losses[0][1]

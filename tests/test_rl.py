@@ -4,17 +4,17 @@ import random
 
 import pytest
 
-from repro.training.rl import RLParams, named_reward
+from repro.training.rl import RLSpec, named_reward
 
 
 def test_parameters_keep_whole_groups_and_a_baseline():
-    kwargs = RLParams(batch_size=8, num_generations=4).trl_kwargs()
+    kwargs = RLSpec(batch_size=8, num_generations=4).trl_kwargs()
     assert kwargs["num_generations"] == 4 and kwargs["beta"] == 0.05 and kwargs["temperature"] == 0.9
     assert "max_length" not in kwargs and kwargs["max_completion_length"] == 32
     with pytest.raises(ValueError, match="multiple of num_generations"):
-        RLParams(batch_size=6, num_generations=4)
+        RLSpec(batch_size=6, num_generations=4)
     with pytest.raises(ValueError, match="leave-one-out"):
-        RLParams(num_generations=1)
+        RLSpec(num_generations=1)
 
 
 def test_the_reward_adapter_checks_its_output():
@@ -47,7 +47,7 @@ def test_rloo_trains_a_tiny_policy_against_a_reward(tmp_path):
 
     from repro.training.rl import train_rloo
 
-    params = RLParams(max_steps=4, batch_size=8, num_generations=4, max_completion_length=8, logging_steps=1,
+    params = RLSpec(max_steps=4, batch_size=8, num_generations=4, max_completion_length=8, logging_steps=1,
                       learning_rate=1e-3, seed=0)
     prompts = [ws.make_post(random.Random(i)).body for i in range(8)]
     result = train_rloo(model, tokenizer, prompts, reward, params, tmp_path / "rloo", reward_name="ands")
@@ -67,7 +67,7 @@ def test_the_kl_reference_is_a_frozen_copy_of_the_starting_policy(tmp_path):
     with torch.no_grad():
         model.model.embed_tokens.weight.add_(1.0)  # as if trained since it was created
     trainer = make_rloo_trainer(model, tokenizer, ["a b", "b c"], lambda p, c: [0.0] * len(c),
-                                RLParams(max_steps=1, batch_size=4, num_generations=2), tmp_path)
+                                RLSpec(max_steps=1, batch_size=4, num_generations=2), tmp_path)
     reference = trainer.ref_model
     assert reference is not None and reference is not trainer.model
     assert torch.equal(reference.model.embed_tokens.weight, model.model.embed_tokens.weight)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from repro import world
-from repro.generation import GenerationConfig, Generator
+from repro.generation import GenerationSpec, Generator
 from repro.studies.self_rewarding.self_instruct import (
     REASONS,
     PromptFilter,
@@ -210,7 +210,7 @@ class FakeGenerator:
     the start of another item; records its calls."""
 
     def __init__(self, junk_only: bool = False) -> None:
-        self.calls: list[tuple[list, GenerationConfig]] = []
+        self.calls: list[tuple[list, GenerationSpec]] = []
         self.junk_only = junk_only
 
     def generate(self, prompts, config):

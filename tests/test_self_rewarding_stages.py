@@ -5,13 +5,13 @@ import pandas as pd
 import pytest
 
 from repro import world
-from repro.judges.llm_judge import JudgeConfig
+from repro.judges.llm_judge import JudgeSpec
 from repro.runs import RunStore
 from repro.studies import base
 from repro.studies.self_rewarding import stages as sr
-from repro.training.sft import SFTParams
+from repro.training.sft import SFTSpec
 from repro.studies.self_rewarding import data as sd
-from repro.training.preference import PreferenceParams
+from repro.training.preference import PreferenceSpec
 
 pytestmark = pytest.mark.slow
 
@@ -22,14 +22,14 @@ def chain(tmp_path_factory):
     m0 = base.base_model(store, base.BaseSpec(corpus_docs=300, model_size="XS"), progress=False)
     seed_data = sd.SeedDataSpec(ift_size=24, eft_train_prompts=8, eft_eval_prompts=4)
     ift = sd.ift_records(seed_data)
-    tune = SFTParams(num_train_epochs=1.0)
-    eft = sr.eft_stage(store, seed_data, m0, JudgeConfig(max_new_tokens=12), source="oracle",
+    tune = SFTSpec(num_train_epochs=1.0)
+    eft = sr.eft_stage(store, seed_data, m0, JudgeSpec(max_new_tokens=12), source="oracle",
                        exclude={r["uid"] for r in ift}, progress=False)
     records = ift + sd.eft_records(pd.read_parquet(eft / "eft_train.parquet"))
     m1 = sr.finetune_stage(store, "sr-m1", m0, records, tune, {"eft": eft.key}, upstream=[eft], progress=False)
     spec = sr.IterationSpec(prompts=4, candidates=3, judge_samples=2, max_new_tokens=12, judge_max_new_tokens=12,
                             prompt_max_new_tokens=24,
-                            preference=PreferenceParams(num_train_epochs=1.0))
+                            preference=PreferenceSpec(num_train_epochs=1.0))
     seeds = [r["prompt"][0]["content"] for r in ift]
     m2, prompts, aift = sr.self_rewarding_iteration(store, m1, m0, seeds, spec, 1, progress=False)
     return store, m1, m2, prompts, aift, spec, seeds, m0
@@ -107,5 +107,5 @@ def test_evaluation_and_reward_modelling_stages(chain):
     assert result.wins + result.ties + result.losses == e1.results["prompts"]
     assert sr.head_to_head(r1, r1).ties == e1.results["prompts"]  # a model ties with itself
     eft = [s for s in store.stages() if s.name == "sr-eft"][0]
-    rm = sr.reward_modelling_stage(store, m1, eft, JudgeConfig(samples=1, max_new_tokens=12), progress=False)
+    rm = sr.reward_modelling_stage(store, m1, eft, JudgeSpec(samples=1, max_new_tokens=12), progress=False)
     assert rm.results["n_responses"] == 4 * 3 and rm.results["parse"]["total"] == 12

@@ -15,7 +15,7 @@ import pytest
 
 import repro
 from repro import paths
-from repro.generation import GenerationConfig, HFGenerator, ShardedGenerator, VLLMGenerator, shard
+from repro.generation import GenerationSpec, HFGenerator, ShardedGenerator, VLLMGenerator, shard
 from repro.generation.sharded import merge_shards, shard_bounds, shard_seed, takes_index_offset
 from repro.generation.vllm_backend import SCHEDULING_OPTIONS
 from repro.models import build_tokenizer, make_llama, save_model
@@ -92,7 +92,7 @@ def simulate(per_prompt, processes, call):
 @pytest.mark.parametrize("processes", [2, 3])
 def test_per_prompt_seeds_are_global(processes):
     prompts = [f"p{i}" for i in range(7)]
-    config = GenerationConfig(seed=10, n=2)
+    config = GenerationSpec(seed=10, n=2)
     merged, recorders = simulate(True, processes, lambda g: g.generate(prompts, config))
     assert merged == Recorder(True).generate(prompts, config)  # as in one process, in order
     offsets = [r.calls[0][2] for r in recorders]
@@ -101,7 +101,7 @@ def test_per_prompt_seeds_are_global(processes):
 
 def test_per_call_seeds_differ_between_slices():
     prompts = [f"p{i}" for i in range(5)]
-    merged, recorders = simulate(False, 2, lambda g: g.generate(prompts, GenerationConfig(seed=3)))
+    merged, recorders = simulate(False, 2, lambda g: g.generate(prompts, GenerationSpec(seed=3)))
     assert [r.calls[0][0] for r in recorders] == [prompts[:3], prompts[3:]]
     assert [r.calls[0][1] for r in recorders] == [3, shard_seed(3, 3)]
     assert [row[0].split("|")[1] for row in merged] == prompts
@@ -118,7 +118,7 @@ def test_one_process_is_a_pass_through(monkeypatch):
     recorder = Recorder(False)
     assert shard(recorder) is recorder  # not launched: the generator itself
     one = ShardedGenerator(recorder, SimpleNamespace(num_processes=1, process_index=0))
-    assert one.generate(["x", "y"], GenerationConfig(seed=4)) == [["4|x"], ["4|y"]]
+    assert one.generate(["x", "y"], GenerationSpec(seed=4)) == [["4|x"], ["4|y"]]
     assert recorder.calls == [(["x", "y"], 4, None)]
     assert one.tokenizer == "its tokenizer"
     assert takes_index_offset(Recorder(True)) and not takes_index_offset(recorder)
@@ -212,9 +212,9 @@ def test_vllm_options_reach_the_engine(fake_vllm, tmp_path, monkeypatch):
     assert built["model"] == str(fake_vllm.model) and built["tensor_parallel_size"] == 2
     assert {key: built[key] for key in options} == options
     # each prompt's seed is config.seed + its global index
-    assert generator.generate(PROMPTS[:3], GenerationConfig(seed=5, n=2), index_offset=4) == [["9"] * 2, ["10"] * 2,
+    assert generator.generate(PROMPTS[:3], GenerationSpec(seed=5, n=2), index_offset=4) == [["9"] * 2, ["10"] * 2,
                                                                                                ["11"] * 2]
-    assert generator.generate(PROMPTS[:2], GenerationConfig(seed=5)) == [["5"], ["6"]]
+    assert generator.generate(PROMPTS[:2], GenerationSpec(seed=5)) == [["5"], ["6"]]
 
 
 def test_unknown_vllm_option_fails_clearly(fake_vllm):

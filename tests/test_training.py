@@ -5,7 +5,7 @@ import random
 import pytest
 
 from repro.models import build_tokenizer, make_llama
-from repro.training import PretrainParams, SFTParams, make_sft_trainer, pretrain, sft, sft_dataset
+from repro.training import PretrainSpec, SFTSpec, make_sft_trainer, pretrain, sft, sft_dataset
 
 VOCAB = "the a cat dog sat ran on mat big small . add and is ?".split() + [str(n) for n in range(100)]
 
@@ -38,7 +38,7 @@ def tokenizer():
 
 
 def test_pretrain_reduces_loss_and_is_deterministic(tokenizer, tmp_path):
-    params = PretrainParams(max_steps=24, batch_size=16, max_length=64, logging_steps=8, learning_rate=3e-3)
+    params = PretrainSpec(max_steps=24, batch_size=16, max_length=64, logging_steps=8, learning_rate=3e-3)
     texts = corpus(400)
     result = pretrain(make_llama("XS", tokenizer, seed=0), tokenizer, texts, params, tmp_path)
     steps, losses = zip(*result.losses)
@@ -49,7 +49,7 @@ def test_pretrain_reduces_loss_and_is_deterministic(tokenizer, tmp_path):
     assert result.wall_time_s > 0 and result.tokens_per_second > 0
     assert all("learning_rate" in entry for entry in result.log_history if "loss" in entry)
 
-    short = PretrainParams(max_steps=3, batch_size=8, max_length=32, logging_steps=1)
+    short = PretrainSpec(max_steps=3, batch_size=8, max_length=32, logging_steps=1)
     first = pretrain(make_llama("XS", tokenizer, seed=1), tokenizer, texts, short, tmp_path)
     again = pretrain(make_llama("XS", tokenizer, seed=1), tokenizer, texts, short, tmp_path)
     assert first.losses == again.losses
@@ -57,7 +57,7 @@ def test_pretrain_reduces_loss_and_is_deterministic(tokenizer, tmp_path):
 
 def test_sft_masks_the_prompt(tokenizer, tmp_path):
     data = records(8)
-    trainer = make_sft_trainer(make_llama("XS", tokenizer, seed=0), tokenizer, data, SFTParams(max_steps=1), tmp_path)
+    trainer = make_sft_trainer(make_llama("XS", tokenizer, seed=0), tokenizer, data, SFTSpec(max_steps=1), tmp_path)
     assert trainer.completion_only_loss
     for record, example in zip(data, trainer.train_dataset):
         prompt_ids = tokenizer.apply_chat_template(record["prompt"], add_generation_prompt=True)["input_ids"]
@@ -69,7 +69,7 @@ def test_sft_masks_the_prompt(tokenizer, tmp_path):
 
 
 def test_sft_reduces_loss(tokenizer, tmp_path):
-    params = SFTParams(max_steps=20, batch_size=16, logging_steps=10, learning_rate=3e-3)
+    params = SFTSpec(max_steps=20, batch_size=16, logging_steps=10, learning_rate=3e-3)
     result = sft(make_llama("XS", tokenizer, seed=0), tokenizer, records(160), params, tmp_path)
     losses = [loss for _, loss in result.losses]
     assert losses[-1] < losses[0] - 0.5
@@ -82,18 +82,18 @@ def test_bad_inputs_are_named(tokenizer):
     with pytest.raises(ValueError, match="record 0: completion"):
         sft_dataset([{"prompt": [{"role": "user", "content": "?"}], "completion": []}])
     with pytest.raises(ValueError, match="packing_strategy"):
-        PretrainParams(packing_strategy="greedy")
+        PretrainSpec(packing_strategy="greedy")
     with pytest.raises(ValueError, match="learning_rate"):
-        SFTParams(learning_rate=0)
+        SFTSpec(learning_rate=0)
 
 
 def test_trl_config_defaults_suit_a_cpu():
-    kwargs = PretrainParams(extra={"weight_decay": 0.1}).trl_kwargs()
+    kwargs = PretrainSpec(extra={"weight_decay": 0.1}).trl_kwargs()
     assert kwargs["report_to"] == "none" and kwargs["save_strategy"] == "no"
     assert kwargs["bf16"] is False and kwargs["activation_checkpointing"] is False
     assert kwargs["per_device_train_batch_size"] == 32 and kwargs["weight_decay"] == 0.1
     assert kwargs["packing"] is True and kwargs["packing_strategy"] == "wrapped"
-    paper_scale = SFTParams(extra={"gradient_checkpointing": True, "bf16": True}).trl_kwargs()
+    paper_scale = SFTSpec(extra={"gradient_checkpointing": True, "bf16": True}).trl_kwargs()
     assert paper_scale["activation_checkpointing"] is True and paper_scale["bf16"] is True
     assert "gradient_checkpointing" not in paper_scale
 
@@ -101,8 +101,8 @@ def test_trl_config_defaults_suit_a_cpu():
 def test_sft_groups_examples_by_length_unless_told_not_to():
     from trl import SFTConfig
 
-    assert SFTParams().trl_kwargs()["train_sampling_strategy"] == "group_by_length"
-    assert SFTParams(group_by_length=False).trl_kwargs()["train_sampling_strategy"] == "random"
-    assert "group_by_length" not in SFTParams().trl_kwargs()
-    config = SFTConfig(output_dir="/tmp/unused", **SFTParams().trl_kwargs())
+    assert SFTSpec().trl_kwargs()["train_sampling_strategy"] == "group_by_length"
+    assert SFTSpec(group_by_length=False).trl_kwargs()["train_sampling_strategy"] == "random"
+    assert "group_by_length" not in SFTSpec().trl_kwargs()
+    config = SFTConfig(output_dir="/tmp/unused", **SFTSpec().trl_kwargs())
     assert config.train_sampling_strategy == "group_by_length"

@@ -16,7 +16,7 @@ import torch
 
 from benchmarks.harness import compare
 from benchmarks.perf import setup
-from repro.generation import GenerationConfig, HFGenerator
+from repro.generation import GenerationSpec, HFGenerator
 from repro.models import count_parameters
 
 
@@ -87,7 +87,7 @@ def run(spec: FlopsBench = FlopsBench(), *, log=print) -> tuple[list[dict], list
 
     generator = HFGenerator(model, tokenizer, progress=False)
     prompts = setup.task_prompts(spec.prompts, seed=spec.seed)
-    config = GenerationConfig(max_new_tokens=spec.max_new_tokens, temperature=0.7, top_p=0.9, seed=spec.seed,
+    config = GenerationSpec(max_new_tokens=spec.max_new_tokens, temperature=0.7, top_p=0.9, seed=spec.seed,
                               batch_size=spec.prompts)
     gen_flops = 2.0 * params * spec.prompts * spec.max_new_tokens
     with setup.fixed_length(model, spec.max_new_tokens):

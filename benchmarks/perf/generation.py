@@ -14,7 +14,7 @@ import torch
 
 from benchmarks.harness import compare
 from benchmarks.perf import setup
-from repro.generation import GenerationConfig, HFGenerator
+from repro.generation import GenerationSpec, HFGenerator
 from repro.generation.base import encode_prompts
 from repro.models import count_parameters
 
@@ -25,7 +25,7 @@ TARGET = 20.0  # the issue: batched generation at least 20x the one-prompt loop 
 class GenerationBench:
     prompts: int = 32  # one batch of the studies' size: the one-prompt loop is slow to time
     max_new_tokens: int = 48
-    batch_size: int = 32  # GenerationConfig's default, which the studies' generation stages use
+    batch_size: int = 32  # GenerationSpec's default, which the studies' generation stages use
     temperature: float = 0.7
     top_p: float = 0.9
     size: str = "S"
@@ -36,7 +36,7 @@ class GenerationBench:
 QUICK = GenerationBench(prompts=8, max_new_tokens=6, batch_size=8, repeats=1)
 
 
-def one_at_a_time(model, tokenizer, prompts, config: GenerationConfig) -> int:
+def one_at_a_time(model, tokenizer, prompts, config: GenerationSpec) -> int:
     """The baseline: one ``model.generate`` call per prompt; returns the tokens generated."""
     generated = 0
     with torch.inference_mode(), torch.random.fork_rng(devices=[]):
@@ -55,7 +55,7 @@ def run(spec: GenerationBench = GenerationBench(), *, log=print) -> list[dict]:
     """The comparison row (tokens/s of both sides and their ratio, target 20x)."""
     model, tokenizer = setup.world_model(spec.size, seed=spec.seed)
     prompts = setup.task_prompts(spec.prompts, seed=spec.seed)
-    config = GenerationConfig(max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, top_p=spec.top_p,
+    config = GenerationSpec(max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, top_p=spec.top_p,
                               seed=spec.seed, batch_size=spec.batch_size)
     generator = HFGenerator(model, tokenizer, progress=False)
     tokens = spec.prompts * spec.max_new_tokens

@@ -1,5 +1,5 @@
 """Judging throughput: (a) the self-rewarding judge's K samples per candidate sharing one prompt
-(``GenerationConfig(n=K)``, `repro.judges.llm_judge.judge`) against K separate generate calls with
+(``GenerationSpec(n=K)``, `repro.judges.llm_judge.judge`) against K separate generate calls with
 n=1; (b) the RLAIF read-out of "1" vs "2" from next-token log-probabilities (one forward pass per
 order, `repro.judges.labeller`) against generating the answer token (greedy, one new token) and
 reading it.
@@ -11,9 +11,9 @@ from dataclasses import dataclass, replace
 
 from benchmarks.harness import compare
 from benchmarks.perf import setup
-from repro.generation import GenerationConfig, HFGenerator
-from repro.judges.labeller import ANSWERS, LabelConfig, labeller_prompt
-from repro.judges.llm_judge import JudgeConfig
+from repro.generation import GenerationSpec, HFGenerator
+from repro.judges.labeller import ANSWERS, LabelSpec, labeller_prompt
+from repro.judges.llm_judge import JudgeSpec
 from repro.judges.rubric import judge_messages
 
 
@@ -35,7 +35,7 @@ def judge_samples(spec: JudgingBench = JudgingBench(), *, log=print) -> dict:
     """Row (a): judgments/s with n=K in one call against K calls with n=1 (same prompts, lengths)."""
     model, tokenizer = setup.world_model(spec.size, seed=spec.seed)
     generator = HFGenerator(model, tokenizer, progress=False)
-    judge = JudgeConfig(samples=spec.samples, max_new_tokens=spec.max_new_tokens, seed=spec.seed)
+    judge = JudgeSpec(samples=spec.samples, max_new_tokens=spec.max_new_tokens, seed=spec.seed)
     prompts = [judge_messages(i, r, judge.template) for i, r in setup.judge_pairs(spec.pairs, seed=spec.seed)]
     shared = judge.generation()
     single = replace(shared, n=1)
@@ -63,7 +63,7 @@ def judge_samples(spec: JudgingBench = JudgingBench(), *, log=print) -> dict:
 
 def read_answers(generator, prompts, batch_size: int) -> list[str]:
     """The baseline read-out: generate one token greedily after each prompt and take it as the answer."""
-    config = GenerationConfig(max_new_tokens=1, temperature=0.0, batch_size=batch_size)
+    config = GenerationSpec(max_new_tokens=1, temperature=0.0, batch_size=batch_size)
     return [texts[0] for texts in generator.generate(prompts, config)]
 
 
@@ -71,7 +71,7 @@ def labeller_readout(spec: JudgingBench = JudgingBench(), *, log=print) -> dict:
     """Row (b): comparisons/s of the log-probability read-out against generating the answer token."""
     model, tokenizer = setup.labeller_model(spec.size, seed=spec.seed)
     generator = HFGenerator(model, tokenizer, progress=False)
-    config = LabelConfig(preamble="detailed", wording="compact", seed=spec.seed)
+    config = LabelSpec(preamble="detailed", wording="compact", seed=spec.seed)
     pairs = setup.labeller_pairs(spec.comparisons, seed=spec.seed)
     prompts = [labeller_prompt(t, a, b, config) for t, a, b in pairs] + [
         labeller_prompt(t, b, a, config) for t, a, b in pairs]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from repro import world
 from repro.generation import DEFAULT_ENGINE
-from repro.judges.llm_judge import JudgeConfig, judge
+from repro.judges.llm_judge import JudgeSpec, judge
 
 
 @dataclass(frozen=True)
@@ -47,12 +47,12 @@ class JudgeGold:
     config: Any = None
 
     def key(self) -> dict[str, Any]:
-        return {"gold": "judge", "model": self.stage.key, "judge": asdict(self.config or JudgeConfig()),
+        return {"gold": "judge", "model": self.stage.key, "judge": asdict(self.config or JudgeSpec()),
                 "engine": (self.engine or DEFAULT_ENGINE).key()}
 
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         generator = (self.engine or DEFAULT_ENGINE).generator(self.stage)
-        judged = judge(generator, list(zip(prompts, responses, strict=True)), self.config or JudgeConfig())
+        judged = judge(generator, list(zip(prompts, responses, strict=True)), self.config or JudgeSpec())
         return judged.frame.score.to_numpy(dtype=float)
 
 

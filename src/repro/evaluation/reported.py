@@ -65,5 +65,5 @@ def head_to_head(paper_name: str = "self_rewarding") -> dict[str, dict[str, floa
 
 
 def claim_entries() -> list[dict[str, Any]]:
-    """The claims ledger's entries (``claims:``), copies; `repro.book.ledger` validates and reads them."""
+    """The claims ledger's entries (``claims:``), copies; `repro.evaluation.claims` validates and reads them."""
     return [dict(e) for e in _data().get("claims", [])]

@@ -6,7 +6,7 @@
 >>> generator = make_generator("transformers", model=model, tokenizer=tokenizer)  # doctest: +SKIP
 >>> generator = make_generator("vllm", model="meta-llama/Llama-2-70b-chat-hf",
 ...                            tensor_parallel_size=8)                             # doctest: +SKIP
->>> generator.generate([[{"role": "user", "content": "..."}]], GenerationConfig(n=4))  # doctest: +SKIP
+>>> generator.generate([[{"role": "user", "content": "..."}]], GenerationSpec(n=4))  # doctest: +SKIP
 
 Under ``accelerate launch``, `shard` wraps a generator so that each process generates for its slice of
 the prompts and all get the results in order (`repro.generation.sharded`). `Engine` (`repro.generation.engine`)
@@ -15,7 +15,7 @@ names the backend a study generates with and finds a run-store stage's model.
 
 from __future__ import annotations
 
-from repro.generation.base import GenerationConfig, Generator, Prompt, encode_prompts, is_conversation
+from repro.generation.base import GenerationSpec, Generator, Prompt, encode_prompts, is_conversation
 from repro.generation.engine import (
     BACKENDS,
     DEFAULT_ENGINE,
@@ -33,7 +33,7 @@ __all__ = [
     "BACKENDS",
     "DEFAULT_ENGINE",
     "Engine",
-    "GenerationConfig",
+    "GenerationSpec",
     "Generator",
     "HFGenerator",
     "Prompt",

@@ -19,7 +19,7 @@ Prompt: TypeAlias = str | Sequence[Message]
 
 
 @dataclass(frozen=True)
-class GenerationConfig:
+class GenerationSpec:
     """How to sample completions (the fields of vLLM's ``SamplingParams`` that the study uses).
 
     Attributes:
@@ -40,15 +40,15 @@ class GenerationConfig:
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
-            raise ValueError(f"GenerationConfig.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+            raise ValueError(f"GenerationSpec.max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.temperature < 0:
-            raise ValueError(f"GenerationConfig.temperature must be >= 0, got {self.temperature}")
+            raise ValueError(f"GenerationSpec.temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"GenerationConfig.top_p must be in (0, 1], got {self.top_p}")
+            raise ValueError(f"GenerationSpec.top_p must be in (0, 1], got {self.top_p}")
         if self.n < 1:
-            raise ValueError(f"GenerationConfig.n must be >= 1, got {self.n}")
+            raise ValueError(f"GenerationSpec.n must be >= 1, got {self.n}")
         if self.batch_size < 1:
-            raise ValueError(f"GenerationConfig.batch_size must be >= 1, got {self.batch_size}")
+            raise ValueError(f"GenerationSpec.batch_size must be >= 1, got {self.batch_size}")
 
     @property
     def greedy(self) -> bool:
@@ -59,7 +59,7 @@ class GenerationConfig:
 class Generator(Protocol):
     """Anything that samples completions for a batch of prompts."""
 
-    def generate(self, prompts: Sequence[Prompt], config: GenerationConfig) -> list[list[str]]:
+    def generate(self, prompts: Sequence[Prompt], config: GenerationSpec) -> list[list[str]]:
         """For each prompt, ``config.n`` completions, decoded without special tokens and stripped."""
         ...
 

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
 from transformers.generation.logits_process import TopPLogitsWarper
 
-from repro.generation.base import GenerationConfig, Prompt, encode_prompts, single_token_id
+from repro.generation.base import GenerationSpec, Prompt, encode_prompts, single_token_id
 
 
 class TemperatureTopP(LogitsProcessor):
@@ -90,7 +90,7 @@ class HFGenerator:
     def device(self) -> torch.device:
         return self.model.device
 
-    def generate(self, prompts: Sequence[Prompt], config: GenerationConfig = GenerationConfig()) -> list[list[str]]:
+    def generate(self, prompts: Sequence[Prompt], config: GenerationSpec = GenerationSpec()) -> list[list[str]]:
         """For each prompt, ``config.n`` completions (decoded without special tokens, stripped).
 
         With ``temperature == 0`` (greedy) each prompt is decoded once and its completion repeated ``n`` times.

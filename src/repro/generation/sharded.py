@@ -19,7 +19,7 @@ Reproducibility across process counts:
   completions are equal in distribution only. Each slice after the first is sampled with its own
   seed (`shard_seed`), so that two slices never draw the same random numbers; the first slice keeps
   ``config.seed``. Because sampled outputs then depend on the number of processes, that number is
-  part of the transformers engine's stage key when it is above 1 (`repro.studies.base.Engine.key`).
+  part of the transformers engine's stage key when it is above 1 (`repro.generation.engine.Engine.key`).
 
 Every process must call the same methods with the same prompts in the same order (each call is a
 collective operation): launch the whole study under ``accelerate launch``, not a part of it.
@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from repro.generation.base import GenerationConfig, Prompt
+from repro.generation.base import GenerationSpec, Prompt
 
 
 def shard_bounds(total: int, processes: int, index: int) -> tuple[int, int]:
@@ -133,7 +133,7 @@ class ShardedGenerator:
 
         return list(gather_object(items))
 
-    def generate(self, prompts: Sequence[Prompt], config: GenerationConfig = GenerationConfig(), *,
+    def generate(self, prompts: Sequence[Prompt], config: GenerationSpec = GenerationSpec(), *,
                  index_offset: int = 0) -> list[list[str]]:
         """For each prompt, ``config.n`` completions, as the wrapped generator gives them; every
         process returns the whole list. ``index_offset``: where ``prompts`` start in a larger list

@@ -18,7 +18,7 @@ from transformers import AutoTokenizer
 
 import numpy as np
 
-from repro.generation.base import GenerationConfig, Prompt, encode_prompts, single_token_id
+from repro.generation.base import GenerationSpec, Prompt, encode_prompts, single_token_id
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ INSTALL_HINT = "The vLLM backend needs the optional 'vllm' extra: pip install -e
 
 
 # ``vllm.LLM`` arguments that decide how the work is scheduled and how much memory it may take, not which
-# tokens come out: they are left out of a stage's key (`repro.studies.base.Engine.key`), so that tuning
+# tokens come out: they are left out of a stage's key (`repro.generation.engine.Engine.key`), so that tuning
 # them for a machine reuses finished stages. vLLM does not promise bit-identical outputs across batch
 # compositions, so these may still move a sampled token; every other option (dtype, max_model_len,
 # quantization, tensor_parallel_size, any option not listed here) is part of the key.
@@ -85,7 +85,7 @@ class VLLMGenerator:
         gpu_memory_utilization: fraction of each GPU's memory vLLM may take.
         dtype: weights/activations dtype ("auto", "bfloat16", "float16", ...).
         max_model_len: longest prompt + completion; None uses the model's.
-        seed: engine seed (sampling itself is seeded per request from `GenerationConfig.seed`).
+        seed: engine seed (sampling itself is seeded per request from `GenerationSpec.seed`).
         trust_remote_code: run code shipped with the checkpoint (warned about when on).
         load_format (in ``engine_kwargs``): only ``"safetensors"``, the default here; weights are never
             unpickled.
@@ -138,7 +138,7 @@ class VLLMGenerator:
         )
         self.progress = progress
 
-    def generate(self, prompts: Sequence[Prompt], config: GenerationConfig = GenerationConfig(), *,
+    def generate(self, prompts: Sequence[Prompt], config: GenerationSpec = GenerationSpec(), *,
                  index_offset: int = 0) -> list[list[str]]:
         """For each prompt, ``config.n`` completions (decoded without special tokens, stripped).
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from repro.generation.base import GenerationConfig
+from repro.generation.base import GenerationSpec
 
 PREAMBLES = {
     "plain": {
@@ -81,7 +81,7 @@ class Exemplar:
 
 
 @dataclass(frozen=True)
-class LabelConfig:
+class LabelSpec:
     """How pairs are labelled (the paper's techniques).
 
     Attributes:
@@ -129,7 +129,7 @@ def technique_name(preamble: str, shots: int, cot: bool, rationales: int = 1, te
             + (f", {rationales} samples at T {temperature:g}" if cot and rationales > 1 else ""))
 
 
-def labeller_prompt(text: str, first: str, second: str, config: LabelConfig = LabelConfig(), *,
+def labeller_prompt(text: str, first: str, second: str, config: LabelSpec = LabelSpec(), *,
                     rationale: str | None = None, for_rationale: bool = False) -> str:
     """The labeller's prompt for one ordered pair: preamble, exemplars, the text and the two summaries,
     then the answer cue. With ``for_rationale`` it ends in the request for a rationale instead; with
@@ -167,7 +167,7 @@ def score_prompt(text: str, summary: str, wording: str = "plain") -> str:
                       parts["score_cue"]])
 
 
-def rationale_before_cue(rationale: str, config: LabelConfig) -> str:
+def rationale_before_cue(rationale: str, config: LabelSpec) -> str:
     """A generated rationale cut where the model starts answering by itself (at the answer cue)."""
     return rationale.split(LAYOUT[config.wording]["cue"])[0].strip()
 
@@ -188,14 +188,14 @@ def _candidate_probabilities(generator, prompts, candidates, batch_size) -> np.n
     return probs / probs.sum(axis=1, keepdims=True)
 
 
-def _read_ordered(generator, pairs: Sequence[tuple[str, str, str]], config: LabelConfig) -> tuple[np.ndarray, list]:
+def _read_ordered(generator, pairs: Sequence[tuple[str, str, str]], config: LabelSpec) -> tuple[np.ndarray, list]:
     """P(the first shown summary is better) for each ordered pair, averaged over rationales."""
     if not config.cot:
         prompts = [labeller_prompt(t, a, b, config) for t, a, b in pairs]
         return soft_labels(generator, prompts, batch_size=config.batch_size)[:, 0], [None] * len(pairs)
     asks = [labeller_prompt(t, a, b, config, for_rationale=True) for t, a, b in pairs]
     sampled = config.rationales > 1
-    generation = GenerationConfig(max_new_tokens=config.max_rationale_tokens, n=config.rationales,
+    generation = GenerationSpec(max_new_tokens=config.max_rationale_tokens, n=config.rationales,
                                   temperature=config.temperature if sampled else 0.0, top_p=1.0, seed=config.seed,
                                   batch_size=config.batch_size)
     rationales = generator.generate(asks, generation)
@@ -218,11 +218,11 @@ class Labels:
     """
 
     frame: pd.DataFrame
-    config: LabelConfig
+    config: LabelSpec
     rationales: list = field(default_factory=list, repr=False)
 
 
-def label_pairs(generator, pairs: Sequence[tuple[str, str, str]], config: LabelConfig = LabelConfig()) -> Labels:
+def label_pairs(generator, pairs: Sequence[tuple[str, str, str]], config: LabelSpec = LabelSpec()) -> Labels:
     """Label ``(text, summary_a, summary_b)`` pairs with soft labels (see `Labels`)."""
     pairs = list(pairs)
     p_ab, rationales = _read_ordered(generator, pairs, config)

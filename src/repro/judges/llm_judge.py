@@ -17,13 +17,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from repro.generation import GenerationConfig, Generator
+from repro.generation import GenerationSpec, Generator
 from repro.judges.parsing import ScoreTally
 from repro.judges.rubric import DEFAULT_TEMPLATE, judge_messages
 
 
 @dataclass(frozen=True)
-class JudgeConfig:
+class JudgeSpec:
     """How the judge samples its judgments.
 
     Attributes:
@@ -45,10 +45,10 @@ class JudgeConfig:
 
     def __post_init__(self) -> None:
         if self.samples < 1:
-            raise ValueError(f"JudgeConfig.samples must be >= 1, got {self.samples}")
+            raise ValueError(f"JudgeSpec.samples must be >= 1, got {self.samples}")
 
-    def generation(self) -> GenerationConfig:
-        return GenerationConfig(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
+    def generation(self) -> GenerationSpec:
+        return GenerationSpec(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
                                 top_p=self.top_p, n=self.samples, seed=self.seed, batch_size=self.batch_size)
 
 
@@ -71,7 +71,7 @@ class Judgments:
         return self.frame["score"].tolist()
 
 
-def judge(generator: Generator, pairs: Sequence[tuple[str, str]], config: JudgeConfig = JudgeConfig()) -> Judgments:
+def judge(generator: Generator, pairs: Sequence[tuple[str, str]], config: JudgeSpec = JudgeSpec()) -> Judgments:
     """Score each ``(instruction, response)`` pair with the judge model behind ``generator``."""
     prompts = [judge_messages(instruction, response, config.template) for instruction, response in pairs]
     outputs = generator.generate(prompts, config.generation()) if prompts else []

@@ -20,14 +20,14 @@ from typing import Any
 import pandas as pd
 
 from repro import world
-from repro.generation import DEFAULT_ENGINE, GenerationConfig
+from repro.generation import DEFAULT_ENGINE, GenerationSpec
 from repro.judges.rubric import judge_messages, template_words
 from repro.progress import show_progress
 from repro.runs.store import RunStore, Stage, params_hash
 from repro.studies.common import respond_and_score
 from repro.evaluation.stats import bootstrap_ci
 from repro.models import build_tokenizer, count_parameters, make_llama
-from repro.training import PretrainParams
+from repro.training import PretrainSpec
 from repro.training.jobs import pretrain_job, run_job, save_fresh_model
 from repro.runs.launch import launch_param
 
@@ -141,7 +141,7 @@ def pretrain_stage(store: RunStore, spec: BaseSpec, *, accelerate_config: str | 
         model = make_llama(spec.model_size, tokenizer, seed=spec.seed)
         parameters = count_parameters(model)
         start = save_fresh_model(model, tokenizer, workdir / "init")
-        train = PretrainParams(learning_rate=spec.learning_rate, num_train_epochs=spec.epochs,
+        train = PretrainSpec(learning_rate=spec.learning_rate, num_train_epochs=spec.epochs,
                                batch_size=spec.batch_size, max_length=spec.max_length, seed=spec.seed,
                                progress=show_progress(progress))
         summary = run_job(pretrain_job, start, texts, train, workdir, accelerate_config=accelerate_config)
@@ -189,13 +189,13 @@ class SampleSpec:
     (``generation.n`` responses per task)."""
 
     tasks_per_family: int = 40
-    generation: GenerationConfig = GenerationConfig(max_new_tokens=48, temperature=0.7, top_p=0.9, n=4,
+    generation: GenerationSpec = GenerationSpec(max_new_tokens=48, temperature=0.7, top_p=0.9, n=4,
                                                     batch_size=64)
 
     @classmethod
     def from_parameters(cls, p: Mapping[str, Any]) -> SampleSpec:
         """The measurement of ``00_world``'s parameters."""
-        return cls(tasks_per_family=p["eval_tasks_per_family"], generation=GenerationConfig(
+        return cls(tasks_per_family=p["eval_tasks_per_family"], generation=GenerationSpec(
             n=p["samples_per_task"], temperature=p["temperature"], top_p=p["top_p"], max_new_tokens=p["max_new_tokens"],
             seed=p["seed"]))
 
@@ -207,7 +207,7 @@ def task_frame(tasks: list[world.Task]) -> pd.DataFrame:
                         columns=["uid", "family", "difficulty", "prompt", "answer"])
 
 
-def sample_and_score(generator, tasks: list[world.Task], generation: GenerationConfig) -> pd.DataFrame:
+def sample_and_score(generator, tasks: list[world.Task], generation: GenerationSpec) -> pd.DataFrame:
     """Sample ``generation.n`` responses for each task (one batched call) and score each with the oracle.
 
     One row per response: uid, family, difficulty, prompt, answer, sample, response, score, words.

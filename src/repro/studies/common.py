@@ -8,11 +8,11 @@ from pathlib import Path
 import pandas as pd
 
 from repro.evaluation.gold import ORACLE
-from repro.generation import GenerationConfig, load_stage_model, model_location
+from repro.generation import GenerationSpec, load_stage_model, model_location
 from repro.models import save_model
 from repro.runs.store import Stage
 from repro.training.jobs import preference_job, run_job
-from repro.training.preference import PreferenceParams
+from repro.training.preference import PreferenceSpec
 
 
 def chat(prompt: str) -> list[dict[str, str]]:
@@ -20,7 +20,7 @@ def chat(prompt: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": prompt}]
 
 
-def respond_and_score(generator, prompts: pd.DataFrame, generation: GenerationConfig, gold=None,
+def respond_and_score(generator, prompts: pd.DataFrame, generation: GenerationSpec, gold=None,
                       sample: str = "sample") -> pd.DataFrame:
     """Sample ``generation.n`` responses to each prompt (one batched call) and score each with the gold
     judge (default: the world's oracle; `repro.evaluation.gold`).
@@ -60,13 +60,13 @@ def settings_key(settings, fields: tuple[str, ...]) -> dict:
     return {KEY_NAMES.get(name, name): getattr(settings, name) for name in fields}
 
 
-def preference_key(preference: PreferenceParams) -> dict:
+def preference_key(preference: PreferenceSpec) -> dict:
     """What of the preference settings goes into a stage's key: the method, beta, learning rate, epochs
     and batch size (the seed and the progress bar are the stage's own)."""
     return settings_key(preference, ("method", "beta", "learning_rate", "num_train_epochs", "batch_size"))
 
 
-def train_on_pairs(model_stage: Stage, pairs: pd.DataFrame, workdir: Path, preference: PreferenceParams, *,
+def train_on_pairs(model_stage: Stage, pairs: pd.DataFrame, workdir: Path, preference: PreferenceSpec, *,
                    accelerate_config: str | None = None) -> dict:
     """Preference optimisation (``preference``: the method, its loss and trl's settings) from the model of
     ``model_stage`` on ``pairs`` (columns prompt, chosen, rejected), saved into ``workdir`` (``model/``,

@@ -21,14 +21,14 @@ from transformers import PreTrainedModel, Trainer
 from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
-# Fields of `TrainParams` that map one to one onto `TrainingArguments` fields of another name.
+# Fields of `TrainSpec` that map one to one onto `TrainingArguments` fields of another name.
 _RENAMED = {"batch_size": "per_device_train_batch_size", "warmup_ratio": "warmup_steps"}
-# Fields of `TrainParams` that are not `TrainingArguments` fields.
+# Fields of `TrainSpec` that are not `TrainingArguments` fields.
 _NOT_ARGUMENTS = {"extra", "progress"}
 
 
 @dataclass
-class TrainParams:
+class TrainSpec:
     """Optimisation parameters common to every trainer.
 
     Attributes:

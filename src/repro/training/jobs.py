@@ -15,7 +15,7 @@ optimiser step, before gradient accumulation). Launched on N processes each proc
 ``batch_size / N`` (refused when N does not divide it) and, through transformers' Trainer and accelerate,
 a disjoint shard of every global batch, so 1 and N processes see the same examples per step and take the
 same number of steps (the gradient is averaged over the shards: the single-process mean up to the order
-of float additions). Length-grouped sampling (`repro.training.SFTParams.group_by_length`) groups by the
+of float additions). Length-grouped sampling (`repro.training.SFTSpec.group_by_length`) groups by the
 global batch too (`repro.training.common.run_trainer`). When the number of records is not a multiple of
 the global batch, accelerate fills the last step's shards with examples from the start of the epoch
 (``even_batches``), so that step alone differs from the single-process run.
@@ -51,11 +51,11 @@ from repro.generation.sharded import accelerate_state
 from repro.models import load_model, save_model
 from repro.training.common import TrainResult
 from repro.runs.launch import launch_command, launch_shape, per_process_params
-from repro.training.preference import PreferenceParams, train_preference
-from repro.training.pretrain import PretrainParams, pretrain
-from repro.training.reward import RewardParams, make_reward_model, train_reward
-from repro.training.rl import RLParams, saved_reward_model, train_rloo
-from repro.training.sft import SFTParams, sft
+from repro.training.preference import PreferenceSpec, train_preference
+from repro.training.pretrain import PretrainSpec, pretrain
+from repro.training.reward import RewardSpec, make_reward_model, train_reward
+from repro.training.rl import RLSpec, saved_reward_model, train_rloo
+from repro.training.sft import SFTSpec, sft
 
 
 class JobFailed(ReproError):
@@ -63,29 +63,29 @@ class JobFailed(ReproError):
 
 
 # -- the jobs: (start model, records, settings, working folder, options, accelerate state) -> (result, tokenizer)
-def pretrain_job(start_model: str, records: list, params: PretrainParams, workdir: Path, options: dict, state=None):
+def pretrain_job(start_model: str, records: list, params: PretrainSpec, workdir: Path, options: dict, state=None):
     model, tokenizer = load_model(start_model)
     return pretrain(model, tokenizer, records, params, workdir / "trainer"), tokenizer
 
 
-def sft_job(start_model: str, records: list, params: SFTParams, workdir: Path, options: dict, state=None):
+def sft_job(start_model: str, records: list, params: SFTSpec, workdir: Path, options: dict, state=None):
     model, tokenizer = load_model(start_model)
     return sft(model, tokenizer, records, params, workdir / "trainer"), tokenizer
 
 
-def preference_job(start_model: str, records: list, params: PreferenceParams, workdir: Path, options: dict,
+def preference_job(start_model: str, records: list, params: PreferenceSpec, workdir: Path, options: dict,
                    state=None):
     model, tokenizer = load_model(start_model)
     return train_preference(model, tokenizer, records, params, workdir / "trainer"), tokenizer
 
 
-def reward_job(start_model: str, records: list, params: RewardParams, workdir: Path, options: dict, state=None):
+def reward_job(start_model: str, records: list, params: RewardSpec, workdir: Path, options: dict, state=None):
     tokenizer = AutoTokenizer.from_pretrained(start_model)
     model = make_reward_model(start_model, seed=options.get("head_seed", 0))
     return train_reward(model, tokenizer, records, params, workdir / "trainer"), tokenizer
 
 
-def rl_job(start_model: str, records: list, params: RLParams, workdir: Path, options: dict, state=None):
+def rl_job(start_model: str, records: list, params: RLSpec, workdir: Path, options: dict, state=None):
     spec = options["reward"]
     if set(spec) != {"reward_model"}:
         raise ValueError(f"an RL job's reward must be {{'reward_model': PATH}}, got {spec!r}")
@@ -100,8 +100,8 @@ def rl_job(start_model: str, records: list, params: RLParams, workdir: Path, opt
 Job = Callable[..., tuple[TrainResult, Any]]
 #: Each job with the class of its settings: a launched process finds its job here by name.
 JOBS: dict[str, tuple[Job, type]] = {job.__name__: (job, settings) for job, settings in (
-    (pretrain_job, PretrainParams), (sft_job, SFTParams), (preference_job, PreferenceParams),
-    (reward_job, RewardParams), (rl_job, RLParams))}
+    (pretrain_job, PretrainSpec), (sft_job, SFTSpec), (preference_job, PreferenceSpec),
+    (reward_job, RewardSpec), (rl_job, RLSpec))}
 
 
 # -- saving what a job trained --------------------------------------------------------------------

@@ -49,7 +49,7 @@ from trl import DPOConfig, DPOTrainer
 from trl.experimental.cpo import CPOConfig, CPOTrainer
 from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
-from repro.training.common import TrainParams, TrainResult, dataset_progress, run_trainer
+from repro.training.common import TrainSpec, TrainResult, dataset_progress, run_trainer
 from repro.training.sft import _check_messages
 
 
@@ -90,12 +90,12 @@ REFERENCE_METHODS = ("dpo", "sppo")
 
 
 @dataclass
-class PreferenceParams(TrainParams):
-    """`TrainParams` for preference optimisation plus the method and its loss parameters.
+class PreferenceSpec(TrainSpec):
+    """`TrainSpec` for preference optimisation plus the method and its loss parameters.
 
     The papers' DPO learning rates (Self-Rewarding: 1e-6 on Llama 2 70B; eva: 5e-7 on gemma-2-9b) barely
     move a model of a million parameters trained from scratch. The default here is the tiny SFT learning
-    rate (`SFTParams`: 5e-4) times Self-Rewarding's DPO-to-SFT ratio (1e-6 / 5.5e-6), about 9e-5, which
+    rate (`SFTSpec`: 5e-4) times Self-Rewarding's DPO-to-SFT ratio (1e-6 / 5.5e-6), about 9e-5, which
     both studies' notebooks use; it is a scale choice, not tuned on any result.
     The batch size is Self-Rewarding's (16), the cosine schedule both papers', the two epochs eva's.
 
@@ -119,14 +119,14 @@ class PreferenceParams(TrainParams):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.method not in METHODS:
-            raise ValueError(f"PreferenceParams.method must be one of {', '.join(METHODS)}, got {self.method!r}")
+            raise ValueError(f"PreferenceSpec.method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.beta <= 0:
-            raise ValueError(f"PreferenceParams.beta must be > 0, got {self.beta}")
+            raise ValueError(f"PreferenceSpec.beta must be > 0, got {self.beta}")
         if self.simpo_gamma < 0:
-            raise ValueError(f"PreferenceParams.simpo_gamma must be >= 0, got {self.simpo_gamma}")
+            raise ValueError(f"PreferenceSpec.simpo_gamma must be >= 0, got {self.simpo_gamma}")
 
     def trl_kwargs(self) -> dict[str, Any]:
-        """`TrainParams.trl_kwargs` for the method's trl config, with its loss; ``extra`` still overrides all."""
+        """`TrainSpec.trl_kwargs` for the method's trl config, with its loss; ``extra`` still overrides all."""
         kwargs = super().trl_kwargs()
         del kwargs["method"]  # not a trl field: it picks the config and the loss below
         if "simpo_gamma" not in self.extra:  # a field of CPOConfig only
@@ -157,14 +157,14 @@ def preference_dataset(records: Sequence[Mapping[str, Any]]) -> Dataset:
     return Dataset.from_dict(rows)
 
 
-def preference_config(params: PreferenceParams, output_dir: str | os.PathLike) -> DPOConfig | CPOConfig | ORPOConfig:
+def preference_config(params: PreferenceSpec, output_dir: str | os.PathLike) -> DPOConfig | CPOConfig | ORPOConfig:
     """The trl config of ``params.method``; a field of ``params.extra`` that it lacks is an error, not dropped."""
     config_class = METHODS[params.method][0]
     kwargs = params.trl_kwargs()
     unknown = sorted(set(kwargs) - {f.name for f in fields(config_class)})
     if unknown:
         raise ValueError(
-            f"PreferenceParams.extra: {config_class.__name__} (method {params.method!r}) has no field "
+            f"PreferenceSpec.extra: {config_class.__name__} (method {params.method!r}) has no field "
             f"{', '.join(map(repr, unknown))}"
         )
     return config_class(output_dir=os.fspath(output_dir), **kwargs)
@@ -183,7 +183,7 @@ def make_preference_trainer(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     records: Sequence[Mapping[str, Any]],
-    params: PreferenceParams,
+    params: PreferenceSpec,
     output_dir: str | os.PathLike,
     ref_model: PreTrainedModel | None = None,
 ) -> Trainer:
@@ -209,7 +209,7 @@ def train_preference(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     records: Sequence[Mapping[str, Any]],
-    params: PreferenceParams,
+    params: PreferenceSpec,
     output_dir: str | os.PathLike,
     ref_model: PreTrainedModel | None = None,
 ) -> TrainResult:

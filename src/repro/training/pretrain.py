@@ -20,14 +20,14 @@ from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import SFTConfig, SFTTrainer
 
-from repro.training.common import TrainParams, TrainResult, dataset_progress, run_trainer
+from repro.training.common import TrainSpec, TrainResult, dataset_progress, run_trainer
 
 PACKING_STRATEGIES = ("wrapped", "bfd", "bfd_split")
 
 
 @dataclass
-class PretrainParams(TrainParams):
-    """`TrainParams` plus how texts are batched.
+class PretrainSpec(TrainSpec):
+    """`TrainSpec` plus how texts are batched.
 
     Attributes:
         packing: pack texts into blocks of ``max_length`` tokens (else pad each batch).
@@ -41,7 +41,7 @@ class PretrainParams(TrainParams):
         super().__post_init__()
         if self.packing_strategy not in PACKING_STRATEGIES:
             raise ValueError(
-                f"PretrainParams.packing_strategy must be one of {', '.join(PACKING_STRATEGIES)}, "
+                f"PretrainSpec.packing_strategy must be one of {', '.join(PACKING_STRATEGIES)}, "
                 f"got {self.packing_strategy!r}"
             )
 
@@ -50,7 +50,7 @@ def make_pretrain_trainer(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
-    params: PretrainParams,
+    params: PretrainSpec,
     output_dir: str | os.PathLike,
 ) -> SFTTrainer:
     """The configured trainer behind `pretrain` (its dataset is tokenized and packed, not yet trained)."""
@@ -73,7 +73,7 @@ def pretrain(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
-    params: PretrainParams,
+    params: PretrainSpec,
     output_dir: str | os.PathLike,
 ) -> TrainResult:
     """Train ``model`` in place as a language model on ``texts``.

@@ -31,7 +31,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import RewardConfig, RewardTrainer
 from trl.trainer.reward_trainer import DataCollatorForPreference
 
-from repro.training.common import TrainParams, TrainResult, dataset_progress, run_trainer
+from repro.training.common import TrainSpec, TrainResult, dataset_progress, run_trainer
 from repro.models.io import load_weights
 
 SOFT_LABEL = "soft_label"
@@ -76,8 +76,8 @@ class SoftLabelRewardTrainer(RewardTrainer):
 
 
 @dataclass
-class RewardParams(TrainParams):
-    """`TrainParams` for reward models (the RLAIF paper trains its RMs for a few epochs)."""
+class RewardSpec(TrainSpec):
+    """`TrainSpec` for reward models (the RLAIF paper trains its RMs for a few epochs)."""
 
     learning_rate: float = 5e-4
     num_train_epochs: float = 2.0
@@ -143,7 +143,7 @@ def load_reward_model(path: str | os.PathLike, *, device: str | None = None):
     return model, AutoTokenizer.from_pretrained(path)
 
 
-def make_reward_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, records, params: RewardParams,
+def make_reward_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, records, params: RewardSpec,
                         output_dir: str | os.PathLike) -> SoftLabelRewardTrainer:
     config = RewardConfig(output_dir=os.fspath(output_dir), **params.trl_kwargs())
     with dataset_progress(params.progress):
@@ -152,7 +152,7 @@ def make_reward_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBa
                                       data_collator=SoftLabelCollator(pad_token_id=tokenizer.pad_token_id))
 
 
-def train_reward(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, records, params: RewardParams,
+def train_reward(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, records, params: RewardSpec,
                  output_dir: str | os.PathLike) -> TrainResult:
     """Train a reward model in place on preference records (hard or soft labels; see the module)."""
     return run_trainer(make_reward_trainer(model, tokenizer, records, params, output_dir))

@@ -23,15 +23,15 @@ from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import RLOOConfig, RLOOTrainer
 
-from repro.training.common import TrainParams, TrainResult, dataset_progress, run_trainer
+from repro.training.common import TrainSpec, TrainResult, dataset_progress, run_trainer
 from repro.training.reward import load_reward_model, reward_scores
 
 Reward = Callable[[list[str], list[str]], Sequence[float]]
 
 
 @dataclass
-class RLParams(TrainParams):
-    """`TrainParams` for RLOO plus the sampling of completions.
+class RLSpec(TrainSpec):
+    """`TrainSpec` for RLOO plus the sampling of completions.
 
     Attributes:
         num_generations: completions per prompt (the ``k`` of the leave-one-out baseline).
@@ -51,9 +51,9 @@ class RLParams(TrainParams):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.num_generations < 2:
-            raise ValueError(f"RLParams.num_generations must be >= 2 (a leave-one-out baseline), got {self.num_generations}")
+            raise ValueError(f"RLSpec.num_generations must be >= 2 (a leave-one-out baseline), got {self.num_generations}")
         if self.batch_size % self.num_generations:
-            raise ValueError(f"RLParams.batch_size ({self.batch_size}) must be a multiple of num_generations "
+            raise ValueError(f"RLSpec.batch_size ({self.batch_size}) must be a multiple of num_generations "
                              f"({self.num_generations}): each batch holds whole groups of completions")
 
     def trl_kwargs(self) -> dict:
@@ -103,7 +103,7 @@ def saved_reward_model(location: str | os.PathLike, *, device=None) -> Reward:
 
 
 def make_rloo_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str],
-                      reward: Reward, params: RLParams, output_dir: str | os.PathLike, *,
+                      reward: Reward, params: RLSpec, output_dir: str | os.PathLike, *,
                       reward_name: str = "reward", reference_path: str | os.PathLike | None = None) -> RLOOTrainer:
     """The configured trainer behind `train_rloo`.
 
@@ -131,7 +131,7 @@ def make_rloo_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
 
 
 def train_rloo(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], reward: Reward,
-               params: RLParams, output_dir: str | os.PathLike, *, reward_name: str = "reward",
+               params: RLSpec, output_dir: str | os.PathLike, *, reward_name: str = "reward",
                reference_path: str | os.PathLike | None = None) -> TrainResult:
     """Train ``model`` in place with RLOO on ``prompts`` against ``reward`` (see the module and
     `make_rloo_trainer` for the KL reference)."""

@@ -21,12 +21,12 @@ from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import SFTConfig, SFTTrainer
 
-from repro.training.common import TrainParams, TrainResult, dataset_progress, run_trainer
+from repro.training.common import TrainSpec, TrainResult, dataset_progress, run_trainer
 
 
 @dataclass
-class SFTParams(TrainParams):
-    """`TrainParams` for fine-tuning (a smaller learning rate, several epochs) plus the loss mask.
+class SFTSpec(TrainSpec):
+    """`TrainSpec` for fine-tuning (a smaller learning rate, several epochs) plus the loss mask.
 
     Attributes:
         completion_only_loss: take the loss on completion tokens only (False: on the whole conversation).
@@ -93,7 +93,7 @@ def make_sft_trainer(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     records: Sequence[Mapping[str, Any]],
-    params: SFTParams,
+    params: SFTSpec,
     output_dir: str | os.PathLike,
 ) -> SFTTrainer:
     """The configured trainer behind `sft` (its dataset is tokenized with labels, not yet trained)."""
@@ -106,7 +106,7 @@ def sft(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
     records: Sequence[Mapping[str, Any]],
-    params: SFTParams,
+    params: SFTSpec,
     output_dir: str | os.PathLike,
 ) -> TrainResult:
     """Fine-tune ``model`` in place on prompt/completion conversations.

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from repro.data.records import text_id
-from repro.generation.base import GenerationConfig, Generator
+from repro.generation.base import GenerationSpec, Generator
 
 OPERATORS = ("in_depth", "in_breadth")
 REASONS = ("empty", "template_echo", "unchanged", "too_short", "too_long", "duplicate")
@@ -230,7 +230,7 @@ def draw_template(seed: int, uid: str, step: int, operators: tuple[str, ...]) ->
 
 
 def llm_evolve(generator: Generator, parents: Iterable[str | Mapping[str, Any]], *, evolutions: int = 4,
-               operators: tuple[str, ...] = OPERATORS, config: GenerationConfig, seed: int = 0,
+               operators: tuple[str, ...] = OPERATORS, config: GenerationSpec, seed: int = 0,
                min_chars: int = 10, max_chars: int = 4000, max_growth: float = 4.0, growth_slack: int = 200,
                chat: bool = True) -> tuple[list[dict], EvolveReport]:
     """``evolutions`` chained LLM rewrites of every parent (see the module docstring).

@@ -37,15 +37,15 @@ from repro.runs.store import RunStore, Stage, params_hash
 from repro.data import alpaca_eval, mt_bench, ultrafeedback
 from repro.evaluation.gold import ORACLE
 from repro.evaluation.metrics import win_rate, win_tie_loss_both_orders
-from repro.generation import DEFAULT_ENGINE, GenerationConfig, model_location
+from repro.generation import DEFAULT_ENGINE, GenerationSpec, model_location
 from repro.judges.sequence_rm import SequenceRewardModel
 from repro.progress import show_progress
 from repro.studies.common import oracle_agreement, preference_key, respond_and_score, settings_key, train_on_pairs
 from repro.studies.eva import evolver as eva_evolver
 from repro.training.jobs import reward_job, run_job
 from repro.runs.launch import launch_key, launch_param
-from repro.training.preference import PreferenceParams
-from repro.training.reward import RewardParams, load_reward_model, reward_scores
+from repro.training.preference import PreferenceSpec
+from repro.training.reward import RewardSpec, load_reward_model, reward_scores
 
 INFORMATIVENESS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "reward_gap": lambda r: r.max(axis=1) - r.min(axis=1),
@@ -107,7 +107,7 @@ def mix(evolved: Sequence, old: Sequence, *, evolved_share: float = 0.8, seed: i
 
 # == the study's pieces: prompt sets, reward models, samples, creator, solver, evaluation ============
 # Everything below is a cached stage of the run store (`repro.runs.store`), or a plain function one of
-# them calls. `repro.studies.eva_study` chains them into the paper's protocol.
+# them calls. `repro.studies.eva.study` chains them into the paper's protocol.
 STAGE_VERSION = "eva-1"
 #: Seed streams of the world's eva prompt sets (far from every other study's streams).
 PROMPT_STREAMS = {"chunks": 7_000_001, "standard": 7_100_003, "hard": 7_200_007, "two_turn": 7_300_009,
@@ -356,14 +356,14 @@ class Rewarder:
         return np.asarray(self.scorer.score(prompts, responses), dtype=float)
 
 
-def default_reward_training() -> RewardParams:
+def default_reward_training() -> RewardSpec:
     """How the world's trained reward models are trained by default (trl `RewardTrainer`, from the base
     model): one epoch in batches of 32."""
-    return RewardParams(num_train_epochs=1.0, batch_size=32)
+    return RewardSpec(num_train_epochs=1.0, batch_size=32)
 
 
 def reward_stage(store: RunStore, reward: str, *, base: Stage | None, world_seed: int = 0, difficulty=(1, 2),
-                 training: RewardParams | None = None, calibration_pairs: int = 2000,
+                 training: RewardSpec | None = None, calibration_pairs: int = 2000,
                  evaluation_pairs: int = 2000, trust_remote_code: bool = False, accelerate_config: str | None = None,
                  progress: bool | None = None) -> Stage:
     """What a reward model needs, as a stage: for ``noisy`` the calibrated sigma, for ``trained`` the
@@ -413,7 +413,7 @@ def reward_stage(store: RunStore, reward: str, *, base: Stage | None, world_seed
     return store.run("eva-reward-model", params, compute, upstream=upstream, seed=training.seed)
 
 
-def _train_reward(base: Stage, pairs: int, world_seed: int, difficulty, training: RewardParams,
+def _train_reward(base: Stage, pairs: int, world_seed: int, difficulty, training: RewardSpec,
                   evaluation: pd.DataFrame, workdir: Path, progress, *, accelerate_config: str | None = None) -> Rewarder:
     data = writer_pairs(pairs, world_seed + PROMPT_STREAMS["reward_data"], difficulty,
                         exclude=set(evaluation.prompt))
@@ -485,7 +485,7 @@ def samples_stage(store: RunStore, policy: Stage, prompts: Stage, prompts_file: 
                 workdir / "responses.parquet", index=False)
             return {"prompts": 0, "responses": 0, "mean_reward": None, "mean_oracle": None}
         generator = engine.generator(policy, progress=progress)
-        out = respond_and_score(generator, frame.reset_index(drop=True), GenerationConfig(
+        out = respond_and_score(generator, frame.reset_index(drop=True), GenerationSpec(
             n=spec.n, temperature=spec.temperature, top_p=spec.top_p, max_new_tokens=spec.max_new_tokens,
             batch_size=spec.batch_size, seed=seed), gold=ORACLE)
         out["reward"] = load_rewarder(reward).score(out.prompt, out.response)
@@ -572,7 +572,7 @@ class WorldEvolver:
 @dataclass(frozen=True)
 class LLMEvolver:
     """Evolves real prompts with a language model and EvolInstruct-style rewriting templates
-    (`repro.studies.eva_evolver`); the model is that of ``stage`` through ``engine``."""
+    (`repro.studies.eva.evolver`); the model is that of ``stage`` through ``engine``."""
 
     stage: Any
     engine: Any = None
@@ -585,7 +585,7 @@ class LLMEvolver:
 
     def evolve(self, parents: pd.DataFrame, *, evolutions: int, operators, seed: int) -> tuple[pd.DataFrame, dict]:
         generator = (self.engine or DEFAULT_ENGINE).generator(self.stage)
-        config = GenerationConfig(temperature=self.temperature, top_p=0.95, max_new_tokens=self.max_new_tokens, seed=seed)
+        config = GenerationSpec(temperature=self.temperature, top_p=0.95, max_new_tokens=self.max_new_tokens, seed=seed)
         records, report = eva_evolver.llm_evolve(
             generator, [{"uid": u, "prompt": p} for u, p in zip(parents.uid, parents.prompt)],
             evolutions=evolutions, operators=tuple(operators), config=config, seed=seed)
@@ -665,7 +665,7 @@ def creator_stage(store: RunStore, samples: Stage, spec: CreatorSpec, *, seed: i
 
 
 # -- the solver ----------------------------------------------------------------------------------------
-def solver_stage(store: RunStore, policy: Stage, samples: Stage, solver: PreferenceParams, *, seed: int,
+def solver_stage(store: RunStore, policy: Stage, samples: Stage, solver: PreferenceSpec, *, seed: int,
                  accelerate_config: str | None = None, progress: bool | None = None) -> Stage:
     """The next policy: ``solver.method`` from ``policy`` on the best-vs-worst pairs of ``samples``
     (``model/``, ``pairs.parquet``)."""
@@ -683,7 +683,7 @@ def solver_stage(store: RunStore, policy: Stage, samples: Stage, solver: Prefere
 
 # -- evaluation (the gold judge: the world's oracle) ---------------------------------------------------
 @dataclass(frozen=True)
-class EvalSpec:
+class HeldOutSpec:
     """Responses sampled per held-out prompt, and how."""
 
     samples: int = 2
@@ -699,7 +699,7 @@ def two_turn_conversations(rows: pd.DataFrame, first_answers: list[str]) -> list
             for t1, a, t2 in zip(rows.turn_1, first_answers, rows.turn_2)]
 
 
-def evaluate_stage(store: RunStore, model: Stage, prompts: Stage, spec: EvalSpec, *, seed: int, gold=None,
+def evaluate_stage(store: RunStore, model: Stage, prompts: Stage, spec: HeldOutSpec, *, seed: int, gold=None,
                    engine=None, progress: bool | None = None) -> Stage:
     """The model's responses to every held-out set, scored by the gold judge: ``responses.parquet``
     (set, uid, family, difficulty, prompt, sample, response, words, oracle). The two-turn set gives
@@ -711,7 +711,7 @@ def evaluate_stage(store: RunStore, model: Stage, prompts: Stage, spec: EvalSpec
 
     def compute(workdir: Path) -> dict:
         generator = engine.generator(model, progress=progress)
-        config = GenerationConfig(n=spec.samples, temperature=spec.temperature, top_p=spec.top_p,
+        config = GenerationSpec(n=spec.samples, temperature=spec.temperature, top_p=spec.top_p,
                                   max_new_tokens=spec.max_new_tokens, batch_size=spec.batch_size, seed=seed)
         sets = {name: read_set(prompts, name) for name in ("standard", "hard")}
         frames = [_respond(generator, rows, name, config) for name, rows in sets.items() if rows is not None]
@@ -750,7 +750,7 @@ def _two_turns(generator, rows: pd.DataFrame, config) -> list[pd.DataFrame]:
 REFERENCE_SEED = 1_000_000
 
 
-def reference_stage(store: RunStore, sft: Stage, prompts: Stage, spec: EvalSpec, *, gold=None, engine=None,
+def reference_stage(store: RunStore, sft: Stage, prompts: Stage, spec: HeldOutSpec, *, gold=None, engine=None,
                     progress: bool | None = None) -> Stage:
     """The fixed reference model of the win rates (the analog of Arena-Hard's GPT-4 baseline): the SFT
     policy's own responses to every held-out set, sampled once with `REFERENCE_SEED`. The same for
@@ -785,5 +785,5 @@ def win_rates(model: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
 __all__ = ["INFORMATIVENESS", "SELECTIONS", "informativeness", "mix", "select", "PromptSpec", "world_prompt_sets",
            "prompt_sets_stage", "file_prompt_sets_stage", "parse_reward", "Rewarder", "reward_stage", "load_rewarder",
            "SamplingSpec", "samples_stage", "preference_pairs", "CreatorSpec", "WorldEvolver", "LLMEvolver", "create",
-           "creator_stage", "solver_stage", "EvalSpec", "evaluate_stage", "reference_stage",
+           "creator_stage", "solver_stage", "HeldOutSpec", "evaluate_stage", "reference_stage",
            "win_rates"]

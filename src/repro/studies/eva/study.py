@@ -34,9 +34,9 @@ from repro.studies.eva import stages as eva
 from repro.evaluation.claims import part as claim_part
 from repro.evaluation.gold import JudgeGold
 from repro.generation import Engine, external_model_stage
-from repro.judges.llm_judge import JudgeConfig
-from repro.training.preference import PreferenceParams
-from repro.training.reward import RewardParams
+from repro.judges.llm_judge import JudgeSpec
+from repro.training.preference import PreferenceSpec
+from repro.training.reward import RewardSpec
 from repro.studies.base import BaseSpec
 from repro.studies.self_rewarding import study as srs
 from repro.studies.self_rewarding.data import SeedDataSpec
@@ -61,11 +61,11 @@ class EvaSpec:
 
     prompts: eva.PromptSpec = eva.PromptSpec()
     reward: str = "trained@4000"
-    reward_training: RewardParams = field(default_factory=eva.default_reward_training)
+    reward_training: RewardSpec = field(default_factory=eva.default_reward_training)
     sampling: eva.SamplingSpec = eva.SamplingSpec()
     creator: eva.CreatorSpec = eva.CreatorSpec()
-    solver: PreferenceParams = field(default_factory=lambda: PreferenceParams(beta=0.05))
-    evaluation: eva.EvalSpec = eva.EvalSpec()
+    solver: PreferenceSpec = field(default_factory=lambda: PreferenceSpec(beta=0.05))
+    evaluation: eva.HeldOutSpec = eva.HeldOutSpec()
     iterations: int = 1
     human_prompts: bool = True
 
@@ -83,9 +83,9 @@ class EvaSpec:
                                       max_new_tokens=p["max_new_tokens"]),
             creator=eva.CreatorSpec(metric=p["informativeness"], selection=p["selection"], fraction=p["keep_fraction"],
                                     evolve=p["evolve"], evolutions=p["evolutions"], evolved_share=p["evolved_share"]),
-            solver=PreferenceParams(method=p["method"], beta=p["dpo_beta"], learning_rate=p["solver_learning_rate"],
+            solver=PreferenceSpec(method=p["method"], beta=p["dpo_beta"], learning_rate=p["solver_learning_rate"],
                                     num_train_epochs=p["solver_epochs"], batch_size=p["solver_batch_size"]),
-            evaluation=eva.EvalSpec(samples=p["eval_samples"], temperature=p["temperature"], top_p=p["top_p"],
+            evaluation=eva.HeldOutSpec(samples=p["eval_samples"], temperature=p["temperature"], top_p=p["top_p"],
                                     max_new_tokens=p["max_new_tokens"]),
             iterations=p["iterations"], human_prompts=p["human_prompts"])
 
@@ -420,5 +420,5 @@ def paper_scale_inputs(store: RunStore, *, prompts_path: str = "", chunk_size: i
     if evolver_path:
         out["evolver"] = eva.LLMEvolver(external_model_stage(store, evolver_path, name="external-evolver"), engine)
     if gold_judge_path:
-        out["gold"] = JudgeGold(external_model_stage(store, gold_judge_path, name="external-judge"), engine, JudgeConfig())
+        out["gold"] = JudgeGold(external_model_stage(store, gold_judge_path, name="external-judge"), engine, JudgeSpec())
     return out

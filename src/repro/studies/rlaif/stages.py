@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from repro.data.summarize import evaluation_split, load_comparisons, load_tldr, tldr_prompt
-from repro.generation import GenerationConfig
+from repro.generation import GenerationSpec
 from repro.judges import labeller as lb
 from repro.runs.store import RunStore, Stage, params_hash
 from repro.generation import DEFAULT_ENGINE, Engine, model_location
@@ -50,9 +50,9 @@ from repro.world import summary_corpus as sc
 from repro.errors import ReproError
 from repro.models import build_tokenizer, count_parameters, load_model, make_llama
 from repro.progress import show_progress
-from repro.training import PretrainParams, SFTParams
-from repro.training.reward import RewardParams, load_reward_model, reward_scores
-from repro.training.rl import RLParams, train_rloo
+from repro.training import PretrainSpec, SFTSpec
+from repro.training.reward import RewardSpec, load_reward_model, reward_scores
+from repro.training.rl import RLSpec, train_rloo
 
 STAGE_VERSION = "rlaif-1"
 SFT_POSTS_OFFSET = 1_000_003  # seed streams of the policy's posts, apart from the comparisons' posts
@@ -273,7 +273,7 @@ def render_document(doc: dict) -> tuple[str, str]:
         return tldr_prompt(post.subreddit, post.title, post.body), f" {doc['summary']}"
     if doc["kind"] == "rating":
         return lb.score_prompt(text, doc["summary"], "compact"), f" {doc['score']}"
-    config = lb.LabelConfig(preamble=doc["preamble"], wording="compact", cot=doc["with_rationale"],
+    config = lb.LabelSpec(preamble=doc["preamble"], wording="compact", cot=doc["with_rationale"],
                             exemplars=tuple(_exemplar(s) for s in doc["shots"]))
     if doc["with_rationale"]:
         cue = lb.LAYOUT["compact"]["cue"]
@@ -300,7 +300,7 @@ def labeller_stage(store: RunStore, size: str, corpus: Stage, tokenizer: Stage, 
         model = make_llama(size, tok, seed=spec.seed, max_position_embeddings=spec.context)
         parameters = count_parameters(model)
         start = save_fresh_model(model, tok, workdir / "init")
-        read = PretrainParams(learning_rate=spec.learning_rate, num_train_epochs=spec.epochs,
+        read = PretrainSpec(learning_rate=spec.learning_rate, num_train_epochs=spec.epochs,
                               batch_size=spec.batch_size, max_length=spec.max_length, seed=spec.seed,
                               progress=show_progress(progress))
         # without instruction tuning the pre-trained model is the labeller (``model/``)
@@ -310,7 +310,7 @@ def labeller_stage(store: RunStore, size: str, corpus: Stage, tokenizer: Stage, 
         shutil.rmtree(workdir / "init")
         summary = {"pretrain": _training(result), "tokens_seen": result["tokens_seen"]}
         if spec.instruct_epochs > 0:
-            tune = SFTParams(learning_rate=spec.instruct_learning_rate, num_train_epochs=spec.instruct_epochs,
+            tune = SFTSpec(learning_rate=spec.instruct_learning_rate, num_train_epochs=spec.instruct_epochs,
                              batch_size=spec.batch_size, max_length=spec.max_length, seed=spec.seed,
                              progress=show_progress(progress))
             records = [{"prompt": p, "completion": c} for p, c in documents]
@@ -364,8 +364,8 @@ class Technique:
         return f"{self.preamble}{'+cot' if self.cot else ''}/{self.shots}{sc_part}"
 
     def config(self, exemplars: Sequence[lb.Exemplar], *, wording: str, seed: int = 0, both_orders: bool = True,
-               max_rationale_tokens: int = 48, batch_size: int = 64) -> lb.LabelConfig:
-        return lb.LabelConfig(preamble=self.preamble, wording=wording, exemplars=tuple(exemplars[:self.shots]),
+               max_rationale_tokens: int = 48, batch_size: int = 64) -> lb.LabelSpec:
+        return lb.LabelSpec(preamble=self.preamble, wording=wording, exemplars=tuple(exemplars[:self.shots]),
                               cot=self.cot, rationales=self.rationales,
                               temperature=self.temperature if self.rationales > 1 else 0.7,
                               max_rationale_tokens=max_rationale_tokens, both_orders=both_orders, seed=seed,
@@ -477,7 +477,7 @@ def reward_records(comparisons: pd.DataFrame, labels: str, ai: pd.DataFrame | No
     return [{"chosen": f"{p} {a if f else b}", "rejected": f"{p} {b if f else a}"} for (p, a, b), f in zip(texts, first)]
 
 
-def reward_model_stage(store: RunStore, base: Stage, records: list[dict], evaluation: pd.DataFrame, spec: RewardParams,
+def reward_model_stage(store: RunStore, base: Stage, records: list[dict], evaluation: pd.DataFrame, spec: RewardSpec,
                        *, labels: str, data_key: dict, seed: int = 0, accelerate_config: str | None = None,
                        progress: bool | None = None, upstream: Sequence[Stage] = ()) -> Stage:
     """A reward model from ``base`` trained on ``records`` (in this process or under ``accelerate
@@ -506,7 +506,7 @@ def reward_accuracy(model, tokenizer, evaluation: pd.DataFrame) -> float:
 
 
 # -- 5. policies --------------------------------------------------------------------------------------------------
-def sft_stage(store: RunStore, base: Stage, data: SummaryData, spec: SFTParams, *, seed: int = 0,
+def sft_stage(store: RunStore, base: Stage, data: SummaryData, spec: SFTSpec, *, seed: int = 0,
               accelerate_config: str | None = None, progress: bool | None = None) -> Stage:
     """The SFT policy: ``base`` fine-tuned with trl SFT on TL;DR prompts and their reference summaries
     (in this process or under ``accelerate launch`` with ``accelerate_config``)."""
@@ -534,7 +534,7 @@ def direct_reward(labeller: Stage, data: SummaryData, *, wording: str = "compact
     return reward
 
 
-def rl_stage(store: RunStore, sft: Stage, reward_stage: Stage, kind: str, data: SummaryData, spec: RLParams, *,
+def rl_stage(store: RunStore, sft: Stage, reward_stage: Stage, kind: str, data: SummaryData, spec: RLSpec, *,
              prompts: int = 512, seed: int = 0, wording: str = "compact", engine: Engine = DEFAULT_ENGINE,
              accelerate_config: str | None = None, progress: bool | None = None) -> Stage:
     """A policy trained with RLOO (``spec``: trl's settings) from the SFT policy on ``prompts`` of its
@@ -586,7 +586,7 @@ def summaries_stage(store: RunStore, policy: Stage, data: SummaryData, *, max_ne
 
     def compute(workdir: Path) -> dict:
         generator = engine.generator(policy, progress=progress)
-        config = GenerationConfig(max_new_tokens=max_new_tokens, temperature=0.0)
+        config = GenerationSpec(max_new_tokens=max_new_tokens, temperature=0.0)
         texts = [c[0].strip() for c in generator.generate(policy_prompts(data.tldr_eval), config)]
         frame = pd.DataFrame({"id": data.tldr_eval.id.to_numpy(), "summary": texts})
         frame["words"] = frame.summary.str.split().str.len()
@@ -624,7 +624,7 @@ def human_judgments(a: pd.DataFrame, b: pd.DataFrame, data: SummaryData, *, seed
     return pd.DataFrame(rows)
 
 
-def labeller_judgments(a: pd.DataFrame, b: pd.DataFrame, data: SummaryData, judge, config: lb.LabelConfig) -> pd.DataFrame:
+def labeller_judgments(a: pd.DataFrame, b: pd.DataFrame, data: SummaryData, judge, config: lb.LabelSpec) -> pd.DataFrame:
     """Paper scale, where no simulated raters exist: a labeller (a generator) compares policy A's and
     B's summaries of each held-out post in both orders; rows as in `human_judgments`."""
     b = b.set_index("id").loc[a.id]

@@ -27,9 +27,9 @@ from repro.studies.rlaif import stages as rl
 from repro.generation import DEFAULT_ENGINE, Engine, external_model_stage
 from repro.evaluation import reported
 from repro.evaluation.claims import part as claim_part
-from repro.training.reward import RewardParams
-from repro.training.rl import RLParams
-from repro.training.sft import SFTParams
+from repro.training.reward import RewardSpec
+from repro.training.rl import RLSpec
+from repro.training.sft import SFTSpec
 
 
 @dataclass
@@ -146,10 +146,10 @@ class PolicySpec:
     candidates: tuple[str, ...] = ("base/0", "detailed/0", "detailed+cot/0")
     validation_pairs: int = 300
     wording: str = "compact"
-    reward: RewardParams = field(default_factory=lambda: RewardParams(num_train_epochs=1.0))  # trl's settings
+    reward: RewardSpec = field(default_factory=lambda: RewardSpec(num_train_epochs=1.0))  # trl's settings
     data_sizes: tuple[int, ...] = (128, 512, 2048)
-    sft: SFTParams = field(default_factory=lambda: SFTParams(num_train_epochs=2.0))
-    rl: RLParams = field(default_factory=RLParams)
+    sft: SFTSpec = field(default_factory=lambda: SFTSpec(num_train_epochs=2.0))
+    rl: RLSpec = field(default_factory=RLSpec)
     rl_prompts: int = 512  # RL prompts, from the SFT posts
     max_new_tokens: int = 32
     max_rationale_tokens: int = 48
@@ -162,10 +162,10 @@ class PolicySpec:
         return cls(
             labeller=p["labeller"], policy_base=p["policy_base"], reward_base=p["reward_base"], technique=p["technique"],
             candidates=tuple(p["technique_candidates"]), validation_pairs=p["validation_pairs"], wording=p["wording"],
-            reward=RewardParams(num_train_epochs=p["rm_epochs"], learning_rate=p["rm_learning_rate"]),
+            reward=RewardSpec(num_train_epochs=p["rm_epochs"], learning_rate=p["rm_learning_rate"]),
             data_sizes=tuple(p["rm_data_sizes"]),
-            sft=SFTParams(num_train_epochs=p["sft_epochs"], learning_rate=p["sft_learning_rate"]),
-            rl=RLParams(num_train_epochs=p["rl_epochs"], learning_rate=p["rl_learning_rate"],
+            sft=SFTSpec(num_train_epochs=p["sft_epochs"], learning_rate=p["sft_learning_rate"]),
+            rl=RLSpec(num_train_epochs=p["rl_epochs"], learning_rate=p["rl_learning_rate"],
                         num_generations=p["rl_generations"], beta=p["rl_beta"], temperature=p["rl_temperature"],
                         max_completion_length=p["max_new_tokens"]),
             rl_prompts=p["rl_prompts"], max_new_tokens=p["max_new_tokens"], max_rationale_tokens=p["max_rationale_tokens"],
@@ -264,7 +264,7 @@ def reward_model_table(runs: list[PolicyRun]) -> pd.DataFrame:
 
 
 def win_rates_per_seed(runs: list[PolicyRun], data: rl.SummaryData, judge=None,
-                       judge_config: lb.LabelConfig | None = None) -> pd.DataFrame:
+                       judge_config: lb.LabelSpec | None = None) -> pd.DataFrame:
     """Per pair of policies and seed: win rate (both orders) and length-controlled win rate, judged by
     the world's simulated raters or, at paper scale, by ``judge`` (a labeller's generator)."""
     if not data.world and judge is None:
@@ -276,7 +276,7 @@ def win_rates_per_seed(runs: list[PolicyRun], data: rl.SummaryData, judge=None,
                 judgments = rl.human_judgments(run.summaries[a], run.summaries[b], data, seed=run.seed)
             else:
                 judgments = rl.labeller_judgments(run.summaries[a], run.summaries[b], data, judge,
-                                                  judge_config or lb.LabelConfig())
+                                                  judge_config or lb.LabelSpec())
             rows.append({"comparison": f"{a} vs {b}", "a": a, "b": b, "seed": run.seed, "win_rate": rl.win_rate(judgments),
                          "length_controlled": rl.length_controlled_win_rate(judgments)})
     return pd.DataFrame(rows)

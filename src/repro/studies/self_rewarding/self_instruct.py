@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from repro.generation.base import GenerationConfig, Generator, Prompt
+from repro.generation.base import GenerationSpec, Generator, Prompt
 from repro.world import Task, parse_prompt, split_task_list
 from repro.world.corpus import TEXT_INTROS
 from repro.world.text import as_number, canonical, join, tokenize
@@ -587,7 +587,7 @@ def generate_prompts(
     if world_text is None:
         world_text = style == "list"
     # Built here so that bad sampling parameters fail before any generation.
-    GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
+    GenerationSpec(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
 
     rng = random.Random(seed)
     log: list[dict[str, Any]] = []
@@ -595,7 +595,7 @@ def generate_prompts(
     while len(filt.accepted) < n_wanted and rounds < max_rounds:
         batch = [sample_examples(rng, seeds, filt.accepted, shots, seed_shots) for _ in range(batch_size)]
         prompts = [few_shot_prompt(examples, style, intro=intro) for examples in batch]
-        config = GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, n=1,
+        config = GenerationSpec(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, n=1,
                                   seed=rng.randrange(2**31), batch_size=batch_size)
         outputs = generator.generate(prompts, config)
         if len(outputs) != len(prompts):

@@ -22,8 +22,8 @@ from repro.data.alpaca_eval import load_alpaca_eval
 from repro.data.records import text_id
 from repro.evaluation.gold import ORACLE
 from repro.evaluation.metrics import reward_model_report, win_tie_loss
-from repro.generation import DEFAULT_ENGINE, GenerationConfig, model_location
-from repro.judges.llm_judge import JudgeConfig, judge
+from repro.generation import DEFAULT_ENGINE, GenerationSpec, model_location
+from repro.judges.llm_judge import JudgeSpec, judge
 from repro.progress import show_progress
 from repro.studies.base import held_out_tasks
 from repro.studies.common import oracle_agreement, preference_key, respond_and_score, settings_key, train_on_pairs
@@ -31,14 +31,14 @@ from repro.studies.self_rewarding.data import SeedDataSpec, oracle_judgments, ra
 from repro.studies.self_rewarding.self_instruct import RougeIndex, generate_prompts, keyword_check
 from repro.training.jobs import run_job, sft_job
 from repro.runs.launch import launch_key
-from repro.training.preference import PreferenceParams
-from repro.training.sft import SFTParams
+from repro.training.preference import PreferenceSpec
+from repro.training.sft import SFTSpec
 
 # -- stages: the SFT baseline, EFT, M1 ---------------------------------------------------------------
 STAGE_VERSION = "sr-2"
 
 
-def finetune_stage(store, name: str, start, records: list[dict], tune: SFTParams, data_key: dict,
+def finetune_stage(store, name: str, start, records: list[dict], tune: SFTSpec, data_key: dict,
                    *, upstream=(), accelerate_config: str | None = None, progress: bool | None = None):
     """A model fine-tuned with trl SFT (``tune``: trl's settings, the seed included) from the model of
     stage ``start`` on ``records`` (in this
@@ -141,7 +141,7 @@ class IterationSpec:
     judge_samples: int = 3  # K
     judge_temperature: float = 0.7
     judge_max_new_tokens: int = 40
-    preference: PreferenceParams = field(default_factory=PreferenceParams)  # the method and trl's settings
+    preference: PreferenceSpec = field(default_factory=PreferenceSpec)  # the method and trl's settings
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -253,12 +253,12 @@ def aift_stage(store, model_stage, prompts_stage, spec: IterationSpec, iteration
             return round(clock[-1] - clock[-2], 3)
 
         generator = engine.generator(model_stage, progress=progress)
-        frame = respond_and_score(generator, prompt_rows(prompts_stage), GenerationConfig(
+        frame = respond_and_score(generator, prompt_rows(prompts_stage), GenerationSpec(
             n=spec.candidates, temperature=spec.temperature, top_p=spec.top_p,
             max_new_tokens=spec.max_new_tokens, seed=spec.seed * 1000 + iteration),
             gold=gold, sample="candidate")
         seconds = {"generation": lap()}  # loading the model, sampling, gold scores
-        judged = judge(generator, list(zip(frame.prompt, frame.response)), JudgeConfig(
+        judged = judge(generator, list(zip(frame.prompt, frame.response)), JudgeSpec(
             samples=spec.judge_samples, temperature=spec.judge_temperature,
             max_new_tokens=spec.judge_max_new_tokens, seed=spec.seed * 1000 + iteration))
         seconds["judging"] = lap()
@@ -360,11 +360,11 @@ def evaluate_stage(store, model_stage, prompts_stage, spec: EvalSpec, *, gold=No
 
     def compute(workdir):
         generator = engine.generator(model_stage, progress=progress)
-        frame = respond_and_score(generator, prompt_rows(prompts_stage), GenerationConfig(
+        frame = respond_and_score(generator, prompt_rows(prompts_stage), GenerationSpec(
             n=spec.samples, temperature=spec.temperature, top_p=spec.top_p, max_new_tokens=spec.max_new_tokens,
             seed=spec.seed), gold=gold)
         judged = judge(generator, list(zip(frame.prompt, frame.response)),
-                       JudgeConfig(samples=spec.judge_samples, seed=spec.seed))
+                       JudgeSpec(samples=spec.judge_samples, seed=spec.seed))
         frame["self_judge"] = judged.frame.score.to_numpy()
         frame.to_parquet(workdir / "responses.parquet", index=False)
         return {"prompts": int(frame.prompt_id.nunique()), "responses": len(frame),

@@ -33,7 +33,7 @@ import pandas as pd
 
 from repro import world
 from repro.evaluation.stats import seed_ci
-from repro.judges.llm_judge import JudgeConfig
+from repro.judges.llm_judge import JudgeSpec
 from repro.runs.store import RunStore, Stage
 from repro.studies.common import chat
 from repro.studies.self_rewarding import stages as sr
@@ -45,8 +45,8 @@ from repro.evaluation.gold import JudgeGold, ORACLE
 from repro.evaluation.metrics import win_rate
 from repro.generation import DEFAULT_ENGINE, Engine, external_model_stage
 from repro.studies import base
-from repro.training.preference import PreferenceParams
-from repro.training.sft import SFTParams
+from repro.training.preference import PreferenceSpec
+from repro.training.sft import SFTSpec
 from repro.world.corpus import DEFAULT_QUALITY_WEIGHTS
 
 #: Ablation model names (the book's labels).
@@ -66,10 +66,10 @@ class StudySpec:
 
     base: BaseSpec = BaseSpec()
     seed_data: SeedDataSpec = SeedDataSpec()
-    tune: SFTParams = field(default_factory=SFTParams)
+    tune: SFTSpec = field(default_factory=SFTSpec)
     iteration: sr.IterationSpec = sr.IterationSpec()
     evaluation: sr.EvalSpec = sr.EvalSpec()
-    judge: JudgeConfig = JudgeConfig()
+    judge: JudgeSpec = JudgeSpec()
     eft_source: str = "model"
     eft_writer: str = "M0"
     iterations: int = 2
@@ -101,12 +101,12 @@ class StudySpec:
                 candidates=p["candidates"], temperature=p["temperature"], top_p=p["top_p"],
                 max_new_tokens=p["max_new_tokens"], judge_samples=p["judge_samples"],
                 judge_temperature=p["judge_temperature"], judge_max_new_tokens=p["judge_max_new_tokens"],
-                preference=PreferenceParams(method=p["method"], beta=p["dpo_beta"], learning_rate=p["dpo_learning_rate"],
+                preference=PreferenceSpec(method=p["method"], beta=p["dpo_beta"], learning_rate=p["dpo_learning_rate"],
                                             num_train_epochs=p["dpo_epochs"], batch_size=p["dpo_batch_size"])),
             evaluation=sr.EvalSpec(prompts_per_family=p["eval_prompts_per_family"], samples=p["eval_samples"],
                                    temperature=p["temperature"], top_p=p["top_p"], max_new_tokens=p["max_new_tokens"],
                                    judge_samples=p["judge_samples"]),
-            judge=JudgeConfig(samples=p["judge_samples"], temperature=p["judge_temperature"],
+            judge=JudgeSpec(samples=p["judge_samples"], temperature=p["judge_temperature"],
                               max_new_tokens=p["judge_max_new_tokens"]),
             eft_source=p["eft_source"], eft_writer=p["eft_writer"], iterations=p["iterations"], ablations=p["ablations"],
             accelerate_config=p["accelerate_config_path"])
@@ -146,9 +146,9 @@ class SeedRun:
         return list({s.key: s for s in out}.values())
 
 
-def sft_settings(p: Mapping[str, Any]) -> SFTParams:
+def sft_settings(p: Mapping[str, Any]) -> SFTSpec:
     """The SFT baseline's and M1's training (trl's SFT settings) from a notebook's ``sft_*`` parameters."""
-    return SFTParams(learning_rate=p["sft_learning_rate"], num_train_epochs=p["sft_epochs"],
+    return SFTSpec(learning_rate=p["sft_learning_rate"], num_train_epochs=p["sft_epochs"],
                      batch_size=p["sft_batch_size"])
 
 
