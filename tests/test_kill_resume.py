@@ -48,8 +48,8 @@ notebooks:
     corpus_docs: 300
     model_size: XS
     ift_size: 24
-    eft_train_prompts: 32
-    eft_eval_prompts: 16
+    eft_train_prompts: 64  # EFT judging and reward modelling last over 0.4 s, long enough to be hit
+    eft_eval_prompts: 32
     sft_epochs: 1.0
     new_prompts: 4
     prompt_max_new_tokens: 24
