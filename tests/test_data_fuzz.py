@@ -9,6 +9,8 @@ read back whole.
 
 import json
 import shutil
+import time
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from repro.data import DataError, alpaca_eval, mt_bench, oasst, summarize, ultrafeedback
+from repro.data import DataError, alpaca_eval, mt_bench, oasst, records, summarize, ultrafeedback
 
 # name -> (loader, shipped sample, file suffix, JSON array file?)
 LOADERS = {
@@ -254,3 +256,196 @@ def test_a_folder_of_files_names_the_bad_one(tmp_path):
     (folder / "b.jsonl").write_text('{"id": "x", "post": "p", "summary": "s"}\n{"id": "y", "post": 3}\n')
     with pytest.raises(DataError, match=r"b\.jsonl line 2: field 'post' must be a string"):
         summarize.load_tldr(folder)
+
+
+# -- what real dumps contain: values nested without end, and emojis cut in half ----------------------
+# Time is bounded by hypothesis deadlines (generous: each file is read in milliseconds) and by the
+# growth from n to 4n levels of nesting, which must stay linear.
+ROBUST = settings(max_examples=40, deadline=timedelta(seconds=5),
+                  suppress_health_check=[HealthCheck.function_scoped_fixture])
+PLACEHOLDER = "__replaced_by_the_test__"
+
+
+def write_text_with(folder: Path, name: str, records: list, raw_json: str) -> Path:
+    """``write``, then the JSON text of the placeholder value replaced by ``raw_json`` (a text that
+    json.dumps could not write itself, e.g. nesting 100k levels deep)."""
+    path = write(folder, name, records)
+    text = path.read_text(encoding="utf-8")
+    assert text.count(json.dumps(PLACEHOLDER)) == 1
+    path.write_text(text.replace(json.dumps(PLACEHOLDER), raw_json), encoding="utf-8")
+    return path
+
+
+def deep_json(depth: int, kind: str) -> str:
+    if kind == "list":
+        return "[" * depth + "]" * depth
+    if kind == "object":
+        return '{"a": ' * depth + "1" + "}" * depth
+    return '[{"a": ' * (depth // 2) + '"x"' + "}]" * (depth // 2)
+
+
+def refused_naming_the_record(name: str, path: Path) -> str:
+    """The loader must refuse the file with a DataError naming the file and the record, on one printable line."""
+    with pytest.raises(DataError) as info:
+        LOADERS[name][0](path)
+    text = str(info.value)
+    assert str(path) in text and any(w in text for w in (" line ", " record ", " row ")), text
+    assert "\n" not in text.strip()
+    text.encode("utf-8")  # the message itself can be printed and logged
+    return text
+
+
+@pytest.mark.parametrize("name", NAMES)
+@ROBUST
+@given(data=st.data(), depth=st.sampled_from([records.MAX_DEPTH + 1, 300, 999, 1_000, 5_000, 100_000]),
+       kind=st.sampled_from(["list", "object", "mixed"]))
+def test_a_value_nested_without_end_is_refused_by_name(name, data, depth, kind, tmp_path_factory):
+    rows = json.loads(json.dumps(sample_records(name)))
+    index = data.draw(st.integers(0, len(rows) - 1), label="record")
+    path = data.draw(st.sampled_from(list(_paths(rows[index]))[1:]), label="path")
+    rows[index] = _replace(rows[index], path, PLACEHOLDER, False)
+    file = write_text_with(tmp_path_factory.mktemp(name), name, rows, deep_json(depth, kind))
+    text = refused_naming_the_record(name, file)
+    assert "deeper than" in text and (f" line {index + 1}" in text or f" record {index}" in text), text
+
+
+@pytest.mark.parametrize("name", NAMES)
+@ROBUST
+@given(data=st.data(), depth=st.integers(1, 40))
+def test_a_value_nested_a_little_is_read_or_refused_by_name(name, data, depth, tmp_path_factory):
+    rows = json.loads(json.dumps(sample_records(name)))
+    index = data.draw(st.integers(0, len(rows) - 1), label="record")
+    path = data.draw(st.sampled_from(list(_paths(rows[index]))[1:]), label="path")
+    rows[index] = _replace(rows[index], path, PLACEHOLDER, False)
+    loads_or_names_the_file(name, write_text_with(tmp_path_factory.mktemp(name), name, rows,
+                                                  deep_json(depth, data.draw(st.sampled_from(["list", "object"])))))
+
+
+lone_surrogates = st.integers(0xD800, 0xDFFF).map(chr)
+around = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=8)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@ROBUST
+@given(data=st.data(), before=around, surrogate=lone_surrogates, after=around, in_key=st.booleans())
+def test_a_lone_surrogate_anywhere_is_refused_by_name(name, data, before, surrogate, after, in_key,
+                                                     tmp_path_factory):
+    rows = json.loads(json.dumps(sample_records(name)))
+    index = data.draw(st.integers(0, len(rows) - 1), label="record")
+    broken = before + surrogate + after
+    if in_key:
+        rows[index][broken] = "an extra field"
+    else:
+        texts = [p for p in _paths(rows[index]) if p and isinstance(_get_path(rows[index], p), str)]
+        path = data.draw(st.sampled_from(texts), label="path")
+        rows[index] = _replace(rows[index], path, broken, False)
+    # json.dumps writes the surrogate as the escape \udXXX, as a truncating exporter would
+    file = write(tmp_path_factory.mktemp(name), name, rows)
+    assert "\\ud" in file.read_text(encoding="ascii")
+    text = refused_naming_the_record(name, file)
+    assert "lone surrogate" in text and (f" line {index + 1}" in text or f" record {index}" in text), text
+
+
+def _get_path(record, path):
+    for step in path:
+        record = record[step]
+    return record
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_whole_emoji_written_as_an_escaped_pair_is_kept(name, tmp_path):
+    rows = json.loads(json.dumps(sample_records(name)))
+    texts = [p for p in _paths(rows[0]) if p and isinstance(_get_path(rows[0], p), str)]
+    field = {"oasst": ("text",), "comparisons": ("info", "post"), "tldr": ("post",), "ultrafeedback": ("prompt",),
+             "alpaca_eval": ("output",), "mt_bench": ("turns", 0), "arena_hard": ("turns", 0, "content")}[name]
+    assert field in texts
+    rows[0] = _replace(rows[0], field, _get_path(rows[0], field) + " \U0001F600", False)
+    file = write(tmp_path, name, rows)
+    assert "\\ud83d\\ude00" in file.read_text(encoding="ascii")
+    loaded = LOADERS[name][0](file)
+    everything = repr(loaded.to_dict() if isinstance(loaded, pd.DataFrame) else loaded)
+    assert "\U0001F600" in everything
+
+
+def _load_seconds(name: str, path: Path, repeats: int = 3) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        with pytest.raises(DataError):
+            LOADERS[name][0](path)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@pytest.mark.parametrize("name", ["oasst", "alpaca_eval"])  # one JSON-lines and the JSON-array reader
+def test_refusing_deep_nesting_takes_linear_time(name, tmp_path):
+    rows = json.loads(json.dumps(sample_records(name)))
+    rows[-1] = _replace(rows[-1], ("output",) if name == "alpaca_eval" else ("text",), PLACEHOLDER, False)
+    files = {}
+    for depth in (100_000, 400_000):
+        (tmp_path / str(depth)).mkdir()
+        files[depth] = write_text_with(tmp_path / str(depth), name, rows, deep_json(depth, "list"))
+    small, large = _load_seconds(name, files[100_000]), _load_seconds(name, files[400_000])
+    assert small < 2.0, f"100k levels took {small:.2f} s"
+    assert large < 12 * small + 0.05, f"4x the nesting took {large / small:.1f}x the time (linear: about 4x)"
+
+
+def test_parquet_text_that_is_not_utf8_is_refused_naming_the_row(tmp_path):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    values = [b"fine", b"an emoji cut \xf0\x9f", b"fine too"]
+    offsets = np.cumsum([0] + [len(v) for v in values]).astype(np.int32)
+    post = pa.Array.from_buffers(pa.string(), 3, [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(b"".join(values))])
+    path = tmp_path / "tldr.parquet"
+    pq.write_table(pa.table({"id": ["a", "b", "c"], "post": post, "summary": ["s", "s", "s"]}), path)
+    with pytest.raises(DataError, match=r"tldr\.parquet row 1: a text value is not valid UTF-8"):
+        summarize.load_tldr(path)
+
+
+def test_parquet_nested_without_end_is_refused_by_name(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    deep = "x"
+    for _ in range(records.MAX_DEPTH + 50):
+        deep = [deep]
+    path = tmp_path / "tldr.parquet"
+    pq.write_table(pa.table({"id": ["a"], "post": [deep], "summary": ["s"]}), path)
+    with pytest.raises(DataError, match=r"tldr\.parquet"):
+        summarize.load_tldr(path)
+
+
+@pytest.mark.parametrize("fault", ["surrogate", "deep", "undecodable"])
+def test_hub_rows_with_broken_text_are_refused_naming_the_row(monkeypatch, fault):
+    import datasets
+
+    good = {"id": "a", "post": "p", "summary": "s"}
+
+    def rows():
+        yield good
+        if fault == "undecodable":
+            raise UnicodeDecodeError("utf-8", b"\xf0\x9f", 0, 2, "unexpected end of data")
+        if fault == "surrogate":
+            yield {**good, "id": "b", "post": "cut \ud83d"}
+        else:
+            deep = "x"
+            for _ in range(records.MAX_DEPTH + 5):
+                deep = [deep]
+            yield {**good, "id": "b", "post": deep}
+
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, *args, split=None: rows())
+    with pytest.raises(DataError, match=r"owner/tldr\[train\] row 1: ") as info:
+        summarize.load_tldr("owner/tldr", split="train")
+    str(info.value).encode("utf-8")
+
+
+@settings(max_examples=100, deadline=timedelta(seconds=1))
+@given(text=st.text(max_size=40))
+def test_text_ids_exist_for_any_text_and_are_unchanged_for_valid_text(text):
+    import hashlib
+
+    assert len(records.text_id(text)) == 16  # a lone surrogate included: no UnicodeEncodeError
+    if not any(0xD800 <= ord(c) <= 0xDFFF for c in text):
+        assert records.text_id(text) == hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]

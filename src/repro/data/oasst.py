@@ -23,7 +23,8 @@ Sources ``load_oasst_messages`` reads:
   ``datasets.load_dataset``; all splits are read unless ``split`` names one.
 
 Every malformed input raises ``repro.data.DataError`` naming the file and the line (or row) at
-fault: unreadable or empty files, bad JSON or UTF-8, missing or mistyped fields, repeated ids.
+fault: unreadable or empty files, bad JSON or UTF-8, text with a lone surrogate (an emoji cut in half),
+values nested too deeply (`repro.data.records.checked_record`), missing or mistyped fields, repeated ids.
 
 A small file in the real flat schema ships with the package (``sample_path()``), written for the
 tests and the tiny profile: ten trees, English plus Spanish and German, deleted messages, unranked

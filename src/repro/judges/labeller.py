@@ -16,7 +16,12 @@ softmax as a *soft label*. This module builds those prompts and reads them out, 
   answer cue read after it; **self-consistency**: several rationales sampled at a temperature, their
   distributions averaged;
 - **d-RLAIF** (`direct_scores`): the labeller rates one summary from 1 to 10; the reward is the
-  expected score under the token probabilities, rescaled to [-1, 1].
+  expected score under the token probabilities, rescaled to [-1, 1]; a read-out that gives no
+  probabilities gets the lowest score's reward (`UNREADABLE_REWARD`), never NaN.
+
+A read-out is *unreadable* when the model's log-probabilities give no distribution (all ``-inf``,
+NaN, ``+inf``). Unreadable read-outs are counted, never silently turned into a preference: their
+label is -1, and they are left out of the position-bias figures (`same_position`).
 
 Any generator with ``generate`` and ``score_next_token_logprobs`` (`repro.generation.HFGenerator`, `VLLMGenerator`)
 serves; the read-out never samples.
@@ -25,6 +30,7 @@ serves; the read-out never samples.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -63,6 +69,9 @@ LAYOUT = {  # the parts of a prompt, per wording
 }
 ANSWERS = ("1", "2")
 SCORES = tuple(str(i) for i in range(1, 11))
+#: The d-RLAIF reward of a summary whose score read-out is unreadable: that of the lowest score, 1
+#: (see `direct_scores`).
+UNREADABLE_REWARD = -1.0
 
 
 @dataclass(frozen=True)
@@ -184,8 +193,11 @@ def _candidate_probabilities(generator, prompts, candidates, batch_size) -> np.n
     """Softmax over the candidates' next-token log-probabilities (renormalised over the candidates)."""
     logprobs = np.asarray(generator.score_next_token_logprobs(list(prompts), list(candidates), batch_size=batch_size),
                           dtype=float)
-    probs = np.exp(logprobs - logprobs.max(axis=1, keepdims=True))
-    return probs / probs.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", over="ignore"):  # an unreadable row (no finite maximum) becomes NaN
+        probs = np.exp(logprobs - logprobs.max(axis=1, keepdims=True))
+        probs = probs / probs.sum(axis=1, keepdims=True)
+    probs[~np.isfinite(probs).all(axis=1)] = np.nan
+    return probs
 
 
 def _read_ordered(generator, pairs: Sequence[tuple[str, str, str]], config: LabelSpec) -> tuple[np.ndarray, list]:
@@ -214,7 +226,8 @@ class Labels:
     one order is read), ``p_a`` (their average, or ``p_ab``), ``label`` (0 if A is preferred, 1 if B,
     -1 if the read-out gave no probability: ``readable`` is False, e.g. a model whose log-probabilities
     are all ``-inf`` or NaN) and ``same_position`` (the same *position* won in both orders: the
-    position-bias indicator).
+    position-bias indicator; a nullable boolean, ``<NA>`` when either order is unreadable or only one
+    order is read, so that an unreadable pair never counts as position bias, see `same_position`).
     """
 
     frame: pd.DataFrame
@@ -231,27 +244,50 @@ def label_pairs(generator, pairs: Sequence[tuple[str, str, str]], config: LabelS
         first_when_swapped, swapped_rationales = _read_ordered(generator, [(t, b, a) for t, a, b in pairs], config)
         frame["p_ba"] = 1.0 - first_when_swapped
         frame["p_a"] = (frame.p_ab + frame.p_ba) / 2
-        frame["same_position"] = (frame.p_ab > 0.5) == (first_when_swapped > 0.5)
+        same = pd.Series((frame.p_ab > 0.5).to_numpy() == (first_when_swapped > 0.5), dtype="boolean")
+        frame["same_position"] = same.mask(frame.p_ab.isna() | frame.p_ba.isna())
         rationales = list(zip(rationales, swapped_rationales))
     else:
         frame["p_ba"] = np.nan
         frame["p_a"] = frame.p_ab
-        frame["same_position"] = pd.NA
+        frame["same_position"] = pd.Series(pd.NA, index=frame.index, dtype="boolean")
     frame["readable"] = frame.p_a.notna()
     frame["label"] = np.where(frame.p_a >= 0.5, 0, np.where(frame.readable, 1, -1))
     return Labels(frame, config, rationales)
 
 
+def same_position(frame: pd.DataFrame) -> pd.Series:
+    """Per pair of a `Labels` frame, 1.0 when the same position won in both orders, 0.0 when not, and
+    NaN when there is no such reading: either order unreadable (``p_ab`` or ``p_ba`` NaN) or only one
+    order read. Position-bias figures are means over the non-NaN pairs, with the NaN ones counted as
+    unreadable beside them. Reads frames written before ``same_position`` was nullable too (in which
+    an unreadable pair was marked as the same position)."""
+    readable = frame.p_ab.notna() & frame.p_ba.notna()
+    return frame.same_position.astype("boolean").astype(float).where(readable)
+
+
 def direct_scores(generator, items: Sequence[tuple[str, str]], *, wording: str = "plain",
-                  batch_size: int | None = None) -> np.ndarray:
+                  batch_size: int | None = None, tally: Counter | None = None) -> np.ndarray:
     """d-RLAIF rewards for ``(text, summary)`` items: the labeller's expected 1-10 score, from the
     softmax over the ten score tokens after the cue, rescaled linearly to [-1, 1]. Every score must be
-    a single token of the tokenizer (the read-out raises otherwise)."""
+    a single token of the tokenizer (the read-out raises otherwise).
+
+    An unreadable read-out (log-probabilities that give no distribution: all ``-inf``, NaN, ``+inf``)
+    gets `UNREADABLE_REWARD`, the reward of the lowest score (1 -> -1), never NaN, which would poison
+    the RL update. The lowest score, not the midpoint, because in d-RLAIF the labeller's score is the
+    only reward: a summary the labeller cannot rate earns no credit, as a judge's answer without a
+    readable score earns none, and the policy can never gain by writing text that breaks the read-out
+    (with the midpoint, a policy rated below average would). ``tally``, when given, counts the items
+    under ``"scored"`` and the unreadable ones under ``"unreadable"``.
+    """
     prompts = [score_prompt(t, s, wording) for t, s in items]
     if not prompts:
         return np.zeros(0)
     expected = _candidate_probabilities(generator, prompts, SCORES, batch_size) @ np.arange(1, 11)
-    return (expected - 5.5) / 4.5
+    readable = np.isfinite(expected)
+    if tally is not None:
+        tally.update(scored=len(prompts), unreadable=int((~readable).sum()))
+    return np.where(readable, (expected - 5.5) / 4.5, UNREADABLE_REWARD)
 
 
 def template_words() -> set[str]:

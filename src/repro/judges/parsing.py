@@ -12,7 +12,9 @@ Rules (all case-insensitive, any whitespace around the colon):
   quote the rubric or change its mind, and the answer format puts the final score at the end.
 - What follows the marker may be wrapped in markdown emphasis, quotes or a bracket (``**4**``,
   ``"4"``, ``[4]``), then must be a number: an integer (``4``), a decimal written without spaces
-  (``4.5``, ``3.0``, ``.5``), optionally with a sign (``-1`` is read, then rejected as out of range).
+  (``4.5``, ``3.0``, ``.5``), optionally with a sign (``-1`` is read, then rejected as out of range)
+  and an exponent (``4e0``, ``5E-1``, ``1.5e+0`` are read as 4, 0.5 and 1.5; ``4e5`` is out of range).
+  A letter ``e`` not followed by digits is not an exponent: ``4eggs`` reads 4.
 - ``4 . 5`` is read as 4 followed by a full stop: in world text ``.`` is a token of its own, and a
   score followed by the end of the sentence is far more common than a spaced-out decimal.
 - A score written as a fraction of the scale, ``4/5``, ``4 / 5`` or ``4 out of 5``, is read as its
@@ -22,7 +24,8 @@ Rules (all case-insensitive, any whitespace around the colon):
 - A number outside ``[low, high]`` gives no value (``out_of_range``).
 - Input of any type never raises: ``None`` is ``missing``; bytes are decoded as UTF-8 with
   replacement; other non-text objects are ``not_text``. Only the last ``max_chars`` characters are
-  scanned (the score line is at the end), which bounds the work on huge inputs.
+  scanned (the score line is at the end), which bounds the work on huge inputs; the scan is linear
+  in the scanned text, whatever it holds (long runs of blanks or newlines after the marker included).
 """
 
 from __future__ import annotations
@@ -39,11 +42,16 @@ STATUSES = ("ok", "missing", "non_numeric", "out_of_range", "wrong_scale", "not_
 MAX_SCAN_CHARS = 10_000
 
 _MARKER = re.compile(r"\bscore\s*:", re.IGNORECASE)
+# Every quantifier is possessive (``*+``, ``++``, ``?+``): no part of the text can be read in two ways
+# (whitespace is not an emphasis mark, a sign or a digit), so backtracking could never find another
+# match, and forbidding it keeps the match linear in the text. With plain ``\s*`` the three runs of
+# whitespace below split a long run of blanks in cubically many ways before giving up.
 _VALUE = re.compile(
-    r"""\s*[*_"'`(\[]*\s*                         # optional emphasis, quotes or bracket
-        (?P<sign>[-+]?)\s*
-        (?P<num>[0-9]+(?:\.[0-9]+)?|\.[0-9]+)   # 4, 4.5, .5 (no inner spaces)
-        (?:\s*(?:/|out\s+of)\s*(?P<den>[0-9]+(?:\.[0-9]+)?))?  # 4/5, 4 out of 5
+    r"""\s*+[*_"'`(\[]*+\s*+                       # optional emphasis, quotes or bracket
+        (?P<sign>[-+]?+)\s*+
+        (?P<num>(?:[0-9]++(?:\.[0-9]++)?+|\.[0-9]++)  # 4, 4.5, .5 (no inner spaces)
+                (?:e[-+]?+[0-9]++)?+)                  # exponent: 4e0, 5E-1, 1.5e+0
+        (?:\s*+(?:/|out\s++of)\s*+(?P<den>[0-9]++(?:\.[0-9]++)?+))?  # 4/5, 4 out of 5
     """,
     re.IGNORECASE | re.VERBOSE,
 )

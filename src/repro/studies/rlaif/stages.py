@@ -38,21 +38,20 @@ import numpy as np
 import pandas as pd
 
 from repro.data.summarize import evaluation_split, load_comparisons, load_tldr, tldr_prompt
-from repro.generation import GenerationSpec
-from repro.judges import labeller as lb
-from repro.runs.store import RunStore, Stage, params_hash
-from repro.generation import DEFAULT_ENGINE, Engine, model_location
-from repro.training.jobs import pretrain_job, reward_job, rl_job, run_job, save_fresh_model, save_training, sft_job
-from repro.studies.common import settings_key
-from repro.runs.launch import launch_param
-from repro.world import summaries as ws
-from repro.world import summary_corpus as sc
 from repro.errors import ReproError
+from repro.generation import DEFAULT_ENGINE, Engine, GenerationSpec, model_location
+from repro.judges import labeller as lb
 from repro.models import build_tokenizer, count_parameters, load_model, make_llama
 from repro.progress import show_progress
+from repro.runs.launch import launch_param
+from repro.runs.store import RunStore, Stage, params_hash
+from repro.studies.common import settings_key
 from repro.training import PretrainSpec, SFTSpec
+from repro.training.jobs import pretrain_job, reward_job, rl_job, run_job, save_fresh_model, save_training, sft_job
 from repro.training.reward import RewardSpec, load_reward_model, reward_scores
 from repro.training.rl import RLSpec, train_rloo
+from repro.world import summaries as ws
+from repro.world import summary_corpus as sc
 
 STAGE_VERSION = "rlaif-1"
 SFT_POSTS_OFFSET = 1_000_003  # seed streams of the policy's posts, apart from the comparisons' posts
@@ -393,7 +392,7 @@ def alignment_stage(store: RunStore, labeller: Stage, data: SummaryData, train: 
     ``same_position``, the human ``choice``) and the alignment with the human labels."""
     params = {"version": STAGE_VERSION, "technique": technique.code, "wording": wording, "seed": seed,
               "data": data.key, "pairs": frame_key(evaluation), "shots_from": frame_key(train) if technique.shots else None,
-              "engine": engine.key(), "rationale": max_rationale_tokens}
+              "engine": engine.key(), "rationale": max_rationale_tokens, "metrics": ALIGNMENT_METRICS}
 
     def compute(workdir: Path) -> dict:
         labels, frame, seconds = _label(labeller, data, train, evaluation, technique, wording=wording, seed=seed,
@@ -421,20 +420,35 @@ def _label(labeller: Stage, data: SummaryData, shots_from: pd.DataFrame, compari
     return labels, labels.frame.assign(choice=comparisons.choice.to_numpy(), id=comparisons.id.to_numpy()), seconds
 
 
+#: The version of `alignment_metrics` in the keys of the stages that store them: 2 counts an unreadable
+#: read-out as not aligned and computes position bias over the pairs read in both orders.
+ALIGNMENT_METRICS = 2
+
+
 def alignment_metrics(frame: pd.DataFrame) -> dict:
     """Alignment (labeller prefers the human's choice; both orders averaged, and the first order
-    alone), the share of pairs where the same position wins after swapping, and which position."""
+    alone), the share of pairs where the same position wins after swapping, and which position.
+
+    A pair the labeller gave no probability for (``unreadable``) counts as not aligned. It has no
+    position reading: the position-bias figures are shares of the pairs read in both orders
+    (``same_position_unreadable`` counts the others), and are left out only when no swapped read-out
+    is readable at all (one order read)."""
     human_first = frame.choice.to_numpy() == 0
+    readable = frame.p_a.notna().to_numpy()
     out = {"pairs": int(len(frame)),
-           # a pair the labeller gave no probability for counts as not aligned (p >= 0.5 is False for NaN)
-           "unreadable": int(frame.p_a.isna().sum()),
-           "alignment": float(np.mean((frame.p_a.to_numpy() >= 0.5) == human_first)),
-           "alignment_one_order": float(np.mean((frame.p_ab.to_numpy() >= 0.5) == human_first))}
-    if frame.p_ba.notna().all():
-        same = frame.same_position.astype(bool)
-        out["same_position"] = float(same.mean())
-        out["same_position_first"] = float((same & (frame.p_ab >= 0.5)).mean())
-        out["same_position_second"] = float((same & (frame.p_ab < 0.5)).mean())
+           "unreadable": int((~readable).sum()),
+           "alignment": float(np.mean(readable & ((frame.p_a.to_numpy() >= 0.5) == human_first))),
+           "alignment_one_order": float(np.mean(frame.p_ab.notna().to_numpy()
+                                                & ((frame.p_ab.to_numpy() >= 0.5) == human_first)))}
+    if frame.p_ba.notna().any():
+        same = lb.same_position(frame)
+        read = same.notna()
+        out["same_position_unreadable"] = int((~read).sum())
+        if read.any():
+            same, first = same[read] == 1, frame.p_ab[read] >= 0.5
+            out["same_position"] = float(same.mean())
+            out["same_position_first"] = float((same & first).mean())
+            out["same_position_second"] = float((same & ~first).mean())
     return out
 
 
@@ -444,7 +458,8 @@ def ai_labels_stage(store: RunStore, labeller: Stage, data: SummaryData, train: 
                     max_rationale_tokens: int = 48, progress: bool | None = None) -> Stage:
     """AI soft labels of the reward-model comparisons (``labels.parquet``, with the human choice)."""
     params = {"version": STAGE_VERSION, "technique": technique.code, "wording": wording, "seed": seed,
-              "data": data.key, "pairs": frame_key(train), "engine": engine.key(), "rationale": max_rationale_tokens}
+              "data": data.key, "pairs": frame_key(train), "engine": engine.key(), "rationale": max_rationale_tokens,
+              "metrics": ALIGNMENT_METRICS}
 
     def compute(workdir: Path) -> dict:
         _, frame, seconds = _label(labeller, data, train, train, technique, wording=wording, seed=seed, engine=engine,
@@ -554,6 +569,7 @@ def rl_stage(store: RunStore, sft: Stage, reward_stage: Stage, kind: str, data: 
     prompts = [prompts[i] for i in np.random.default_rng(seed).permutation(len(prompts))[:n_prompts]]
     params = {"version": STAGE_VERSION, "kind": kind, "data": data.key, "seed": seed, "wording": wording,
               "engine": engine.key() if kind == "direct" else None, "prompts": n_prompts,
+              **({"unreadable_reward": lb.UNREADABLE_REWARD} if kind == "direct" else {}),
               **settings_key(spec, ("num_train_epochs", "learning_rate", "batch_size", "num_generations", "beta",
                                     "temperature", "max_completion_length")), **launch_param(launch)}
 
@@ -626,15 +642,17 @@ def human_judgments(a: pd.DataFrame, b: pd.DataFrame, data: SummaryData, *, seed
 
 def labeller_judgments(a: pd.DataFrame, b: pd.DataFrame, data: SummaryData, judge, config: lb.LabelSpec) -> pd.DataFrame:
     """Paper scale, where no simulated raters exist: a labeller (a generator) compares policy A's and
-    B's summaries of each held-out post in both orders; rows as in `human_judgments`."""
+    B's summaries of each held-out post in both orders; rows as in `human_judgments`. A judgment whose
+    read-out is unreadable (no probability) is left out, rather than counted as a win for B."""
     b = b.set_index("id").loc[a.id]
     texts = data.tldr_eval.set_index("id").loc[a.id]
     pairs = [(sc.post_text(t.title, t.post), sa, sb) for t, sa, sb in zip(texts.itertuples(), a.summary, b.summary)]
     frame = lb.label_pairs(judge, pairs, replace(config, both_orders=True)).frame
     difference = a.characters.to_numpy() - b.characters.to_numpy()
-    return pd.DataFrame({"id": np.repeat(a.id.to_numpy(), 2), "a_first": np.tile([True, False], len(a)),
-                         "a_wins": np.column_stack([frame.p_ab >= 0.5, frame.p_ba >= 0.5]).ravel(),
-                         "length_difference": np.repeat(difference, 2)})
+    probability = np.column_stack([frame.p_ab.to_numpy(dtype=float), frame.p_ba.to_numpy(dtype=float)]).ravel()
+    judgments = pd.DataFrame({"id": np.repeat(a.id.to_numpy(), 2), "a_first": np.tile([True, False], len(a)),
+                              "a_wins": probability >= 0.5, "length_difference": np.repeat(difference, 2)})
+    return judgments[~np.isnan(probability)].reset_index(drop=True)
 
 
 def win_rate(judgments: pd.DataFrame) -> float:

@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from repro.evaluation.stats import bootstrap_ci, seed_ci
+from repro.evaluation import reported
+from repro.evaluation.claims import part as claim_part
+from repro.evaluation.stats import Estimate, bootstrap_ci, seed_ci
+from repro.generation import DEFAULT_ENGINE, Engine, external_model_stage
 from repro.judges import labeller as lb
 from repro.runs.store import RunStore, Stage
 from repro.studies.rlaif import stages as rl
-from repro.generation import DEFAULT_ENGINE, Engine, external_model_stage
-from repro.evaluation import reported
-from repro.evaluation.claims import part as claim_part
 from repro.training.reward import RewardSpec
 from repro.training.rl import RLSpec
 from repro.training.sft import SFTSpec
@@ -97,17 +97,22 @@ def label_runs(store: RunStore, inputs: Inputs, labeller: str, techniques: list[
 def pair_agreement(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (labeller, technique) and evaluation comparison, averaged over seeds: agreement with the
     human with both orders averaged (``agree``) and from the first order alone (``agree_one_order``),
-    whether the same position won after swapping, and whether the first position won."""
+    whether the same position won after swapping, whether the first position won, and whether the
+    read-out was unreadable (``unreadable``). An unreadable read-out does not agree, and has no position
+    reading (NaN, left out of the mean over seeds; `lb.same_position`)."""
     frames = []
     for row in runs.itertuples():
         labels = pd.read_parquet(row.stage / "labels.parquet")
         human_first = labels.choice == 0
+        same = lb.same_position(labels)
         frames.append(pd.DataFrame({"labeller": row.labeller, "technique": row.technique, "name": row.name,
                                     "pair": np.arange(len(labels)),
-                                    "agree": ((labels.p_a >= 0.5) == human_first).astype(float),
-                                    "agree_one_order": ((labels.p_ab >= 0.5) == human_first).astype(float),
-                                    "same_position": labels.same_position.astype(float),
-                                    "first_wins": (labels.p_ab >= 0.5).astype(float)}))
+                                    "agree": (labels.p_a.notna() & ((labels.p_a >= 0.5) == human_first)).astype(float),
+                                    "agree_one_order": (labels.p_ab.notna()
+                                                        & ((labels.p_ab >= 0.5) == human_first)).astype(float),
+                                    "same_position": same,
+                                    "first_wins": (labels.p_ab >= 0.5).astype(float).where(same.notna()),
+                                    "unreadable": labels.p_a.isna().astype(float)}))
     pairs = pd.concat(frames)
     return pairs.groupby(["labeller", "technique", "name", "pair"], sort=False).mean().reset_index()
 
@@ -120,17 +125,20 @@ def _bootstrap(values) -> tuple[float, float, float]:
 def alignment_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Alignment per labeller and technique with its bootstrap interval (see the module docstring),
     alignment from the first order alone, and position bias: the share of pairs where the same
-    position wins after swapping, and of those where it is the first position."""
+    position wins after swapping, and of those where it is the first position, both over the pairs
+    with a readable position reading; ``unreadable`` is the number of unreadable pairs (averaged
+    over seeds)."""
     rows = []
     for (labeller, code, name), group in pair_agreement(runs).groupby(["labeller", "technique", "name"], sort=False):
         value, low, high = _bootstrap(group.agree)
         o_value, o_low, o_high = _bootstrap(group.agree_one_order)
         same = group.same_position
+        read = same.notna()
         rows.append({"labeller": labeller, "technique": code, "name": name, "alignment": value,
                      "alignment_low": low, "alignment_high": high, "one_order": o_value, "one_order_low": o_low,
-                     "one_order_high": o_high, "same_position": float(same.mean()),
-                     "same_position_first": float(((same == 1) & (group.first_wins == 1)).mean()),
-                     "pairs": len(group),
+                     "one_order_high": o_high, "same_position": float(same[read].mean()),
+                     "same_position_first": float(((same == 1) & (group.first_wins == 1))[read].mean()),
+                     "pairs": len(group), "unreadable": float(group.unreadable.sum()),
                      "pairs_per_second": float(runs[(runs.labeller == labeller) & (runs.technique == code)]
                                                .pairs_per_second.mean())})
     return pd.DataFrame(rows)
@@ -316,9 +324,11 @@ def paired_difference(pairs: pd.DataFrame, a: tuple[str, str], b: tuple[str, str
         found = pairs[(pairs.labeller == key[0]) & (pairs.technique == key[1])].sort_values("pair")
         if found.empty:
             raise KeyError(f"no alignment measured for labeller {key[0]!r} with technique {key[1]!r}")
-        return found[column].to_numpy()
+        return found[column].to_numpy(dtype=float)
 
-    return bootstrap_ci(cell(a) - cell(b))
+    difference = cell(a) - cell(b)
+    difference = difference[~np.isnan(difference)]  # a comparison without a reading in either cell
+    return bootstrap_ci(difference) if difference.size else Estimate(*[float("nan")] * 3, 0, 0.95)
 
 
 def labelling_findings(runs: pd.DataFrame, *, largest: str, smallest: str, technique: str,
