@@ -45,9 +45,9 @@ from benchmarks.harness import machine_info as bench_machine
 from repro.runs import RunStore, notebooks
 from repro.runs.store import package_versions
 from repro.runs.timings import maxrss_mib
+from repro.studies.self_rewarding import data as sd
 from repro.studies.self_rewarding import stages as sr
 from repro.studies.self_rewarding import study
-from repro.studies.self_rewarding import data as sd
 
 NOTEBOOK = "10_self_rewarding"
 #: Columns of the scaling table, in order (the book renders them).

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from repro.generation import GenerationSpec, ShardedGenerator
+from repro.generation import Engine, GenerationSpec, ShardedGenerator, external_model_stage
 from repro.generation.sharded import launched_state, shard
 from repro.models import build_tokenizer, make_llama, save_model
 from repro.runs.store import RunStore
-from repro.generation import Engine, external_model_stage
 
 VOCAB = "the a cat dog sat on mat box red is what how many add and list sort count then . , ?".split() + [
     str(n) for n in range(60)

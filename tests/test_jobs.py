@@ -4,13 +4,12 @@ import json
 
 import pytest
 
-from repro import paths
+from repro import generation, paths
 from repro.errors import ReproError
 from repro.runs import RunStore
 from repro.studies import base
-from repro.training import jobs
 from repro.studies.self_rewarding import data as sd
-from repro import generation
+from repro.training import jobs
 
 CONFIGS = paths.project_root() / "configs" / "accelerate"
 

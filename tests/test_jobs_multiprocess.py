@@ -13,14 +13,12 @@ import json
 
 import pytest
 
-from repro import paths
+from repro import generation, paths
 from repro.errors import ReproError
-from repro.runs import RunStore
+from repro.runs import RunStore, launch
 from repro.studies import base
-from repro.runs import launch
-from repro.training import jobs
 from repro.studies.self_rewarding import data as sd
-from repro import generation
+from repro.training import jobs
 
 TWO = str(paths.project_root() / "configs" / "accelerate" / "cpu_2proc.yaml")
 REL = 1e-4

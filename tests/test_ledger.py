@@ -7,7 +7,8 @@ import nbformat
 import pytest
 
 from repro.book import ledger
-from repro.evaluation import claims as ledger_claims, reported
+from repro.evaluation import claims as ledger_claims
+from repro.evaluation import reported
 from repro.evaluation.stats import Estimate
 from repro.runs.notebooks import list_notebooks
 

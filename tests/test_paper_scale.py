@@ -8,16 +8,16 @@ import json
 import pandas as pd
 import pytest
 
-from repro.evaluation import reported
+from repro import generation
 from repro.data import alpaca_eval, oasst
 from repro.errors import ReproError
+from repro.evaluation import reported
 from repro.runs import RunStore
 from repro.runs.notebooks import load_profile, resolve_notebook, resolve_parameters
 from repro.studies import base
+from repro.studies.self_rewarding import data as sd
 from repro.studies.self_rewarding import stages as sr
 from repro.studies.self_rewarding import study as study
-from repro.studies.self_rewarding import data as sd
-from repro import generation
 from repro.training.preference import PreferenceSpec
 from repro.training.sft import SFTSpec
 

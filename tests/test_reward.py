@@ -7,8 +7,14 @@ import random
 import pytest
 import torch
 
-from repro.training.reward import (RewardSpec, make_reward_model, reward_dataset, reward_scores,
-                                   soft_preference_loss, train_reward)
+from repro.training.reward import (
+    RewardSpec,
+    make_reward_model,
+    reward_dataset,
+    reward_scores,
+    soft_preference_loss,
+    train_reward,
+)
 
 
 def test_the_soft_loss_by_hand_and_its_hard_limit():

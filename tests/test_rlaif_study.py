@@ -12,8 +12,8 @@ from repro.errors import ReproError
 from repro.judges import labeller as lb
 from repro.runs.store import RunStore
 from repro.studies.rlaif import stages as rl
-from repro.training.rl import joined
 from repro.studies.rlaif import study as study
+from repro.training.rl import joined
 from repro.world import summaries as ws
 from repro.world import summary_corpus as sc
 

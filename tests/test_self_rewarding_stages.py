@@ -8,10 +8,10 @@ from repro import world
 from repro.judges.llm_judge import JudgeSpec
 from repro.runs import RunStore
 from repro.studies import base
-from repro.studies.self_rewarding import stages as sr
-from repro.training.sft import SFTSpec
 from repro.studies.self_rewarding import data as sd
+from repro.studies.self_rewarding import stages as sr
 from repro.training.preference import PreferenceSpec
+from repro.training.sft import SFTSpec
 
 pytestmark = pytest.mark.slow
 

@@ -15,12 +15,19 @@ import pytest
 
 import repro
 from repro import paths
-from repro.generation import GenerationSpec, HFGenerator, ShardedGenerator, VLLMGenerator, shard
+from repro.generation import (
+    Engine,
+    GenerationSpec,
+    HFGenerator,
+    ShardedGenerator,
+    VLLMGenerator,
+    external_model_stage,
+    shard,
+)
 from repro.generation.sharded import merge_shards, shard_bounds, shard_seed, takes_index_offset
 from repro.generation.vllm_backend import SCHEDULING_OPTIONS
 from repro.models import build_tokenizer, make_llama, save_model
 from repro.runs.store import RunStore
-from repro.generation import Engine, external_model_stage
 
 VOCAB = "the a cat dog sat on mat box red is what how many add and list sort count then . , ?".split()
 PROMPTS = ["the cat sat on", [{"role": "user", "content": "add 3 and 4 ?"}], "what", "the dog", "red mat"]

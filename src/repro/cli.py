@@ -26,14 +26,14 @@ import sys
 from pathlib import Path
 
 from repro import paths
-from repro.errors import ReproError
 from repro.book.browser import check_book
 from repro.book.build import build_book
 from repro.book.publish import publish
-from repro.runs.compare import differences
+from repro.errors import ReproError
 from repro.runs import notebooks
+from repro.runs.compare import differences
 from repro.runs.parallel import check, run_parallel
-from repro.runs.store import RunStore, STORAGE_ERRNOS, StoreError
+from repro.runs.store import STORAGE_ERRNOS, RunStore, StoreError
 from repro.runs.sweep import parse_seeds, run_sweep, sweep_status
 from repro.runs.timings import RunAllTiming
 

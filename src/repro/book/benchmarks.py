@@ -8,13 +8,12 @@ benchmark's free-form tables, whatever their columns; then the machine and time 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-import json
 
 from repro.book.bench_schema import REQUIRED_ROW_KEYS, target_met
 

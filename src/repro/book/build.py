@@ -13,10 +13,10 @@ from pathlib import Path
 import yaml
 
 from repro import paths
-from repro.errors import ReproError
 from repro.book.benchmarks import write_benchmarks_page
 from repro.book.figures import write_method_figures
 from repro.book.ledger import write_ledger_page
+from repro.errors import ReproError
 
 
 class BookError(ReproError):

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+
 from repro import world
 from repro.generation import DEFAULT_ENGINE
 from repro.judges.llm_judge import JudgeSpec, judge

@@ -14,9 +14,8 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from transformers import AutoTokenizer
-
 import numpy as np
+from transformers import AutoTokenizer
 
 from repro.generation.base import GenerationSpec, Prompt, encode_prompts, single_token_id
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from repro.runs.store import RunStore, Stage, StageFailed, StoreError
 from repro import paths
+from repro.runs.store import RunStore, Stage, StageFailed, StoreError
 
 
 def open_store(root: str | Path | None = None) -> RunStore:

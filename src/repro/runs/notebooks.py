@@ -31,8 +31,8 @@ import yaml
 
 from repro import paths
 from repro.errors import ReproError, exit_code_of
-from repro.runs.ranges import check_range, rule_for
 from repro.runs.launch import launch_shape
+from repro.runs.ranges import check_range, rule_for
 
 KERNEL_NAME = "repro"
 #: Parameters naming a file the notebook writes (the others ending in ``_path`` name inputs, which must exist).

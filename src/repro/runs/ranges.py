@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any
+
 from repro.runs.store import RunStore
 
 

@@ -20,16 +20,16 @@ from typing import Any
 import pandas as pd
 
 from repro import world
+from repro.evaluation.stats import bootstrap_ci
 from repro.generation import DEFAULT_ENGINE, GenerationSpec
 from repro.judges.rubric import judge_messages, template_words
+from repro.models import build_tokenizer, count_parameters, make_llama
 from repro.progress import show_progress
+from repro.runs.launch import launch_param
 from repro.runs.store import RunStore, Stage, params_hash
 from repro.studies.common import respond_and_score
-from repro.evaluation.stats import bootstrap_ci
-from repro.models import build_tokenizer, count_parameters, make_llama
 from repro.training import PretrainSpec
 from repro.training.jobs import pretrain_job, run_job, save_fresh_model
-from repro.runs.launch import launch_param
 
 # Bump when the code of a stage changes what it produces (the world has its own WORLD_VERSION).
 STAGE_VERSION = "base-1"

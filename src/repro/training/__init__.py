@@ -6,7 +6,7 @@
 >>> result.losses[-1], result.tokens_per_second                                               # doctest: +SKIP
 """
 
-from repro.training.common import TrainSpec, TrainResult
+from repro.training.common import TrainResult, TrainSpec
 from repro.training.preference import (
     PreferenceSpec,
     make_preference_trainer,

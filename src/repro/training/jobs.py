@@ -49,8 +49,8 @@ from transformers import AutoTokenizer
 from repro.errors import ReproError
 from repro.generation.sharded import accelerate_state
 from repro.models import load_model, save_model
-from repro.training.common import TrainResult
 from repro.runs.launch import launch_command, launch_shape, per_process_params
+from repro.training.common import TrainResult
 from repro.training.preference import PreferenceSpec, train_preference
 from repro.training.pretrain import PretrainSpec, pretrain
 from repro.training.reward import RewardSpec, make_reward_model, train_reward

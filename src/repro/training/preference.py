@@ -49,7 +49,7 @@ from trl import DPOConfig, DPOTrainer
 from trl.experimental.cpo import CPOConfig, CPOTrainer
 from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
-from repro.training.common import TrainSpec, TrainResult, dataset_progress, run_trainer
+from repro.training.common import TrainResult, TrainSpec, dataset_progress, run_trainer
 from repro.training.sft import _check_messages
 
 

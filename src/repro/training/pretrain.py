@@ -20,7 +20,7 @@ from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import SFTConfig, SFTTrainer
 
-from repro.training.common import TrainSpec, TrainResult, dataset_progress, run_trainer
+from repro.training.common import TrainResult, TrainSpec, dataset_progress, run_trainer
 
 PACKING_STRATEGIES = ("wrapped", "bfd", "bfd_split")
 

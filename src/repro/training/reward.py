@@ -31,8 +31,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import RewardConfig, RewardTrainer
 from trl.trainer.reward_trainer import DataCollatorForPreference
 
-from repro.training.common import TrainSpec, TrainResult, dataset_progress, run_trainer
 from repro.models.io import load_weights
+from repro.training.common import TrainResult, TrainSpec, dataset_progress, run_trainer
 
 SOFT_LABEL = "soft_label"
 

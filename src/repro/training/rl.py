@@ -23,7 +23,7 @@ from datasets import Dataset
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from trl import RLOOConfig, RLOOTrainer
 
-from repro.training.common import TrainSpec, TrainResult, dataset_progress, run_trainer
+from repro.training.common import TrainResult, TrainSpec, dataset_progress, run_trainer
 from repro.training.reward import load_reward_model, reward_scores
 
 Reward = Callable[[list[str], list[str]], Sequence[float]]

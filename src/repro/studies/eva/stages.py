@@ -32,20 +32,20 @@ import numpy as np
 import pandas as pd
 
 from repro import world
-from repro.world import mutations
-from repro.runs.store import RunStore, Stage, params_hash
 from repro.data import alpaca_eval, mt_bench, ultrafeedback
 from repro.evaluation.gold import ORACLE
 from repro.evaluation.metrics import win_rate, win_tie_loss_both_orders
 from repro.generation import DEFAULT_ENGINE, GenerationSpec, model_location
 from repro.judges.sequence_rm import SequenceRewardModel
 from repro.progress import show_progress
+from repro.runs.launch import launch_key, launch_param
+from repro.runs.store import RunStore, Stage, params_hash
 from repro.studies.common import oracle_agreement, preference_key, respond_and_score, settings_key, train_on_pairs
 from repro.studies.eva import evolver as eva_evolver
 from repro.training.jobs import reward_job, run_job
-from repro.runs.launch import launch_key, launch_param
 from repro.training.preference import PreferenceSpec
 from repro.training.reward import RewardSpec, load_reward_model, reward_scores
+from repro.world import mutations
 
 INFORMATIVENESS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "reward_gap": lambda r: r.max(axis=1) - r.min(axis=1),

@@ -28,19 +28,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from repro.evaluation.stats import seed_ci
-from repro.runs.store import RunStore, Stage
-from repro.studies.eva import stages as eva
 from repro.evaluation.claims import part as claim_part
 from repro.evaluation.gold import JudgeGold
+from repro.evaluation.stats import seed_ci
 from repro.generation import Engine, external_model_stage
 from repro.judges.llm_judge import JudgeSpec
-from repro.training.preference import PreferenceSpec
-from repro.training.reward import RewardSpec
+from repro.runs.store import RunStore, Stage
 from repro.studies.base import BaseSpec
+from repro.studies.eva import stages as eva
 from repro.studies.self_rewarding import study as srs
 from repro.studies.self_rewarding.data import SeedDataSpec
 from repro.studies.self_rewarding.stages import EvalSpec
+from repro.training.preference import PreferenceSpec
+from repro.training.reward import RewardSpec
 
 #: The arms of the protocol, in the order the book shows them, with the book's names.
 ARM_NAMES = {"sft": "SFT (θ0)", "theta_1": "θ1 (chunk 1)", "eva": "θ1 + eva",

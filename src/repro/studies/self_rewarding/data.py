@@ -26,9 +26,9 @@ from typing import Any
 import pandas as pd
 
 from repro import world
+from repro.data import oasst
 from repro.judges.rubric import judge_messages
 from repro.studies.common import chat
-from repro.data import oasst
 
 # Seed streams of the world, one per use, far apart from the corpus's (world_seed) and the
 # held-out tasks' (`repro.studies.base.HELD_OUT_SEED_OFFSET`).

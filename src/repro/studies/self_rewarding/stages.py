@@ -25,12 +25,18 @@ from repro.evaluation.metrics import reward_model_report, win_tie_loss
 from repro.generation import DEFAULT_ENGINE, GenerationSpec, model_location
 from repro.judges.llm_judge import JudgeSpec, judge
 from repro.progress import show_progress
+from repro.runs.launch import launch_key
 from repro.studies.base import held_out_tasks
 from repro.studies.common import oracle_agreement, preference_key, respond_and_score, settings_key, train_on_pairs
-from repro.studies.self_rewarding.data import SeedDataSpec, oracle_judgments, rankings_agree, rebalance, world_eft_frames
+from repro.studies.self_rewarding.data import (
+    SeedDataSpec,
+    oracle_judgments,
+    rankings_agree,
+    rebalance,
+    world_eft_frames,
+)
 from repro.studies.self_rewarding.self_instruct import RougeIndex, generate_prompts, keyword_check
 from repro.training.jobs import run_job, sft_job
-from repro.runs.launch import launch_key
 from repro.training.preference import PreferenceSpec
 from repro.training.sft import SFTSpec
 

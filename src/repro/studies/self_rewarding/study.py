@@ -32,19 +32,19 @@ import numpy as np
 import pandas as pd
 
 from repro import world
+from repro.evaluation import reported
+from repro.evaluation.claims import part as claim_part
+from repro.evaluation.gold import ORACLE, JudgeGold
+from repro.evaluation.metrics import win_rate
 from repro.evaluation.stats import seed_ci
+from repro.generation import DEFAULT_ENGINE, Engine, external_model_stage
 from repro.judges.llm_judge import JudgeSpec
 from repro.runs.store import RunStore, Stage
+from repro.studies import base
+from repro.studies.base import BaseSpec
 from repro.studies.common import chat
 from repro.studies.self_rewarding import stages as sr
 from repro.studies.self_rewarding.data import SeedDataSpec, eft_records, ift_records, oasst_seed_data
-from repro.studies.base import BaseSpec
-from repro.evaluation import reported
-from repro.evaluation.claims import part as claim_part
-from repro.evaluation.gold import JudgeGold, ORACLE
-from repro.evaluation.metrics import win_rate
-from repro.generation import DEFAULT_ENGINE, Engine, external_model_stage
-from repro.studies import base
 from repro.training.preference import PreferenceSpec
 from repro.training.sft import SFTSpec
 from repro.world.corpus import DEFAULT_QUALITY_WEIGHTS
