@@ -1,5 +1,7 @@
 """The book's front page: the claims ledger, from the claims that the executed chapters recorded
-(`repro.evaluation.claims`): every claim, what each paper reported, what we measured, and the verdict."""
+(`repro.evaluation.claims`): the gates on the base, then every claim, what each paper reported, what we
+measured, and the verdict. A claim that rests on a gate that failed (`repro.evaluation.gates`) is shown
+as not testable here, with the gate named and the measurement's own verdict in the note."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from repro.evaluation import reported
-from repro.evaluation.claims import NOT_IN_RUN, VERDICTS, claims, paper_numbers
+from repro.evaluation.claims import NOT_IN_RUN, PRECONDITION_UNMET, VERDICTS, claims, paper_numbers
+from repro.evaluation.gates import gates_table, unmet_preconditions
 
 NOT_RUN = "not measured yet"
 
@@ -28,9 +31,15 @@ def executed_records(generated: Path) -> dict[str, dict]:
     return found
 
 
+def recorded_gates(records: Mapping[str, dict]) -> list[dict]:
+    """The gate results that the executed chapters recorded, in chapter order."""
+    return [g for _, record in sorted(records.items()) for g in record.get("gates", [])]
+
+
 def ledger_rows(generated: Path) -> list[dict]:
     """One row per claim of the ledger: the claim, the paper's numbers, ours and the verdict."""
     records = executed_records(generated)
+    gate_results = recorded_gates(records)
     rows = []
     for c in claims():
         measured = {m["id"]: m for m in records.get(c.notebook, {}).get("claims", [])}
@@ -40,6 +49,10 @@ def ledger_rows(generated: Path) -> list[dict]:
                "notebook": c.notebook, "parts": [], "profile": records.get(c.notebook, {}).get("profile")}
         if c.id in measured:
             row.update(verdict=measured[c.id]["verdict"], note=measured[c.id]["note"], parts=measured[c.id]["parts"])
+            if row["parts"] and (unmet := unmet_preconditions(c.notebook, gate_results)):
+                own = row["verdict"] + (f" ({row['note']})" if row["note"] else "")
+                row.update(verdict=PRECONDITION_UNMET,
+                           note=f"gate {', '.join(g['id'] for g in unmet)} failed; the measurement alone: {own}")
         else:
             row.update(verdict=NOT_RUN, note=f"run `repro run {c.notebook}`")
         rows.append(row)
@@ -71,9 +84,9 @@ def ledger_page(generated: Path, chapters: Path = Path("/book/generated")) -> st
     chapter that measured it and to the executed notebook. ``chapters``: where the executed
     notebooks are, as a path from the book's source root."""
     rows = ledger_rows(generated)
-    tally = {v: sum(r["verdict"] == v for r in rows) for v in (*VERDICTS, NOT_IN_RUN, NOT_RUN)}
+    tally = {v: sum(r["verdict"] == v for r in rows) for v in (*VERDICTS, PRECONDITION_UNMET, NOT_IN_RUN, NOT_RUN)}
     profiles = sorted({r["profile"] for r in rows if r["profile"]})
-    lines = [
+    lines = [*gates_section(recorded_gates(executed_records(generated))),
         f"Of the **{len(rows)} claims** this study tests, "
         + ", ".join(f"**{n}** {v}" for v, n in tally.items() if n) + "."
         + (f" Profile of the executed chapters: {', '.join(f'`{p}`' for p in profiles)}." if profiles else ""),
@@ -92,6 +105,17 @@ def ledger_page(generated: Path, chapters: Path = Path("/book/generated")) -> st
             f"| {chapter} · {download} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def gates_section(results: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The gates on the base as Markdown lines (a table), or a line saying they were not measured yet."""
+    if not results:
+        return ["**Gates on the base**: not measured yet (run `repro run 10_self_rewarding`).", ""]
+    table = gates_table(results)
+    lines = ["**Gates on the base** (preconditions of the claims; `reported.yaml` gives each its reason):", "",
+             "| Gate | Policy | Measured | Result |", "|---|---|---|---|"]
+    lines += [f"| {_cell(r.gate)} | {_cell(r.policy)} | {_cell(r.measured)} | **{r.result}** |" for r in table.itertuples()]
+    return lines + [""]
 
 
 def write_ledger_page(root: Path) -> Path:

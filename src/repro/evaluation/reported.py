@@ -67,3 +67,8 @@ def head_to_head(paper_name: str = "self_rewarding") -> dict[str, dict[str, floa
 def claim_entries() -> list[dict[str, Any]]:
     """The claims ledger's entries (``claims:``), copies; `repro.evaluation.claims` validates and reads them."""
     return [dict(e) for e in _data().get("claims", [])]
+
+
+def gate_entries() -> list[dict[str, Any]]:
+    """The gates on the base (``gates:``), copies; `repro.evaluation.gates` validates and reads them."""
+    return [dict(e) for e in _data().get("gates", [])]

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from repro import world
-from repro.evaluation import reported
+from repro.evaluation import gates, reported
 from repro.evaluation.claims import part as claim_part
 from repro.evaluation.gold import ORACLE, JudgeGold
 from repro.evaluation.metrics import win_rate
@@ -356,6 +356,16 @@ def run_study(store: RunStore, spec: StudySpec, seeds: list[int], inputs: StudyI
 
 
 # -- tables over seeds -------------------------------------------------------------------------------
+def base_gates(runs: list[SeedRun]) -> list[dict]:
+    """The gates on the base (`repro.evaluation.gates`), measured on the SFT baseline, the starting policy
+    of this chapter and of eva's: its held-out responses of every seed, pooled (a prompt of one seed is
+    one prompt)."""
+    responses = pd.concat([run.responses("SFT").assign(prompt_key=lambda f, s=run.seed: f"{s}/" + f.prompt_id.astype(str))
+                           for run in runs], ignore_index=True)
+    return [gates.capability(responses, policy="SFT baseline"),
+            gates.diversity(responses, policy="SFT baseline", prompt="prompt_key")]
+
+
 def head_to_head_pairs(spec: StudySpec) -> list[tuple[str, str]]:
     """The paper's head-to-head table generalised to any number of iterations: every M_i against the
     SFT baseline, then every later M_i against every earlier M_j (for 2 iterations: M1/M2/M3 vs SFT,

@@ -1,0 +1,89 @@
+"""The gates on the base: their rules come from reported.yaml, they are measured on a policy's held-out
+responses, and a claim that rests on a failed gate is shown as not testable here."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from repro.book import ledger
+from repro.evaluation import claims as ledger_claims
+from repro.evaluation import gates
+from repro.evaluation.stats import Estimate
+
+
+def responses(scores_by_prompt: dict[str, list[int]], family_of=lambda p: p.split("-")[0]) -> pd.DataFrame:
+    return pd.DataFrame([{"prompt_id": p, "family": family_of(p), "sample": i, "oracle": float(s)}
+                         for p, scores in scores_by_prompt.items() for i, s in enumerate(scores)])
+
+
+def test_the_gates_are_read_from_reported_yaml_with_their_reasons():
+    found = {g.id: g for g in gates.gates()}
+    assert set(found) == {"capability", "diversity"}
+    assert found["capability"].rule == {"solved_score": 5, "low": 0.25, "high": 0.75, "family_above": 0.05}
+    assert found["diversity"].rule == {"samples": 4, "distinct_scores": 2, "share_at_least": 0.5}
+    for g in found.values():
+        assert g.why and g.statement and g.measured_in == "10_self_rewarding"
+        assert set(g.applies_to) == {"10_self_rewarding", "30_eva", "31_eva_ablations"}
+
+
+def test_capability_needs_the_overall_share_in_range_and_every_family_above_its_floor():
+    half = responses({"sort-1": [5, 5, 1, 1], "count-1": [5, 1, 5, 1]})
+    assert gates.capability(half, policy="p")["passed"] is True
+    assert gates.capability(half, policy="p")["value"] == pytest.approx(0.5)
+    never_sorts = responses({"sort-1": [1, 1, 1, 1], "count-1": [5, 5, 5, 5], "count-2": [5, 1, 1, 1]})
+    result = gates.capability(never_sorts, policy="p")
+    assert result["value"] == pytest.approx(5 / 12) and result["passed"] is False
+    assert result["by_family"]["sort"] == 0.0 and "weakest family sort: 0.0%" in result["measured"]
+    assert gates.capability(responses({"sort-1": [5, 5, 5, 5]}), policy="p")["passed"] is False  # above 75%
+    assert gates.capability(responses({"sort-1": [1, 2, 3, 0]}), policy="p")["passed"] is False  # below 25%
+
+
+def test_diversity_counts_prompts_with_different_scores_among_the_first_four_samples():
+    frame = responses({"a-1": [5, 5, 5, 5, 1], "a-2": [5, 4, 5, 5], "a-3": [2, 2, 2, 2]})
+    result = gates.diversity(frame, policy="p")
+    assert result["value"] == pytest.approx(1 / 3) and result["passed"] is False  # a-1's fifth sample is not read
+    assert gates.diversity(responses({"a-1": [5, 4, 5, 5], "a-2": [1, 1, 1, 2]}), policy="p")["passed"] is True
+    too_few = gates.diversity(responses({"a-1": [5, 4]}), policy="p")
+    assert too_few["passed"] is None and "needs 4 samples" in too_few["measured"]
+
+
+def test_without_gold_scores_a_gate_is_not_measured():
+    frame = responses({"a-1": [1, 2, 3, 4]}).assign(oracle=float("nan"))
+    assert [r["passed"] for r in gates.measure(frame, policy="p")] == [None, None]
+
+
+def test_a_failed_gate_makes_the_claims_resting_on_it_not_testable(tmp_path, monkeypatch):
+    store, generated = tmp_path / "store", tmp_path / "generated"
+    generated.mkdir()
+    estimate = Estimate(0.2, 0.1, 0.3, 3, 0.95)
+
+    def run(notebook, gate_results=()):
+        mine = [c.id for c in ledger_claims.claims() if c.notebook == notebook]
+        parts = [ledger_claims.part(cid, estimate, 0.0, "greater") for cid in mine]
+        monkeypatch.setenv("REPRO_RUN_ID", f"{notebook}-run")
+        ledger_claims.record_claims(notebook, parts, params={"seeds": [0, 1, 2]}, gates=gate_results, store=store)
+        (generated / f"{notebook}.run.json").write_text(json.dumps(
+            {"status": "complete", "run_id": f"{notebook}-run", "store": str(store), "notebook": notebook}))
+
+    failed = gates.capability(responses({"sort-1": [1, 1, 1, 1], "count-1": [1, 1, 1, 5]}), policy="SFT baseline")
+    run("10_self_rewarding", [failed])
+    run("30_eva")
+    run("21_rlaif_rl")
+    rows = {r["id"]: r for r in ledger.ledger_rows(generated)}
+    by_notebook = {}
+    for c in ledger_claims.claims():
+        by_notebook.setdefault(c.notebook, []).append(rows[c.id])
+    for notebook in ("10_self_rewarding", "30_eva"):
+        for row in by_notebook[notebook]:
+            assert row["verdict"] == ledger_claims.PRECONDITION_UNMET
+            assert "gate capability failed" in row["note"] and "the measurement alone: reproduced" in row["note"]
+    assert all(r["verdict"] == "reproduced" for r in by_notebook["21_rlaif_rl"])  # RLAIF does not rest on it
+    page = ledger.ledger_page(generated)
+    assert "**Gates on the base**" in page and "**FAILED**" in page and ledger_claims.PRECONDITION_UNMET in page
+
+
+def test_only_the_measuring_chapter_records_a_gate(tmp_path):
+    result = gates.capability(responses({"a-1": [5, 1, 1, 1]}), policy="p")
+    with pytest.raises(ledger_claims.LedgerError, match="gates that reported.yaml does not give it: capability"):
+        ledger_claims.record_claims("21_rlaif_rl", [], params={}, gates=[result], store=tmp_path)
