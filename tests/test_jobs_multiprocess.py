@@ -102,7 +102,7 @@ def test_two_process_pretraining_is_the_single_process_run(tmp_path, m0):
     texts = [r["completion"][0]["content"] for r in sd.ift_records(sd.SeedDataSpec(ift_size=64))]
     start = jobs.save_fresh_model(make_llama("XXS", tokenizer, seed=0), tokenizer, tmp_path / "init")
     # 3 steps of 4 blocks of 32 tokens, fewer than the packed blocks: every step a full global batch (an
-    # epoch's last, partial batch is filled up with blocks from the start under DDP: `repro.studies.jobs`)
+    # epoch's last, partial batch is filled up with blocks from the start under DDP: `repro.training.jobs`)
     params = PretrainSpec(max_steps=3, batch_size=4, max_length=32, logging_steps=1, seed=0)
     here = jobs.run_job(jobs.pretrain_job, start, texts, params, tmp_path / "here")
     launched = jobs.run_job(jobs.pretrain_job, start, texts, params, tmp_path / "two", accelerate_config=TWO)

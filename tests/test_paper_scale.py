@@ -211,7 +211,7 @@ def test_the_eva_paper_profile_has_the_papers_settings_and_real_loaders(monkeypa
     assert (params["dpo_beta"], params["solver_learning_rate"], params["solver_epochs"]) == (
         paper["dpo_beta"], paper["dpo_learning_rate"], paper["dpo_epochs"])
     assert (params["chunks"], params["chunk_size"]) == (paper["prompt_chunks"], paper["chunk_size"])
-    assert params["solver_batch_size"] == reported.value("eva", "dpo_batch_size")  # global (repro.studies.jobs)
+    assert params["solver_batch_size"] == reported.value("eva", "dpo_batch_size")  # global (repro.training.jobs)
     assert eva.parse_reward(params["reward_model"])[0] == "path" and params["trust_remote_code"] is True
     assert resolve_parameters(resolve_notebook("31_eva_ablations"), load_profile("paper"), {})["sweep_profile"] == "paper"
 
