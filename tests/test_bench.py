@@ -104,7 +104,7 @@ def test_page_shows_every_bench_and_its_free_form_tables(tmp_path):
                           machine=MACHINE)
     harness.write_results(results / "scaling.json", "scaling", "Scaling of an iteration", [],
                           tables={"scaling": [{"scale": "1x", "seconds": 12.5}, {"scale": "2x", "seconds": 24.0,
-                                                                                  "note": "a | b"}]},
+                                                                                 "note": "a | b"}]},
                           machine=MACHINE)
     # a benchmark whose rows are raw measurements, not comparisons, with notes of its own; a broken file
     (results / "other.json").write_text(json.dumps({

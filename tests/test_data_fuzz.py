@@ -163,7 +163,7 @@ def test_valid_comparisons_are_read_whole(rows, tmp_path_factory):
 @given(prompts=st.lists(words, min_size=1, max_size=8))
 def test_valid_ultrafeedback_prompts_are_read_with_duplicates_dropped(prompts, tmp_path_factory):
     frame = loads_or_names_the_file("ultrafeedback", write(tmp_path_factory.mktemp("uf"), "ultrafeedback",
-                                                            [{"prompt": p} for p in prompts]))
+                                                           [{"prompt": p} for p in prompts]))
     assert frame is not None and list(frame["prompt"]) == list(dict.fromkeys(p.strip() for p in prompts))
 
 
@@ -329,7 +329,7 @@ around = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_s
 @ROBUST
 @given(data=st.data(), before=around, surrogate=lone_surrogates, after=around, in_key=st.booleans())
 def test_a_lone_surrogate_anywhere_is_refused_by_name(name, data, before, surrogate, after, in_key,
-                                                     tmp_path_factory):
+                                                      tmp_path_factory):
     rows = json.loads(json.dumps(sample_records(name)))
     index = data.draw(st.integers(0, len(rows) - 1), label="record")
     broken = before + surrogate + after

@@ -81,7 +81,7 @@ def test_two_process_dpo_is_the_single_process_run(tmp_path, m0):
     records = [{"prompt": r["prompt"], "chosen": r["completion"],
                 "rejected": [{"role": "assistant", "content": r["completion"][0]["content"][::-1]}]} for r in tasks]
     params = PreferenceSpec(method="dpo", num_train_epochs=1.0, batch_size=4, logging_steps=1, seed=0,
-                              learning_rate=1e-3)
+                            learning_rate=1e-3)
     here = jobs.run_job(jobs.preference_job, m0, records, params, tmp_path / "here")
     launched = jobs.run_job(jobs.preference_job, m0, records, params, tmp_path / "two", accelerate_config=TWO)
     assert here["steps"] == 4
@@ -142,7 +142,7 @@ def test_two_process_rl_against_a_saved_reward_model(tmp_path, m0):
     save_model(make_reward_model(m0, seed=1), AutoTokenizer.from_pretrained(m0), tmp_path / "rm")
     prompts = [r["prompt"][0]["content"] for r in sd.ift_records(sd.SeedDataSpec(ift_size=8))]
     params = RLSpec(num_train_epochs=1.0, batch_size=8, num_generations=2, max_completion_length=8,
-                      logging_steps=1, seed=0)
+                    logging_steps=1, seed=0)
     options = {"reward": {"reward_model": str(tmp_path / "rm")}, "reference_path": m0}
     here = jobs.run_job(jobs.rl_job, m0, prompts, params, tmp_path / "here", options=options)
     launched = jobs.run_job(jobs.rl_job, m0, prompts, params, tmp_path / "two", accelerate_config=TWO, options=options)

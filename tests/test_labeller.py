@@ -144,7 +144,7 @@ LOGPROB = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(-5
 
 @settings(max_examples=300, deadline=None)
 @given(rationales=st.lists(ANY_TEXT, min_size=6, max_size=6), rows=st.lists(st.tuples(LOGPROB, LOGPROB), min_size=16,
-                                                                              max_size=16),
+                                                                            max_size=16),
        cot=st.booleans(), rationale_count=st.integers(1, 3))
 def test_any_rationale_and_any_read_out_gives_a_label_or_a_counted_unreadable(rationales, rows, cot, rationale_count):
     from repro.studies.rlaif.stages import alignment_metrics, reward_records

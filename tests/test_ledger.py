@@ -29,7 +29,7 @@ def test_the_ledger_lists_at_least_15_claims_from_every_paper_each_resolvable():
 
 def test_a_claims_reported_keys_must_exist():
     bad = ledger_claims.Claim(id="x", paper="eva", statement="s", test="t", notebook="30_eva",
-                       reported=({"metric": "arena_hard_win_rate", "keys": ["no such solver"]},))
+                              reported=({"metric": "arena_hard_win_rate", "keys": ["no such solver"]},))
     with pytest.raises(KeyError):
         ledger_claims.paper_numbers(bad)
 
@@ -128,7 +128,7 @@ def test_a_skipped_claim_is_recorded_with_its_reason(tmp_path, monkeypatch):
     monkeypatch.setenv("REPRO_RUN_ID", "run-1")
     parts = [p for p in _parts_for("10_self_rewarding") if p["id"] != "sr-eft-pairs"]
     path = ledger_claims.record_claims("10_self_rewarding", parts, params={}, skipped={"sr-eft-pairs": "ablations=False"},
-                        store=tmp_path)
+                                       store=tmp_path)
     [skipped] = [c for c in json.loads(path.read_text())["claims"] if c["id"] == "sr-eft-pairs"]
     assert skipped["verdict"] == ledger_claims.NOT_IN_RUN and skipped["note"] == "ablations=False"
 

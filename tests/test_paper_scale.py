@@ -30,7 +30,7 @@ def test_the_paper_profile_passes_validation_with_the_papers_sizes():
 
     params = paper_parameters()
     paper = {m: reported.value("self_rewarding", m) for m in ("ift_examples", "candidates_per_prompt",
-                                                               "judge_samples", "dpo_beta", "rouge_l_threshold")}
+                                                              "judge_samples", "dpo_beta", "rouge_l_threshold")}
     paper.update({m: reported.values("self_rewarding", m) for m in ("eft_examples", "learning_rate")})
     assert (params["ift_size"], params["eft_train_prompts"], params["eft_eval_prompts"]) == (
         paper["ift_examples"], paper["eft_examples"]["train"], paper["eft_examples"]["eval"])

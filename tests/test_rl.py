@@ -48,7 +48,7 @@ def test_rloo_trains_a_tiny_policy_against_a_reward(tmp_path):
     from repro.training.rl import train_rloo
 
     params = RLSpec(max_steps=4, batch_size=8, num_generations=4, max_completion_length=8, logging_steps=1,
-                      learning_rate=1e-3, seed=0)
+                    learning_rate=1e-3, seed=0)
     prompts = [ws.make_post(random.Random(i)).body for i in range(8)]
     result = train_rloo(model, tokenizer, prompts, reward, params, tmp_path / "rloo", reward_name="ands")
     assert result.steps == 4 and calls and all(n % 4 == 0 for n in calls)

@@ -220,7 +220,7 @@ def test_vllm_options_reach_the_engine(fake_vllm, tmp_path, monkeypatch):
     assert {key: built[key] for key in options} == options
     # each prompt's seed is config.seed + its global index
     assert generator.generate(PROMPTS[:3], GenerationSpec(seed=5, n=2), index_offset=4) == [["9"] * 2, ["10"] * 2,
-                                                                                               ["11"] * 2]
+                                                                                            ["11"] * 2]
     assert generator.generate(PROMPTS[:2], GenerationSpec(seed=5)) == [["5"], ["6"]]
 
 

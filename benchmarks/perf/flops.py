@@ -88,7 +88,7 @@ def run(spec: FlopsBench = FlopsBench(), *, log=print) -> tuple[list[dict], list
     generator = HFGenerator(model, tokenizer, progress=False)
     prompts = setup.task_prompts(spec.prompts, seed=spec.seed)
     config = GenerationSpec(max_new_tokens=spec.max_new_tokens, temperature=0.7, top_p=0.9, seed=spec.seed,
-                              batch_size=spec.prompts)
+                            batch_size=spec.prompts)
     gen_flops = 2.0 * params * spec.prompts * spec.max_new_tokens
     with setup.fixed_length(model, spec.max_new_tokens):
         rows.append(compare(

@@ -56,7 +56,7 @@ def run(spec: GenerationBench = GenerationBench(), *, log=print) -> list[dict]:
     model, tokenizer = setup.world_model(spec.size, seed=spec.seed)
     prompts = setup.task_prompts(spec.prompts, seed=spec.seed)
     config = GenerationSpec(max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, top_p=spec.top_p,
-                              seed=spec.seed, batch_size=spec.batch_size)
+                            seed=spec.seed, batch_size=spec.batch_size)
     generator = HFGenerator(model, tokenizer, progress=False)
     tokens = spec.prompts * spec.max_new_tokens
 

@@ -134,7 +134,7 @@ def _execute(names: list[str], args, overrides: dict, *, timed: bool = False) ->
             print(f"repro: running {nb.stem} [profile {profile['name']}] {shown}", file=sys.stderr)
             start = time.perf_counter()
             out = notebooks.execute(nb, params, profile=profile, output_dir=args.output_dir, store=args.store,
-                          progress=not args.no_progress)
+                                    progress=not args.no_progress)
             if timing is not None:
                 timing.notebook_done(nb.stem, time.perf_counter() - start)
             print(out)

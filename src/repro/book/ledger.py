@@ -38,7 +38,11 @@ def recorded_gates(records: Mapping[str, dict]) -> list[dict]:
 
 def ledger_rows(generated: Path) -> list[dict]:
     """One row per claim of the ledger: the claim, the paper's numbers, ours and the verdict."""
-    records = executed_records(generated)
+    return claim_rows(executed_records(generated))
+
+
+def claim_rows(records: Mapping[str, dict]) -> list[dict]:
+    """`ledger_rows` of the chapters' claims records (`executed_records`)."""
     gate_results = recorded_gates(records)
     rows = []
     for c in claims():
@@ -80,19 +84,20 @@ def ours_text(parts: Sequence[Mapping[str, Any]]) -> str:
 
 
 def ledger_page(generated: Path, chapters: Path = Path("/book/generated")) -> str:
-    """The ledger as MyST Markdown: a tally of verdicts and one table, each claim linking to the
-    chapter that measured it and to the executed notebook. ``chapters``: where the executed
-    notebooks are, as a path from the book's source root."""
-    rows = ledger_rows(generated)
+    """The ledger as MyST Markdown: the gates on the base, a tally of verdicts and one table, each claim
+    linking to the chapter that measured it and to the executed notebook. ``chapters``: where the
+    executed notebooks are, as a path from the book's source root."""
+    records = executed_records(generated)
+    rows = claim_rows(records)
     tally = {v: sum(r["verdict"] == v for r in rows) for v in (*VERDICTS, PRECONDITION_UNMET, NOT_IN_RUN, NOT_RUN)}
     profiles = sorted({r["profile"] for r in rows if r["profile"]})
-    lines = [*gates_section(recorded_gates(executed_records(generated))),
-        f"Of the **{len(rows)} claims** this study tests, "
-        + ", ".join(f"**{n}** {v}" for v, n in tally.items() if n) + "."
-        + (f" Profile of the executed chapters: {', '.join(f'`{p}`' for p in profiles)}." if profiles else ""),
-        "",
-        "| # | Claim | The paper | Ours (95% CI) | Verdict | Measured in |",
-        "|---|---|---|---|---|---|",
+    lines = [*gates_section(recorded_gates(records)),
+             f"Of the **{len(rows)} claims** this study tests, "
+             + ", ".join(f"**{n}** {v}" for v, n in tally.items() if n) + "."
+             + (f" Profile of the executed chapters: {', '.join(f'`{p}`' for p in profiles)}." if profiles else ""),
+             "",
+             "| # | Claim | The paper | Ours (95% CI) | Verdict | Measured in |",
+             "|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(rows, 1):
         where = f", {_cell(r['where'])}" if r["where"] else ""

@@ -92,7 +92,7 @@ def diversity(responses: pd.DataFrame, *, policy: str, prompt: str = "prompt_id"
     counts = scored.groupby(prompt)[sample].nunique()
     if counts.min() < rule["samples"]:
         return _result(g, policy, None, None, f"not measured: it needs {rule['samples']} samples per prompt, "
-                                               f"the run has {int(counts.min())}")
+                       f"the run has {int(counts.min())}")
     first = scored[scored[sample] < rule["samples"]]
     distinct = first.groupby(prompt).oracle.nunique()
     value = float((distinct >= rule["distinct_scores"]).mean())

@@ -208,8 +208,8 @@ def _read_ordered(generator, pairs: Sequence[tuple[str, str, str]], config: Labe
     asks = [labeller_prompt(t, a, b, config, for_rationale=True) for t, a, b in pairs]
     sampled = config.rationales > 1
     generation = GenerationSpec(max_new_tokens=config.max_rationale_tokens, n=config.rationales,
-                                  temperature=config.temperature if sampled else 0.0, top_p=1.0, seed=config.seed,
-                                  batch_size=config.batch_size)
+                                temperature=config.temperature if sampled else 0.0, top_p=1.0, seed=config.seed,
+                                batch_size=config.batch_size)
     rationales = generator.generate(asks, generation)
     rationales = [[rationale_before_cue(r, config) for r in rs] for rs in rationales]
     prompts = [labeller_prompt(t, a, b, config, rationale=r) for (t, a, b), rs in zip(pairs, rationales) for r in rs]

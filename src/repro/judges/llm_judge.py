@@ -49,7 +49,7 @@ class JudgeSpec:
 
     def generation(self) -> GenerationSpec:
         return GenerationSpec(max_new_tokens=self.max_new_tokens, temperature=self.temperature,
-                                top_p=self.top_p, n=self.samples, seed=self.seed, batch_size=self.batch_size)
+                              top_p=self.top_p, n=self.samples, seed=self.seed, batch_size=self.batch_size)
 
 
 @dataclass

@@ -142,8 +142,8 @@ def pretrain_stage(store: RunStore, spec: BaseSpec, *, accelerate_config: str | 
         parameters = count_parameters(model)
         start = save_fresh_model(model, tokenizer, workdir / "init")
         train = PretrainSpec(learning_rate=spec.learning_rate, num_train_epochs=spec.epochs,
-                               batch_size=spec.batch_size, max_length=spec.max_length, seed=spec.seed,
-                               progress=show_progress(progress))
+                             batch_size=spec.batch_size, max_length=spec.max_length, seed=spec.seed,
+                             progress=show_progress(progress))
         summary = run_job(pretrain_job, start, texts, train, workdir, accelerate_config=accelerate_config)
         shutil.rmtree(workdir / "init")
         seconds = summary["train_seconds"]
@@ -190,7 +190,7 @@ class SampleSpec:
 
     tasks_per_family: int = 40
     generation: GenerationSpec = GenerationSpec(max_new_tokens=48, temperature=0.7, top_p=0.9, n=4,
-                                                    batch_size=64)
+                                                batch_size=64)
 
     @classmethod
     def from_parameters(cls, p: Mapping[str, Any]) -> SampleSpec:

@@ -29,7 +29,7 @@ def respond_and_score(generator, prompts: pd.DataFrame, generation: GenerationSp
     carries along; added: ``sample`` (renamed as asked), ``response``, ``oracle`` (the gold score) and
     ``words``.
     """
-    outputs = generator.generate([[{"role": "user", "content": p}] for p in prompts.prompt], generation)
+    outputs = generator.generate([chat(p) for p in prompts.prompt], generation)
     rows = [{**record, sample: index, "response": response, "words": len(response.split())}
             for record, responses in zip(prompts.to_dict("records"), outputs)
             for index, response in enumerate(responses)]

@@ -712,7 +712,7 @@ def evaluate_stage(store: RunStore, model: Stage, prompts: Stage, spec: HeldOutS
     def compute(workdir: Path) -> dict:
         generator = engine.generator(model, progress=progress)
         config = GenerationSpec(n=spec.samples, temperature=spec.temperature, top_p=spec.top_p,
-                                  max_new_tokens=spec.max_new_tokens, batch_size=spec.batch_size, seed=seed)
+                                max_new_tokens=spec.max_new_tokens, batch_size=spec.batch_size, seed=seed)
         sets = {name: read_set(prompts, name) for name in ("standard", "hard")}
         frames = [_respond(generator, rows, name, config) for name, rows in sets.items() if rows is not None]
         two = read_set(prompts, "two_turn")

@@ -84,9 +84,9 @@ class EvaSpec:
             creator=eva.CreatorSpec(metric=p["informativeness"], selection=p["selection"], fraction=p["keep_fraction"],
                                     evolve=p["evolve"], evolutions=p["evolutions"], evolved_share=p["evolved_share"]),
             solver=PreferenceSpec(method=p["method"], beta=p["dpo_beta"], learning_rate=p["solver_learning_rate"],
-                                    num_train_epochs=p["solver_epochs"], batch_size=p["solver_batch_size"]),
+                                  num_train_epochs=p["solver_epochs"], batch_size=p["solver_batch_size"]),
             evaluation=eva.HeldOutSpec(samples=p["eval_samples"], temperature=p["temperature"], top_p=p["top_p"],
-                                    max_new_tokens=p["max_new_tokens"]),
+                                       max_new_tokens=p["max_new_tokens"]),
             iterations=p["iterations"], human_prompts=p["human_prompts"])
 
     def __post_init__(self) -> None:
@@ -370,7 +370,7 @@ def findings(metrics: pd.DataFrame, paper_hard: dict[str, float] | None = None, 
     iterations = sorted(metrics[metrics.arm == "eva"].iteration.unique())
     for t in iterations[1:]:
         rows.append(claim(f"continual training: eva iteration {t} beats iteration {t - 1} (hard set)", "monotonic gains",
-                           gain_estimate(metrics, against="eva", iteration=t, against_iteration=t - 1), "greater"))
+                          gain_estimate(metrics, against="eva", iteration=t, against_iteration=t - 1), "greater"))
     return pd.DataFrame(rows)
 
 

@@ -273,7 +273,7 @@ def render_document(doc: dict) -> tuple[str, str]:
     if doc["kind"] == "rating":
         return lb.score_prompt(text, doc["summary"], "compact"), f" {doc['score']}"
     config = lb.LabelSpec(preamble=doc["preamble"], wording="compact", cot=doc["with_rationale"],
-                            exemplars=tuple(_exemplar(s) for s in doc["shots"]))
+                          exemplars=tuple(_exemplar(s) for s in doc["shots"]))
     if doc["with_rationale"]:
         cue = lb.LAYOUT["compact"]["cue"]
         return (lb.labeller_prompt(text, doc["first"], doc["second"], config, for_rationale=True),
@@ -300,8 +300,8 @@ def labeller_stage(store: RunStore, size: str, corpus: Stage, tokenizer: Stage, 
         parameters = count_parameters(model)
         start = save_fresh_model(model, tok, workdir / "init")
         read = PretrainSpec(learning_rate=spec.learning_rate, num_train_epochs=spec.epochs,
-                              batch_size=spec.batch_size, max_length=spec.max_length, seed=spec.seed,
-                              progress=show_progress(progress))
+                            batch_size=spec.batch_size, max_length=spec.max_length, seed=spec.seed,
+                            progress=show_progress(progress))
         # without instruction tuning the pre-trained model is the labeller (``model/``)
         read_dir = workdir / "pretrain" if spec.instruct_epochs > 0 else workdir
         result = run_job(pretrain_job, start, [p + c for p, c in documents], read, read_dir,
@@ -310,8 +310,8 @@ def labeller_stage(store: RunStore, size: str, corpus: Stage, tokenizer: Stage, 
         summary = {"pretrain": _training(result), "tokens_seen": result["tokens_seen"]}
         if spec.instruct_epochs > 0:
             tune = SFTSpec(learning_rate=spec.instruct_learning_rate, num_train_epochs=spec.instruct_epochs,
-                             batch_size=spec.batch_size, max_length=spec.max_length, seed=spec.seed,
-                             progress=show_progress(progress))
+                           batch_size=spec.batch_size, max_length=spec.max_length, seed=spec.seed,
+                           progress=show_progress(progress))
             records = [{"prompt": p, "completion": c} for p, c in documents]
             summary["instruct"] = _training(run_job(sft_job, str(read_dir / "model"), records, tune, workdir,
                                                     accelerate_config=accelerate_config))
@@ -365,10 +365,10 @@ class Technique:
     def config(self, exemplars: Sequence[lb.Exemplar], *, wording: str, seed: int = 0, both_orders: bool = True,
                max_rationale_tokens: int = 48, batch_size: int = 64) -> lb.LabelSpec:
         return lb.LabelSpec(preamble=self.preamble, wording=wording, exemplars=tuple(exemplars[:self.shots]),
-                              cot=self.cot, rationales=self.rationales,
-                              temperature=self.temperature if self.rationales > 1 else 0.7,
-                              max_rationale_tokens=max_rationale_tokens, both_orders=both_orders, seed=seed,
-                              batch_size=batch_size)
+                            cot=self.cot, rationales=self.rationales,
+                            temperature=self.temperature if self.rationales > 1 else 0.7,
+                            max_rationale_tokens=max_rationale_tokens, both_orders=both_orders, seed=seed,
+                            batch_size=batch_size)
 
 
 def exemplars(train: pd.DataFrame, data: SummaryData, n: int, seed: int) -> list[lb.Exemplar]:
@@ -425,6 +425,13 @@ def _label(labeller: Stage, data: SummaryData, shots_from: pd.DataFrame, compari
 ALIGNMENT_METRICS = 2
 
 
+def agrees(labels: pd.DataFrame, column: str = "p_a") -> np.ndarray:
+    """Per comparison: whether the labeller's probability in ``column`` (``p_a``: both orders averaged;
+    ``p_ab``: the first order alone) prefers the human's choice; an unreadable one (NaN) does not."""
+    probability = labels[column].to_numpy(dtype=float)
+    return ~np.isnan(probability) & ((probability >= 0.5) == (labels.choice.to_numpy() == 0))
+
+
 def alignment_metrics(frame: pd.DataFrame) -> dict:
     """Alignment (labeller prefers the human's choice; both orders averaged, and the first order
     alone), the share of pairs where the same position wins after swapping, and which position.
@@ -433,13 +440,8 @@ def alignment_metrics(frame: pd.DataFrame) -> dict:
     position reading: the position-bias figures are shares of the pairs read in both orders
     (``same_position_unreadable`` counts the others), and are left out only when no swapped read-out
     is readable at all (one order read)."""
-    human_first = frame.choice.to_numpy() == 0
-    readable = frame.p_a.notna().to_numpy()
-    out = {"pairs": int(len(frame)),
-           "unreadable": int((~readable).sum()),
-           "alignment": float(np.mean(readable & ((frame.p_a.to_numpy() >= 0.5) == human_first))),
-           "alignment_one_order": float(np.mean(frame.p_ab.notna().to_numpy()
-                                                & ((frame.p_ab.to_numpy() >= 0.5) == human_first)))}
+    out = {"pairs": int(len(frame)), "unreadable": int(frame.p_a.isna().sum()),
+           "alignment": float(np.mean(agrees(frame))), "alignment_one_order": float(np.mean(agrees(frame, "p_ab")))}
     if frame.p_ba.notna().any():
         same = lb.same_position(frame)
         read = same.notna()
@@ -550,9 +552,9 @@ def direct_reward(labeller: Stage, data: SummaryData, *, wording: str = "compact
 
 
 def rl_stage(store: RunStore, sft: Stage, reward_stage: Stage, kind: str, data: SummaryData, spec: RLSpec, *,
-             prompts: int = 512, seed: int = 0, wording: str = "compact", engine: Engine = DEFAULT_ENGINE,
+             n_prompts: int = 512, seed: int = 0, wording: str = "compact", engine: Engine = DEFAULT_ENGINE,
              accelerate_config: str | None = None, progress: bool | None = None) -> Stage:
-    """A policy trained with RLOO (``spec``: trl's settings) from the SFT policy on ``prompts`` of its
+    """A policy trained with RLOO (``spec``: trl's settings) from the SFT policy on ``n_prompts`` of its
     posts, against a reward model (``kind`` ``"rm"``) or the labeller's d-RLAIF scores (``kind``
     ``"direct"``, ``reward_stage`` the labeller).
 
@@ -564,7 +566,6 @@ def rl_stage(store: RunStore, sft: Stage, reward_stage: Stage, kind: str, data: 
     if kind not in ("rm", "direct"):
         raise ValueError(f"unknown reward kind {kind!r}; valid: rm, direct")
     launch = accelerate_config if kind == "rm" else None
-    n_prompts = prompts
     prompts = policy_prompts(data.tldr_train)
     prompts = [prompts[i] for i in np.random.default_rng(seed).permutation(len(prompts))[:n_prompts]]
     params = {"version": STAGE_VERSION, "kind": kind, "data": data.key, "seed": seed, "wording": wording,
@@ -631,7 +632,7 @@ def human_judgments(a: pd.DataFrame, b: pd.DataFrame, data: SummaryData, *, seed
     rng = random.Random(seed)
     rows = []
     for (post_id, qa, la), qb, lb_ in zip(a[["id", "quality", "characters"]].itertuples(index=False), b.quality,
-                                           b.characters):
+                                          b.characters):
         for a_first in (True, False):
             rater = data.raters[rng.randrange(len(data.raters))]
             choice, _ = rater.rate(qa, qb, rng) if a_first else rater.rate(qb, qa, rng)
@@ -684,7 +685,7 @@ def length_controlled_win_rate(judgments: pd.DataFrame) -> float:
 
 __all__ = [
     "LabellerSpec", "SummaryData", "Technique", "WorldSpec", "ai_labels_stage",
-    "alignment_metrics", "alignment_stage", "comparison_pairs", "corpus_stage", "direct_reward", "exemplars",
+    "agrees", "alignment_metrics", "alignment_stage", "comparison_pairs", "corpus_stage", "direct_reward", "exemplars",
     "file_data", "human_judgments", "labeller_judgments", "labeller_stage", "length_controlled_win_rate", "policy_prompts",
     "read_summaries", "render_document", "reward_accuracy", "reward_model_stage", "reward_records", "rl_stage",
     "sft_stage", "split", "summaries_stage", "tokenizer_stage", "win_rate", "world_data",

@@ -103,13 +103,11 @@ def pair_agreement(runs: pd.DataFrame) -> pd.DataFrame:
     frames = []
     for row in runs.itertuples():
         labels = pd.read_parquet(row.stage / "labels.parquet")
-        human_first = labels.choice == 0
         same = lb.same_position(labels)
         frames.append(pd.DataFrame({"labeller": row.labeller, "technique": row.technique, "name": row.name,
                                     "pair": np.arange(len(labels)),
-                                    "agree": (labels.p_a.notna() & ((labels.p_a >= 0.5) == human_first)).astype(float),
-                                    "agree_one_order": (labels.p_ab.notna()
-                                                        & ((labels.p_ab >= 0.5) == human_first)).astype(float),
+                                    "agree": rl.agrees(labels).astype(float),
+                                    "agree_one_order": rl.agrees(labels, "p_ab").astype(float),
                                     "same_position": same,
                                     "first_wins": (labels.p_ab >= 0.5).astype(float).where(same.notna()),
                                     "unreadable": labels.p_a.isna().astype(float)}))
@@ -174,8 +172,8 @@ class PolicySpec:
             data_sizes=tuple(p["rm_data_sizes"]),
             sft=SFTSpec(num_train_epochs=p["sft_epochs"], learning_rate=p["sft_learning_rate"]),
             rl=RLSpec(num_train_epochs=p["rl_epochs"], learning_rate=p["rl_learning_rate"],
-                        num_generations=p["rl_generations"], beta=p["rl_beta"], temperature=p["rl_temperature"],
-                        max_completion_length=p["max_new_tokens"]),
+                      num_generations=p["rl_generations"], beta=p["rl_beta"], temperature=p["rl_temperature"],
+                      max_completion_length=p["max_new_tokens"]),
             rl_prompts=p["rl_prompts"], max_new_tokens=p["max_new_tokens"], max_rationale_tokens=p["max_rationale_tokens"],
             engine=Engine.from_parameters(p), accelerate_config=p["accelerate_config_path"])
 
@@ -233,7 +231,7 @@ def policy_run(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: int, *, 
     policies = {"SFT": sft}
     for name, reward, kind in (("RLAIF", full["ai_soft"], "rm"), ("RLHF", full["human"], "rm"),
                                ("d-RLAIF", labeller, "direct")):
-        policies[name] = rl.rl_stage(store, sft, reward, kind, data, spec.rl, prompts=spec.rl_prompts, seed=seed,
+        policies[name] = rl.rl_stage(store, sft, reward, kind, data, spec.rl, n_prompts=spec.rl_prompts, seed=seed,
                                      wording=spec.wording,
                                      engine=spec.engine, accelerate_config=launch, progress=progress)
     summaries = {name: rl.read_summaries(rl.summaries_stage(store, stage, data, max_new_tokens=spec.max_new_tokens,

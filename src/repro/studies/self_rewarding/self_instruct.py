@@ -596,7 +596,7 @@ def generate_prompts(
         batch = [sample_examples(rng, seeds, filt.accepted, shots, seed_shots) for _ in range(batch_size)]
         prompts = [few_shot_prompt(examples, style, intro=intro) for examples in batch]
         config = GenerationSpec(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, n=1,
-                                  seed=rng.randrange(2**31), batch_size=batch_size)
+                                seed=rng.randrange(2**31), batch_size=batch_size)
         outputs = generator.generate(prompts, config)
         if len(outputs) != len(prompts):
             raise RuntimeError(f"generator returned {len(outputs)} results for {len(prompts)} prompts")

@@ -54,7 +54,7 @@ def finetune_stage(store, name: str, start, records: list[dict], tune: SFTSpec, 
     records themselves need not be hashed.
     """
     params = {"version": STAGE_VERSION, "tune": settings_key(tune, ("learning_rate", "num_train_epochs", "batch_size",
-                                                                   "seed")),
+                                                                    "seed")),
               "data": data_key, "examples": len(records), "launch": launch_key(accelerate_config)}
 
     def compute(workdir):

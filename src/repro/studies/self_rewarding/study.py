@@ -102,12 +102,12 @@ class StudySpec:
                 max_new_tokens=p["max_new_tokens"], judge_samples=p["judge_samples"],
                 judge_temperature=p["judge_temperature"], judge_max_new_tokens=p["judge_max_new_tokens"],
                 preference=PreferenceSpec(method=p["method"], beta=p["dpo_beta"], learning_rate=p["dpo_learning_rate"],
-                                            num_train_epochs=p["dpo_epochs"], batch_size=p["dpo_batch_size"])),
+                                          num_train_epochs=p["dpo_epochs"], batch_size=p["dpo_batch_size"])),
             evaluation=sr.EvalSpec(prompts_per_family=p["eval_prompts_per_family"], samples=p["eval_samples"],
                                    temperature=p["temperature"], top_p=p["top_p"], max_new_tokens=p["max_new_tokens"],
                                    judge_samples=p["judge_samples"]),
             judge=JudgeSpec(samples=p["judge_samples"], temperature=p["judge_temperature"],
-                              max_new_tokens=p["judge_max_new_tokens"]),
+                            max_new_tokens=p["judge_max_new_tokens"]),
             eft_source=p["eft_source"], eft_writer=p["eft_writer"], iterations=p["iterations"], ablations=p["ablations"],
             accelerate_config=p["accelerate_config_path"])
 
@@ -149,7 +149,7 @@ class SeedRun:
 def sft_settings(p: Mapping[str, Any]) -> SFTSpec:
     """The SFT baseline's and M1's training (trl's SFT settings) from a notebook's ``sft_*`` parameters."""
     return SFTSpec(learning_rate=p["sft_learning_rate"], num_train_epochs=p["sft_epochs"],
-                     batch_size=p["sft_batch_size"])
+                   batch_size=p["sft_batch_size"])
 
 
 def top_scored_records(aift: Stage, threshold: float = 5.0) -> list[dict]:
@@ -335,7 +335,7 @@ def prepare_inputs(store: RunStore, spec: StudySpec, *, base_model_path: str = "
     if seed_data_path:
         sd = spec.seed_data
         real_data = oasst_seed_data(seed_data_path, ift_size=sd.ift_size, eft_train_prompts=sd.eft_train_prompts,
-                                       eft_eval_prompts=sd.eft_eval_prompts, seed=sd.world_seed)
+                                    eft_eval_prompts=sd.eft_eval_prompts, seed=sd.world_seed)
     return StudyInputs(m0, generator, eval_prompts, reference, real_data, gold, engine)
 
 
