@@ -8,7 +8,7 @@ import pytest
 
 from repro.book import ledger
 from repro.evaluation import claims as ledger_claims
-from repro.evaluation import gates
+from repro.evaluation import gates, reported
 from repro.evaluation.stats import Estimate
 
 
@@ -20,8 +20,10 @@ def responses(scores_by_prompt: dict[str, list[int]], family_of=lambda p: p.spli
 def test_the_gates_are_read_from_reported_yaml_with_their_reasons():
     found = {g.id: g for g in gates.gates()}
     assert set(found) == {"capability", "diversity"}
-    assert found["capability"].rule == {"solved_score": 5, "low": 0.25, "high": 0.75, "family_above": 0.05}
-    assert found["diversity"].rule == {"samples": 4, "distinct_scores": 2, "share_at_least": 0.5}
+    entries = {e["id"]: e for e in reported.gate_entries()}
+    for gate_id, keys in (("capability", {"solved_score", "low", "high", "family_above"}),
+                          ("diversity", {"samples", "distinct_scores", "share_at_least"})):
+        assert set(found[gate_id].rule) == keys and found[gate_id].rule == entries[gate_id]["rule"]
     for g in found.values():
         assert g.why and g.statement and g.measured_in == "10_self_rewarding"
         assert set(g.applies_to) == {"10_self_rewarding", "30_eva", "31_eva_ablations"}

@@ -70,10 +70,14 @@ def test_notebook_defaults_are_the_libraries_defaults(notebook):
 
 def test_stage_keys_keep_their_names():
     """Stage keys name the settings as they always have (``epochs``), so stores made before stay valid."""
-    assert preference_key(PreferenceSpec()) == {"method": "dpo", "beta": 0.1, "learning_rate": 9e-5, "epochs": 2.0,
-                                                "batch_size": 16}
-    assert settings_key(SFTSpec(), ("learning_rate", "num_train_epochs", "batch_size", "seed")) == {
-        "learning_rate": 5e-4, "epochs": 3.0, "batch_size": 16, "seed": 0}
+    preference = PreferenceSpec()
+    assert preference_key(preference) == {"method": preference.method, "beta": preference.beta,
+                                          "learning_rate": preference.learning_rate,
+                                          "epochs": preference.num_train_epochs, "batch_size": preference.batch_size}
+    sft = SFTSpec()
+    assert settings_key(sft, ("learning_rate", "num_train_epochs", "batch_size", "seed")) == {
+        "learning_rate": sft.learning_rate, "epochs": sft.num_train_epochs, "batch_size": sft.batch_size,
+        "seed": sft.seed}
 
 
 def test_missing_parameters_are_named():
