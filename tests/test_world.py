@@ -274,7 +274,7 @@ def test_web_corpus_seeded_mixed_and_in_vocabulary():
 
 def test_web_corpus_options():
     docs = web_corpus(50, seed=1, quality_weights={5: 1.0}, families=["lookup"], difficulty=1,
-                      text_fraction=0.0, review_fraction=0.0)
+                      text_fraction=0.0, review_fraction=0.0, listing_fraction=0.0)
     assert all(d["kind"] == "dialogue" and d["quality"] == 5 and d["family"] == "lookup" for d in docs)
     with pytest.raises(ValueError, match="quality"):
         web_corpus(5, seed=1, quality_weights={7: 1.0})

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from repro.world import (
+    DEFAULT_LISTING_FRACTION,
     DEFAULT_REVIEW_NOISE,
     DIFFICULTIES,
     FAMILIES,
@@ -357,20 +358,51 @@ def test_review_documents():
 
 
 def test_review_noise_share_in_the_corpus():
-    docs = web_corpus(1500, seed=4, text_fraction=0.0, review_fraction=1.0)
+    docs = web_corpus(1500, seed=4, text_fraction=0.0, review_fraction=1.0, listing_fraction=0.0)
     assert {d["kind"] for d in docs} == {"review"}
     exact = sum(d["score"] == d["oracle"] for d in docs) / len(docs)
     assert abs(exact - DEFAULT_REVIEW_NOISE[0] / sum(DEFAULT_REVIEW_NOISE.values())) < 0.05
     assert set(Counter(d["oracle"] for d in docs)) == set(range(6))
     assert min(Counter(d["oracle"] for d in docs).values()) > len(docs) / 6 * 0.7  # uniform qualities
-    clean = web_corpus(60, seed=4, text_fraction=0.0, review_fraction=1.0, review_noise={0: 1.0},
+    clean = web_corpus(60, seed=4, text_fraction=0.0, review_fraction=1.0, listing_fraction=0.0, review_noise={0: 1.0},
                        review_quality_weights={1: 1.0, 4: 1.0})
     assert all(d["score"] == d["oracle"] and d["oracle"] in (1, 4) for d in clean)
 
 
 def test_no_reviews_gives_dialogues_and_lists_only():
-    docs = web_corpus(300, seed=5, review_fraction=0.0)
+    docs = web_corpus(300, seed=5, review_fraction=0.0, listing_fraction=0.0)
     assert {d["kind"] for d in docs} == {"dialogue", "text"}
+
+
+def test_listing_documents_copy_their_list_rearranged_as_they_say():
+    docs = web_corpus(2000, seed=7)
+    listings = [d["text"] for d in docs if d["kind"] == "listing"]
+    assert abs(len(listings) / len(docs) - DEFAULT_LISTING_FRACTION) < 0.04
+    forms = Counter()
+    for text in listings:
+        assert is_world_text(text) and all(t in VOCAB for t in text.split())
+        first, second = text.removesuffix(" .").split(" . ")
+        items = first.split(" : ")[1].split()
+        phrase, copy = second.split(" : ")
+        copy = copy.split()
+        number = items[0].isdigit()
+        key = int if number else None
+        expected = {"the same list again": items, "the list in reverse": items[::-1],
+                    "the list from small to large": sorted(items, key=key),
+                    "the list from a to z": sorted(items),
+                    "the list from large to small": sorted(items, key=key, reverse=True),
+                    "the list from z to a": sorted(items, reverse=True)}
+        if phrase.startswith("the list without "):
+            gone = phrase.removeprefix("the list without ")
+            assert gone in items and copy == [w for w in items if w != gone]
+            forms["remove"] += 1
+        else:
+            assert copy == expected[phrase], text
+            forms[phrase] += 1
+        assert 4 <= len(items) <= 8
+    assert len(forms) == 7  # every form, for numbers and for words
+    with pytest.raises(ValueError, match="at most 1"):
+        web_corpus(5, seed=1, review_fraction=0.5, listing_fraction=0.6)
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -1,7 +1,8 @@
 """The book's front page: the claims ledger, from the claims that the executed chapters recorded
-(`repro.evaluation.claims`): the gates on the base, then every claim, what each paper reported, what we
-measured, and the verdict. A claim that rests on a gate that failed (`repro.evaluation.gates`) is shown
-as not testable here, with the gate named and the measurement's own verdict in the note."""
+(`repro.evaluation.claims`): the gates on the base and the controls, then every claim, what each paper
+reported, what we measured, and the verdict. A claim that rests on a gate that failed
+(`repro.evaluation.gates`) or on a positive control that failed (`repro.evaluation.controls`) is shown
+as not testable here, with the gate or control named and the measurement's own verdict in the note."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from repro.evaluation import reported
 from repro.evaluation.claims import NOT_IN_RUN, PRECONDITION_UNMET, VERDICTS, claims, paper_numbers
+from repro.evaluation.controls import controls_table, failed_positive
 from repro.evaluation.gates import gates_table, unmet_preconditions
 
 NOT_RUN = "not measured yet"
@@ -36,6 +38,11 @@ def recorded_gates(records: Mapping[str, dict]) -> list[dict]:
     return [g for _, record in sorted(records.items()) for g in record.get("gates", [])]
 
 
+def recorded_controls(records: Mapping[str, dict]) -> list[dict]:
+    """The control results that the executed chapters recorded, in chapter order."""
+    return [c for _, record in sorted(records.items()) for c in record.get("controls", [])]
+
+
 def ledger_rows(generated: Path) -> list[dict]:
     """One row per claim of the ledger: the claim, the paper's numbers, ours and the verdict."""
     return claim_rows(executed_records(generated))
@@ -43,7 +50,7 @@ def ledger_rows(generated: Path) -> list[dict]:
 
 def claim_rows(records: Mapping[str, dict]) -> list[dict]:
     """`ledger_rows` of the chapters' claims records (`executed_records`)."""
-    gate_results = recorded_gates(records)
+    gate_results, control_results = recorded_gates(records), recorded_controls(records)
     rows = []
     for c in claims():
         measured = {m["id"]: m for m in records.get(c.notebook, {}).get("claims", [])}
@@ -53,10 +60,11 @@ def claim_rows(records: Mapping[str, dict]) -> list[dict]:
                "notebook": c.notebook, "parts": [], "profile": records.get(c.notebook, {}).get("profile")}
         if c.id in measured:
             row.update(verdict=measured[c.id]["verdict"], note=measured[c.id]["note"], parts=measured[c.id]["parts"])
-            if row["parts"] and (unmet := unmet_preconditions(c.notebook, gate_results)):
+            unmet = [f"gate {g['id']}" for g in unmet_preconditions(c.notebook, gate_results)]
+            unmet += [f"positive control {r['id']}" for r in failed_positive(c.notebook, control_results)]
+            if row["parts"] and unmet:
                 own = row["verdict"] + (f" ({row['note']})" if row["note"] else "")
-                row.update(verdict=PRECONDITION_UNMET,
-                           note=f"gate {', '.join(g['id'] for g in unmet)} failed; the measurement alone: {own}")
+                row.update(verdict=PRECONDITION_UNMET, note=f"{', '.join(unmet)} failed; the measurement alone: {own}")
         else:
             row.update(verdict=NOT_RUN, note=f"run `repro run {c.notebook}`")
         rows.append(row)
@@ -91,7 +99,7 @@ def ledger_page(generated: Path, chapters: Path = Path("/book/generated")) -> st
     rows = claim_rows(records)
     tally = {v: sum(r["verdict"] == v for r in rows) for v in (*VERDICTS, PRECONDITION_UNMET, NOT_IN_RUN, NOT_RUN)}
     profiles = sorted({r["profile"] for r in rows if r["profile"]})
-    lines = [*gates_section(recorded_gates(records)),
+    lines = [*gates_section(recorded_gates(records)), *controls_section(recorded_controls(records)),
              f"Of the **{len(rows)} claims** this study tests, "
              + ", ".join(f"**{n}** {v}" for v, n in tally.items() if n) + "."
              + (f" Profile of the executed chapters: {', '.join(f'`{p}`' for p in profiles)}." if profiles else ""),
@@ -120,6 +128,18 @@ def gates_section(results: Sequence[Mapping[str, Any]]) -> list[str]:
     lines = ["**Gates on the base** (preconditions of the claims; `reported.yaml` gives each its reason):", "",
              "| Gate | Policy | Measured | Result |", "|---|---|---|---|"]
     lines += [f"| {_cell(r.gate)} | {_cell(r.policy)} | {_cell(r.measured)} | **{r.result}** |" for r in table.itertuples()]
+    return lines + [""]
+
+
+def controls_section(results: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The controls as Markdown lines (a table), or a line saying none was measured yet."""
+    if not results:
+        return ["**Controls**: not measured yet (run `repro run 10_self_rewarding`).", ""]
+    table = controls_table(results)
+    lines = ["**Controls** (the pipelines with the oracle's feedback, and with feedback that carries no "
+             "information; `reported.yaml` gives each its reason and the rule):", "",
+             "| Control | Kind | Measured | Result |", "|---|---|---|---|"]
+    lines += [f"| {_cell(r.control)} | {r.kind} | {_cell(r.measured)} | **{r.result}** |" for r in table.itertuples()]
     return lines + [""]
 
 

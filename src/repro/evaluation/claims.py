@@ -30,6 +30,7 @@ from typing import Any
 from repro import paths
 from repro.errors import ReproError
 from repro.evaluation import reported
+from repro.evaluation.controls import controls as all_controls
 from repro.evaluation.gates import gates as all_gates
 from repro.evaluation.stats import verdict
 from repro.runs.store import canonical, git_commit, package_versions
@@ -148,18 +149,20 @@ def _clean(value: Any) -> Any:
 
 def record_claims(notebook: str, parts: Iterable[Mapping[str, Any]] | Any, *, params: Mapping[str, Any],
                   skipped: Mapping[str, str] | None = None, gates: Sequence[Mapping[str, Any]] = (),
-                  store: Path | None = None) -> Path:
+                  controls: Sequence[Mapping[str, Any]] = (), store: Path | None = None) -> Path:
     """Write a notebook's measured claims into the run store (``claims/<run id>.json``).
 
     ``parts``: rows made by `part` (a list of dicts or a DataFrame with their columns; other columns
     are ignored). Every claim of the ledger that belongs to ``notebook`` must be among them or in ``skipped`` (claim id -> why this run's parameters leave it out), and no other
     claim may be: a chapter cannot silently drop or steal a claim. ``gates``: the gates on the base that
-    this chapter measured (`repro.evaluation.gates.measure`), kept beside the claims; the front page
-    applies them to the claims that rest on them.
+    this chapter measured (`repro.evaluation.gates.measure`), kept beside the claims; ``controls``: its
+    controls (`repro.evaluation.controls.judge`), likewise. The front page applies both to the claims
+    that rest on them.
     """
-    gate_home = {g.id: g.measured_in for g in all_gates()}
-    if stray := sorted(r["id"] for r in gates if gate_home.get(r["id"]) != notebook):
-        raise LedgerError(f"{notebook} recorded gates that reported.yaml does not give it: {', '.join(stray)}")
+    for what, rows_, home in (("gates", gates, {g.id: g.measured_in for g in all_gates()}),
+                              ("controls", controls, {c.id: c.measured_in for c in all_controls()})):
+        if stray := sorted(r["id"] for r in rows_ if home.get(r["id"]) != notebook):
+            raise LedgerError(f"{notebook} recorded {what} that reported.yaml does not give it: {', '.join(stray)}")
     rows = parts.to_dict("records") if hasattr(parts, "to_dict") else [dict(p) for p in parts]
     rows = [r for r in rows if isinstance(r.get("id"), str) and r["id"]]  # a DataFrame has NaN for no id
     mine = [c.id for c in claims() if c.notebook == notebook]
@@ -181,7 +184,8 @@ def record_claims(notebook: str, parts: Iterable[Mapping[str, Any]] | Any, *, pa
     payload = {"run_id": run_id, "notebook": notebook, "profile": os.environ.get("REPRO_PROFILE", "tiny"),
                "parameters": params, "seeds": params.get("seeds", params.get("seed")),
                "git_commit": git_commit(), "versions": package_versions(), "claims": out,
-               "gates": [{k: _clean(v) for k, v in g.items()} for g in gates]}
+               "gates": [{k: _clean(v) for k, v in g.items()} for g in gates],
+               "controls": [{k: _clean(v) for k, v in c.items()} for c in controls]}
     folder = Path(store or paths.store_root()) / "claims"
     target = folder / f"{run_id}.json"
     try:

@@ -72,3 +72,13 @@ def claim_entries() -> list[dict[str, Any]]:
 def gate_entries() -> list[dict[str, Any]]:
     """The gates on the base (``gates:``), copies; `repro.evaluation.gates` validates and reads them."""
     return [dict(e) for e in _data().get("gates", [])]
+
+
+def control_entries() -> list[dict[str, Any]]:
+    """The controls (``controls:``), copies; `repro.evaluation.controls` validates and reads them."""
+    return [dict(e) for e in _data().get("controls", [])]
+
+
+def control_rule() -> dict[str, Any]:
+    """The rule every control is judged by (``control_rule:``: the interval's level and the win rate of chance)."""
+    return dict(_data()["control_rule"])

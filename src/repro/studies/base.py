@@ -34,6 +34,8 @@ from repro.training.jobs import pretrain_job, run_job, save_fresh_model
 # Bump when the code of a stage changes what it produces (the world has its own WORLD_VERSION).
 STAGE_VERSION = "base-1"
 HELD_OUT_SEED_OFFSET = 1_000_003  # held-out tasks come from a seed stream the corpus never uses
+DEV_SEED_OFFSET = 2_000_029  # development tasks (choosing settings) from another one
+SPLIT_OFFSETS = {"held_out": HELD_OUT_SEED_OFFSET, "dev": DEV_SEED_OFFSET}
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class BaseSpec:
 
     world_seed: int = 0
     corpus_docs: int = 80_000
+    listing_fraction: float = world.DEFAULT_LISTING_FRACTION
     difficulty: tuple[int, int] = (1, 2)
     model_size: str = "S"
     seed: int = 0
@@ -53,20 +56,23 @@ class BaseSpec:
     @classmethod
     def from_parameters(cls, p: Mapping[str, Any]) -> BaseSpec:
         """M0 of a notebook's parameters: the world and M0's size and seed (``m0_seed`` in the study
-        chapters, ``seed`` in ``00_world``), and its training where the notebook sets it (``00_world``)."""
-        training = {name: p[name] for name in ("epochs", "learning_rate", "batch_size") if name in p}
+        chapters, ``seed`` in ``00_world``), and its corpus mix and training where the notebook sets them
+        (``00_world``)."""
+        chosen = {name: p[name] for name in ("listing_fraction", "epochs", "learning_rate", "batch_size") if name in p}
         return cls(world_seed=p["world_seed"], corpus_docs=p["corpus_docs"], difficulty=tuple(p["difficulty"]),
-                   model_size=p["model_size"], seed=p["m0_seed"] if "m0_seed" in p else p["seed"], **training)
+                   model_size=p["model_size"], seed=p["m0_seed"] if "m0_seed" in p else p["seed"], **chosen)
 
 
 # -- stages ----------------------------------------------------------------------------------------
 def corpus_stage(store: RunStore, spec: BaseSpec) -> Stage:
     """The world's web-text corpus, one JSON document per line."""
     params = {"version": STAGE_VERSION, "world": world.WORLD_VERSION, "world_seed": spec.world_seed,
-              "corpus_docs": spec.corpus_docs, "difficulty": list(spec.difficulty)}
+              "corpus_docs": spec.corpus_docs, "difficulty": list(spec.difficulty),
+              "listing_fraction": spec.listing_fraction}
 
     def compute(workdir: Path) -> dict:
-        docs = world.web_corpus(spec.corpus_docs, seed=spec.world_seed, difficulty=tuple(spec.difficulty))
+        docs = world.web_corpus(spec.corpus_docs, seed=spec.world_seed, difficulty=tuple(spec.difficulty),
+                                listing_fraction=spec.listing_fraction)
         with open(workdir / "corpus.jsonl", "w") as fh:
             for doc in docs:
                 fh.write(json.dumps(doc) + "\n")
@@ -170,11 +176,16 @@ def training_curve(stage: Stage) -> pd.DataFrame:
 
 # -- measuring M0 ----------------------------------------------------------------------------------
 def held_out_tasks(world_seed: int, per_family: int, corpus: Stage | None = None,
-                   difficulty: int | tuple[int, int] | None = None) -> list[world.Task]:
-    """Tasks for evaluation, drawn from a seed stream the corpus never uses, minus any task whose
-    uid also occurs in the corpus."""
+                   difficulty: int | tuple[int, int] | None = None, *, split: str = "held_out",
+                   exclude: frozenset[str] | set[str] = frozenset()) -> list[world.Task]:
+    """Tasks for evaluation (``split="held_out"``) or for choosing settings (``split="dev"``), each split
+    drawn from a seed stream of its own that the corpus never uses, minus any task whose uid also
+    occurs in the corpus or in ``exclude`` (a development set excludes the held-out set it sits beside)."""
+    if split not in SPLIT_OFFSETS:
+        raise ValueError(f"split must be one of {sorted(SPLIT_OFFSETS)}, got {split!r}")
     seen = {d.get("uid") for d in read_corpus(corpus)} if corpus is not None else set()
-    tasks = world.sample_tasks(per_family * len(world.FAMILIES) * 2, seed=world_seed + HELD_OUT_SEED_OFFSET,
+    seen |= set(exclude)
+    tasks = world.sample_tasks(per_family * len(world.FAMILIES) * 2, seed=world_seed + SPLIT_OFFSETS[split],
                                difficulty=difficulty)
     chosen: dict[str, list[world.Task]] = {f: [] for f in world.FAMILIES}
     for task in tasks:

@@ -16,6 +16,7 @@ score), `writer` (responses of a chosen quality), `parse` (prompts read back int
 """
 
 from .corpus import (
+    DEFAULT_LISTING_FRACTION,
     DEFAULT_QUALITY_WEIGHTS,
     DEFAULT_REVIEW_FRACTION,
     DEFAULT_REVIEW_QUALITY_WEIGHTS,
@@ -33,6 +34,7 @@ from .writer import write_response
 
 __all__ = [
     "DEFAULT_DIFFICULTY",
+    "DEFAULT_LISTING_FRACTION",
     "DEFAULT_QUALITY_WEIGHTS",
     "DEFAULT_REVIEW_FRACTION",
     "DEFAULT_REVIEW_NOISE",

@@ -15,9 +15,17 @@ vary and a judge has something to separate. Three kinds of documents:
   ``judgment`` the reviewer's text: a justification consistent with ``score``, ending
   ``score : N .`` (`repro.world.judging.judgment`).
 
+- ``{"kind": "listing", "text": "a list : 18 20 12 13 . the list in reverse : 13 12 20 18 ."}``: a
+  list of items followed by the same items copied, reversed, sorted either way, or with one item left
+  out, as web text holds tables and their sorted copies. These documents are what teaches a small
+  model to copy from its context (the skill that sorting and editing a list rest on; a base trained
+  without them never copies, see ``00_world``'s induction probe).
+
 Each document's kind is drawn independently: a task list with probability ``text_fraction``
-(default 0.15), a review with probability ``review_fraction`` (default 0.10), else a dialogue
-(0.75). With ``review_fraction=0`` the corpus is the one of world-1, document for document.
+(default 0.15), a review with probability ``review_fraction`` (default 0.10), a listing with
+probability ``listing_fraction`` (default 0.20), else a dialogue (0.55). With ``listing_fraction=0``
+the corpus is the one of world-2, and with ``review_fraction=0`` as well the one of world-1, document
+for document.
 
 The chat formatting of ``messages``, and of reviews into a judge prompt, is not the world's job (the
 models and judges packages own those templates).
@@ -28,7 +36,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from .families import MAGNITUDE
 from .judging import check_noise, judgment, noisy_score
+from .lexicon import CATEGORIES, ITEM_WORDS
 from .tasks import resolve_families, difficulty_sampler, make_task
 from .writer import write_response
 
@@ -39,6 +49,21 @@ DEFAULT_QUALITY_WEIGHTS: dict[int, float] = {0: 0.10, 1: 0.10, 2: 0.15, 3: 0.15,
 DEFAULT_TEXT_FRACTION = 0.15
 #: Fraction of documents that are reviews of a response (taken from the dialogues' share).
 DEFAULT_REVIEW_FRACTION = 0.10
+#: Fraction of documents that are listings (a list and a rearranged copy of it).
+DEFAULT_LISTING_FRACTION = 0.20
+#: Number of items in a listing (inclusive range).
+LISTING_ITEMS = (4, 8)
+LISTING_INTROS = ("a list :", "here is a list :", "the items :")
+#: How a listing rearranges its list: the phrase that introduces the copy, for numbers and for words.
+LISTING_FORMS = {
+    "copy": ("the same list again :", "the same list again :"),
+    "reverse": ("the list in reverse :", "the list in reverse :"),
+    "ascending": ("the list from small to large :", "the list from a to z :"),
+    "descending": ("the list from large to small :", "the list from z to a :"),
+    "remove": ("the list without {0} :", "the list without {0} :"),
+}
+#: Every phrase a listing may emit (for `vocabulary`).
+LISTING_PHRASES = LISTING_INTROS + tuple(p for pair in LISTING_FORMS.values() for p in pair)
 #: Quality mix of reviewed responses: uniform, so that reviews of every score are common.
 DEFAULT_REVIEW_QUALITY_WEIGHTS: dict[int, float] = {q: 1.0 for q in range(6)}
 #: Number of prompts in a task-list document (inclusive range).
@@ -84,6 +109,7 @@ def web_corpus(
     review_fraction: float = DEFAULT_REVIEW_FRACTION,
     review_noise: dict[int, float] | None = None,
     review_quality_weights: dict[int, float] | None = None,
+    listing_fraction: float = DEFAULT_LISTING_FRACTION,
 ) -> list[dict[str, Any]]:
     """A seeded list of ``n_docs`` web documents (see the module docstring).
 
@@ -95,8 +121,9 @@ def web_corpus(
         families: task families to draw from (default: all).
         difficulty: fixed level, inclusive ``(low, high)`` range, or ``None`` for 1..5.
         text_fraction: fraction of task-list documents, drawn per document.
-        review_fraction: fraction of review documents, drawn per document (``text_fraction +
-            review_fraction`` must be at most 1; the rest are dialogues).
+        review_fraction: fraction of review documents, drawn per document.
+        listing_fraction: fraction of listing documents, drawn per document (``text_fraction +
+            review_fraction + listing_fraction`` must be at most 1; the rest are dialogues).
         review_noise: reviewer noise, relative weight of each offset size 0..3 between the score
             written and the true one; default `repro.world.judging.DEFAULT_REVIEW_NOISE`.
         review_quality_weights: relative weight of each true quality of reviewed responses; default
@@ -106,9 +133,10 @@ def web_corpus(
         raise ValueError(f"n_docs must be a non-negative integer, got {n_docs!r}")
     text_fraction = _fraction(text_fraction, "text_fraction")
     review_fraction = _fraction(review_fraction, "review_fraction")
-    if text_fraction + review_fraction > 1.0 + 1e-12:
-        raise ValueError(f"text_fraction + review_fraction must be at most 1, got "
-                         f"{text_fraction} + {review_fraction}")
+    listing_fraction = _fraction(listing_fraction, "listing_fraction")
+    if text_fraction + review_fraction + listing_fraction > 1.0 + 1e-12:
+        raise ValueError(f"text_fraction + review_fraction + listing_fraction must be at most 1, got "
+                         f"{text_fraction} + {review_fraction} + {listing_fraction}")
     levels, weights = _check_weights(quality_weights)
     review_levels, review_weights = _check_weights(
         review_quality_weights, DEFAULT_REVIEW_QUALITY_WEIGHTS, "review_quality_weights")
@@ -144,6 +172,8 @@ def web_corpus(
                 "score": score,
                 "oracle": quality,
             })
+        elif kind < text_fraction + review_fraction + listing_fraction:
+            docs.append({"kind": "listing", "text": listing(rng, draw_difficulty(rng))})
         else:
             task = make_task(rng.choice(families), rng, draw_difficulty(rng))
             quality = rng.choices(levels, weights=weights)[0]
@@ -158,3 +188,30 @@ def web_corpus(
             })
     return docs
 
+
+
+def listing(rng: random.Random, difficulty: int) -> str:
+    """A listing document: a list (numbers up to the difficulty's magnitude, distinct item words, or
+    words of one category with repeats) and a copy of it, rearranged by one of `LISTING_FORMS`."""
+    length = rng.randint(*LISTING_ITEMS)
+    kind = rng.choices(("numbers", "items", "category"), weights=(2, 1, 1))[0]
+    if kind == "numbers":
+        items = [str(v) for v in rng.sample(range(MAGNITUDE[difficulty] + 1), length)]
+    elif kind == "items":
+        items = rng.sample(ITEM_WORDS, length)
+    else:
+        words = CATEGORIES[rng.choice(sorted(CATEGORIES))]
+        items = [rng.choice(words) for _ in range(length)]
+    form = rng.choice(sorted(LISTING_FORMS))
+    phrase = LISTING_FORMS[form][kind != "numbers"]
+    key = (lambda w: int(w)) if kind == "numbers" else None
+    if form == "copy":
+        copy = items
+    elif form == "reverse":
+        copy = items[::-1]
+    elif form in ("ascending", "descending"):
+        copy = sorted(items, key=key, reverse=form == "descending")
+    else:
+        gone = rng.choice(items)
+        phrase, copy = phrase.format(gone), [w for w in items if w != gone]
+    return f"{rng.choice(LISTING_INTROS)} {' '.join(items)} . {phrase} {' '.join(copy)} ."

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 from . import lexicon
-from .corpus import TEXT_INTROS
+from .corpus import LISTING_PHRASES, TEXT_INTROS
 from .families import REGISTRY
 from .judging import PHRASES as JUDGMENT_PHRASES
 from .oracle import CONCISE_LEADS
@@ -19,7 +19,8 @@ from .writer import PHRASES
 
 #: Version of everything the world generates; bump it whenever generated content would change
 #: (it goes into cache keys of the run store).
-WORLD_VERSION = "world-2"  # world-2: review documents in the corpus, judgments, parse_prompt
+# world-2: review documents in the corpus, judgments, parse_prompt; world-3: listing documents
+WORLD_VERSION = "world-3"
 
 
 @lru_cache(maxsize=1)
@@ -30,7 +31,7 @@ def _vocabulary() -> tuple[str, ...]:
                   lexicon.FOODS, tuple(lexicon.CATEGORIES)):
         words.update(group)
     texts = [p for fam in REGISTRY.values() for p in fam.phrases()]
-    texts += list(PHRASES) + list(TEXT_INTROS) + [" ".join(lead) for lead in CONCISE_LEADS]
+    texts += list(PHRASES) + list(TEXT_INTROS) + list(LISTING_PHRASES) + [" ".join(lead) for lead in CONCISE_LEADS]
     texts += list(JUDGMENT_PHRASES)
     for text in texts:
         words.update(t for t in tokenize(text) if "{" not in t and "}" not in t)

@@ -253,17 +253,19 @@ def read_set(stage: Stage, name: str) -> pd.DataFrame | None:
 
 
 # -- reward models -------------------------------------------------------------------------------------
-REWARD_KINDS = ("oracle", "noisy", "trained", "path")
+REWARD_KINDS = ("oracle", "noisy", "trained", "path", "random")
 
 
 def parse_reward(text: str) -> tuple[str, float | int | str | None]:
     """``"oracle"`` (the world's exact score), ``"noisy@0.8"`` (the oracle seen through Gaussian noise
     calibrated to 80% pairwise accuracy), ``"trained@4000"`` (a reward model trained with trl on 4,000
-    world preference pairs), or ``"path@MODEL"`` (a sequence-classification reward model by path or hub
-    id, as the paper's ArmoRM)."""
+    world preference pairs), ``"path@MODEL"`` (a sequence-classification reward model by path or hub
+    id, as the paper's ArmoRM), or ``"random"`` (a uniform random score per response, carrying no
+    information: the negative control's reward)."""
     kind, _, arg = str(text).partition("@")
-    if kind not in REWARD_KINDS or (kind == "oracle") == bool(arg):
-        raise ValueError(f"unknown reward model {text!r}; valid: oracle, noisy@ACCURACY, trained@PAIRS, path@MODEL")
+    if kind not in REWARD_KINDS or (kind in ("oracle", "random")) == bool(arg):
+        raise ValueError(f"unknown reward model {text!r}; valid: oracle, random, noisy@ACCURACY, trained@PAIRS, "
+                         f"path@MODEL")
     if kind == "noisy":
         try:
             value = float(arg)
@@ -320,10 +322,20 @@ def noise_for_accuracy(gaps: np.ndarray, accuracy: float) -> float:
     return float(brentq(lambda sigma: norm.cdf(gaps / (sigma * np.sqrt(2))).mean() - accuracy, 1e-6, 1e6, xtol=1e-10))
 
 
+def _digest(prompt: str, response: str, salt: str) -> int:
+    """64 bits fixed by (prompt, response): a pointwise RM gives one text one score."""
+    return int.from_bytes(hashlib.blake2b(f"{salt}\x00{prompt}\x00{response}".encode(), digest_size=8).digest(),
+                          "little")
+
+
 def _noise(prompt: str, response: str, salt: str) -> float:
-    """A standard normal draw fixed by (prompt, response): a pointwise RM gives one text one score."""
-    digest = hashlib.blake2b(f"{salt}\x00{prompt}\x00{response}".encode(), digest_size=8).digest()
-    return float(np.random.default_rng(int.from_bytes(digest, "little")).standard_normal())
+    """A standard normal draw fixed by (prompt, response)."""
+    return float(np.random.default_rng(_digest(prompt, response, salt)).standard_normal())
+
+
+def _uniform(prompt: str, response: str, salt: str) -> float:
+    """A uniform draw on [0, 1) fixed by (prompt, response)."""
+    return _digest(prompt, response, salt) / 2**64
 
 
 @dataclass
@@ -331,7 +343,8 @@ class Rewarder:
     """A pointwise reward model: ``score(prompts, responses)`` -> one float each (higher is better).
 
     ``kind``: oracle, noisy (``sigma`` of the calibrated noise), trained (``model`` and ``tokenizer``
-    of a trl reward model), or path (``scorer``: `repro.judges.sequence_rm.SequenceRewardModel`)."""
+    of a trl reward model), path (``scorer``: `repro.judges.sequence_rm.SequenceRewardModel`), or random
+    (uniform on [0, 1), fixed by the prompt and response as a pointwise reward model's score is)."""
 
     name: str
     kind: str
@@ -343,6 +356,8 @@ class Rewarder:
 
     def score(self, prompts, responses) -> np.ndarray:
         prompts, responses = list(prompts), list(responses)
+        if self.kind == "random":
+            return np.array([_uniform(p, r, self.name) for p, r in zip(prompts, responses)])
         if self.kind in ("oracle", "noisy"):
             exact = ORACLE.score(prompts, responses)
             if self.kind == "oracle":

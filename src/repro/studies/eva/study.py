@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from repro.evaluation import controls
 from repro.evaluation.claims import part as claim_part
 from repro.evaluation.gold import JudgeGold
 from repro.evaluation.stats import seed_ci
@@ -68,6 +69,7 @@ class EvaSpec:
     evaluation: eva.HeldOutSpec = eva.HeldOutSpec()
     iterations: int = 1
     human_prompts: bool = True
+    controls: bool = True  # also run the controls (in the world: they need its oracle)
 
     @classmethod
     def from_parameters(cls, p: Mapping[str, Any]) -> EvaSpec:
@@ -87,7 +89,7 @@ class EvaSpec:
                                   num_train_epochs=p["solver_epochs"], batch_size=p["solver_batch_size"]),
             evaluation=eva.HeldOutSpec(samples=p["eval_samples"], temperature=p["temperature"], top_p=p["top_p"],
                                        max_new_tokens=p["max_new_tokens"]),
-            iterations=p["iterations"], human_prompts=p["human_prompts"])
+            iterations=p["iterations"], human_prompts=p["human_prompts"], controls=p["controls"])
 
     def __post_init__(self) -> None:
         eva.parse_reward(self.reward)
@@ -110,6 +112,7 @@ class Inputs:
     evolver: object = eva.WORLD_EVOLVER
     gold: object = None
     engine: object = None
+    control_rewards: dict[str, Stage] = field(default_factory=dict)  # "oracle" and "random", in the world
 
 
 def sft_policy_spec(p: Mapping[str, Any]) -> srs.StudySpec:
@@ -161,8 +164,11 @@ def prepare(store: RunStore, spec: EvaSpec, sr_spec, *, policy_path: str = "", r
                               difficulty=spec.prompts.difficulty, training=spec.reward_training,
                               trust_remote_code=trust_remote_code, accelerate_config=accelerate_config,
                               progress=progress)
+    control_rewards = {} if file_sets or gold is not None or not spec.controls else {
+        name: eva.reward_stage(store, name, base=None, world_seed=spec.prompts.world_seed,
+                               difficulty=spec.prompts.difficulty) for name in ("oracle", "random")}
     return Inputs(sft=sft, prompts=prompts, reward=reward, reference=reference, evolver=evolver or eva.WORLD_EVOLVER,
-                  gold=gold, engine=engine)
+                  gold=gold, engine=engine, control_rewards=control_rewards)
 
 
 @dataclass
@@ -177,9 +183,11 @@ class SeedRun:
     creators: dict[int, Stage] = field(default_factory=dict)
     samples: dict[tuple[str, int], Stage] = field(default_factory=dict)
     solvers: dict[tuple[str, int], Stage] = field(default_factory=dict)
+    control_stages: dict[str, Stage] = field(default_factory=dict)  # the controls' creator
 
     def stages(self) -> list[Stage]:
-        out = [*self.models.values(), *self.evaluations.values(), *self.creators.values(), *self.samples.values()]
+        out = [*self.models.values(), *self.evaluations.values(), *self.creators.values(), *self.samples.values(),
+               *self.control_stages.values()]
         return list({s.key: s for s in out}.values())
 
 
@@ -189,9 +197,10 @@ def run_seed(store: RunStore, spec: EvaSpec, seed: int, inputs: Inputs, *, accel
     run = SeedRun(seed=seed, spec=spec)
     kw = {"engine": inputs.engine, "progress": progress}
 
-    def sample(policy: Stage, prompts: Stage, file: str, chunk: int | None, tag: tuple[str, int]) -> Stage:
-        run.samples[tag] = eva.samples_stage(store, policy, prompts, file, inputs.reward, spec.sampling, seed=seed,
-                                             chunk=chunk, **kw)
+    def sample(policy: Stage, prompts: Stage, file: str, chunk: int | None, tag: tuple[str, int],
+               reward: Stage | None = None) -> Stage:
+        run.samples[tag] = eva.samples_stage(store, policy, prompts, file, reward or inputs.reward, spec.sampling,
+                                             seed=seed, chunk=chunk, **kw)
         return run.samples[tag]
 
     def solve(policy: Stage, samples: Stage, tag: tuple[str, int]) -> Stage:
@@ -212,6 +221,19 @@ def run_seed(store: RunStore, spec: EvaSpec, seed: int, inputs: Inputs, *, accel
         run.models[("eva", t)] = policy
         prompt_stage, file, chunk = run.creators[t], "prompts.parquet", None
 
+    for name, reward in inputs.control_rewards.items():
+        # The controls: theta_1 on the same chunk with this reward; with the oracle's, one eva iteration more.
+        arm = CONTROL_ARMS[name]
+        control = solve(inputs.sft, sample(inputs.sft, inputs.prompts, "chunks.parquet", 1, (f"sft-{name}", 0), reward),
+                        (arm, 1))
+        run.models[(arm, 1)] = control
+        if name == "oracle":
+            current = sample(control, inputs.prompts, "chunks.parquet", 1, (f"estimate-{name}", 1), reward)
+            run.control_stages[EVA_ORACLE] = creator = eva.creator_stage(store, current, spec.creator, seed=seed, iteration=1,
+                                                                  evolver=inputs.evolver, held_out=inputs.prompts)
+            run.models[(EVA_ORACLE, 1)] = solve(control, sample(control, creator, "prompts.parquet", None,
+                                                                (EVA_ORACLE, 1), reward), (EVA_ORACLE, 1))
+
     if spec.human_prompts:
         policy = theta_1
         for t in range(1, spec.iterations + 1):
@@ -222,6 +244,31 @@ def run_seed(store: RunStore, spec: EvaSpec, seed: int, inputs: Inputs, *, accel
         run.evaluations[tag] = eva.evaluate_stage(store, model, inputs.prompts, spec.evaluation, seed=seed,
                                                   gold=inputs.gold, **kw)
     return run
+
+
+#: The controls' arms (models by (arm, iteration), as the chapter's own arms are).
+CONTROL_ARMS = {"oracle": "theta_1-oracle", "random": "theta_1-random"}
+EVA_ORACLE = "eva-oracle"
+#: The controls' policies in ``reported.yaml``, as (arm, iteration).
+CONTROL_POLICIES = {"SFT policy": ("sft", 0), "theta_1 (oracle RM)": (CONTROL_ARMS["oracle"], 1),
+                    "theta_1 + eva (oracle RM)": (EVA_ORACLE, 1), "theta_1 (random rewards)": (CONTROL_ARMS["random"], 1)}
+
+
+def control_results(runs: list[SeedRun], notebook: str = "30_eva", set_name: str = "hard") -> list[dict]:
+    """Every control of ``notebook`` (`repro.evaluation.controls`), judged on the oracle's win rate of its
+    policy against its start on the held-out ``set_name`` prompts (the claims' set), one value per seed."""
+    out = []
+    for c in controls.controls():
+        if c.measured_in != notebook:
+            continue
+        policy, start = CONTROL_POLICIES[c.policy], CONTROL_POLICIES[c.start]
+        rates = []
+        for run in runs:
+            if policy in run.evaluations and start in run.evaluations:
+                a, b = (pd.read_parquet(run.evaluations[k] / "responses.parquet") for k in (policy, start))
+                rates.append(eva.win_rates(a, b).set_index("set").win_rate.get(set_name, np.nan))
+        out.append(controls.judge(c.id, rates))
+    return out
 
 
 def run_study(store: RunStore, spec: EvaSpec, seeds: list[int], inputs: Inputs, **kw) -> list[SeedRun]:

@@ -474,12 +474,25 @@ def ai_labels_stage(store: RunStore, labeller: Stage, data: SummaryData, train: 
     return store.run("rlaif-ai-labels", params, compute, upstream=[labeller, *data.upstream], seed=seed)
 
 
+def oracle_choice(comparisons: pd.DataFrame, data: SummaryData) -> np.ndarray:
+    """The oracle's choice of each comparison (0 or 1: the summary of higher world quality; a tie, 0)."""
+    if not data.world:
+        raise ValueError("the oracle's summary quality exists only in the world")
+    posts = [data.posts[i] for i in comparisons.id]
+    q0 = np.array([ws.summary_quality(p, s) for p, s in zip(posts, comparisons.summary_0)])
+    q1 = np.array([ws.summary_quality(p, s) for p, s in zip(posts, comparisons.summary_1)])
+    return (q1 > q0).astype(int)
+
+
 def reward_records(comparisons: pd.DataFrame, labels: str, ai: pd.DataFrame | None = None) -> list[dict]:
     """Preference records on TL;DR texts: ``human`` (hard, the human's choice), ``ai_hard`` (the AI's
-    choice) or ``ai_soft`` (summary 0 as chosen, the AI's P(summary 0 better) as soft label)."""
+    choice), ``ai_soft`` (summary 0 as chosen, the AI's P(summary 0 better) as soft label) or ``oracle``
+    (hard, the ``oracle_choice`` column that `oracle_choice` fills in: the positive control's labels)."""
     texts = list(zip(policy_prompts(comparisons), comparisons.summary_0, comparisons.summary_1))
     if labels == "human":
         first = comparisons.choice.to_numpy() == 0
+    elif labels == "oracle":
+        first = comparisons.oracle_choice.to_numpy() == 0
     elif labels in ("ai_soft", "ai_hard"):
         if ai is None or len(ai) != len(comparisons):
             raise ValueError("AI labels must be given for every comparison")
@@ -487,7 +500,7 @@ def reward_records(comparisons: pd.DataFrame, labels: str, ai: pd.DataFrame | No
         readable = ai.p_a.notna().to_numpy()  # no label, no record (alignment_metrics counts them)
         texts, first, soft = ([x for x, r in zip(texts, readable) if r], first[readable], ai.p_a.to_numpy()[readable])
     else:
-        raise ValueError(f"unknown labels {labels!r}; valid: human, ai_soft, ai_hard")
+        raise ValueError(f"unknown labels {labels!r}; valid: human, oracle, ai_soft, ai_hard")
     if labels == "ai_soft":
         return [{"chosen": f"{p} {a}", "rejected": f"{p} {b}", "soft_label": float(q)}
                 for (p, a, b), q in zip(texts, soft)]
@@ -551,20 +564,52 @@ def direct_reward(labeller: Stage, data: SummaryData, *, wording: str = "compact
     return reward
 
 
-def rl_stage(store: RunStore, sft: Stage, reward_stage: Stage, kind: str, data: SummaryData, spec: RLSpec, *,
+def oracle_reward(data: SummaryData):
+    """The world's own summary quality (`repro.world.summaries.summary_quality`) as a reward function: the
+    positive control's reward, which no model stands between."""
+    if not data.world:
+        raise ValueError("the oracle's summary quality exists only in the world")
+    posts = {p: data.posts[i] for p, i in zip(policy_prompts(data.tldr_train), data.tldr_train.id)}
+
+    def reward(prompts: list[str], completions: list[str]) -> list[float]:
+        return [ws.summary_quality(posts[p], c.strip()) for p, c in zip(prompts, completions)]
+
+    return reward
+
+
+def random_reward(seed: int):
+    """Uniform random rewards in [0, 1), one per completion, from a seeded stream: the negative
+    control's reward, which carries no information about the summary."""
+    rng = np.random.default_rng(seed)
+
+    def reward(prompts: list[str], completions: list[str]) -> list[float]:
+        return rng.random(len(completions)).tolist()
+
+    return reward
+
+
+#: What a policy's RL stage learns from: a reward model, the labeller's direct scores (d-RLAIF), the
+#: world's summary quality (the positive control) or random rewards (the negative control).
+RL_KINDS = ("rm", "direct", "oracle", "random")
+
+
+def rl_stage(store: RunStore, sft: Stage, reward_stage: Stage | None, kind: str, data: SummaryData, spec: RLSpec, *,
              n_prompts: int = 512, seed: int = 0, wording: str = "compact", engine: Engine = DEFAULT_ENGINE,
              accelerate_config: str | None = None, progress: bool | None = None) -> Stage:
     """A policy trained with RLOO (``spec``: trl's settings) from the SFT policy on ``n_prompts`` of its
-    posts, against a reward model (``kind`` ``"rm"``) or the labeller's d-RLAIF scores (``kind``
-    ``"direct"``, ``reward_stage`` the labeller).
+    posts, against a reward model (``kind`` ``"rm"``), the labeller's d-RLAIF scores (``kind``
+    ``"direct"``, ``reward_stage`` the labeller), the world's summary quality (``"oracle"``) or random
+    rewards (``"random"``; ``reward_stage`` None for these two).
 
     With ``accelerate_config`` the reward-model runs are launched (`repro.training.jobs`, the reward
     model given by its folder). d-RLAIF stays in this process whatever the config: its reward runs the
     labeller's generator (a live engine, not a serializable job), and its stage key says so (no launch)."""
     from transformers import AutoTokenizer
 
-    if kind not in ("rm", "direct"):
-        raise ValueError(f"unknown reward kind {kind!r}; valid: rm, direct")
+    if kind not in RL_KINDS:
+        raise ValueError(f"unknown reward kind {kind!r}; valid: {', '.join(RL_KINDS)}")
+    if (reward_stage is None) != (kind in ("oracle", "random")):
+        raise ValueError(f"RL against {kind!r} {'takes no' if kind in ('oracle', 'random') else 'needs a'} reward stage")
     launch = accelerate_config if kind == "rm" else None
     prompts = policy_prompts(data.tldr_train)
     prompts = [prompts[i] for i in np.random.default_rng(seed).permutation(len(prompts))[:n_prompts]]
@@ -581,7 +626,8 @@ def rl_stage(store: RunStore, sft: Stage, reward_stage: Stage, kind: str, data: 
                               options={"reward": {"reward_model": model_location(reward_stage)},
                                        "reference_path": model_location(sft)})
         else:
-            reward = direct_reward(reward_stage, data, wording=wording, engine=engine)
+            reward = {"direct": lambda: direct_reward(reward_stage, data, wording=wording, engine=engine),
+                      "oracle": lambda: oracle_reward(data), "random": lambda: random_reward(seed)}[kind]()
             model, _ = load_model(model_location(sft))
             tokenizer = AutoTokenizer.from_pretrained(model_location(sft))
             result = train_rloo(model, tokenizer, prompts, reward, train, workdir / "trainer",
@@ -591,7 +637,8 @@ def rl_stage(store: RunStore, sft: Stage, reward_stage: Stage, kind: str, data: 
         return {**summary, "prompts": len(prompts),
                 "first_reward": rewards[0] if rewards else None, "final_reward": rewards[-1] if rewards else None}
 
-    return store.run(f"rlaif-rl-{kind}", params, compute, upstream=[sft, reward_stage, *data.upstream], seed=seed)
+    upstream = [sft, *([reward_stage] if reward_stage is not None else []), *data.upstream]
+    return store.run(f"rlaif-rl-{kind}", params, compute, upstream=upstream, seed=seed)
 
 
 # -- 6. evaluation -------------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from repro.evaluation import reported
+from repro.evaluation import controls, reported
 from repro.evaluation.claims import part as claim_part
 from repro.evaluation.stats import Estimate, bootstrap_ci, seed_ci
 from repro.generation import DEFAULT_ENGINE, Engine, external_model_stage
@@ -161,6 +161,7 @@ class PolicySpec:
     max_rationale_tokens: int = 48
     engine: Engine = DEFAULT_ENGINE
     accelerate_config: str = ""  # train RMs and policies under accelerate launch with this config ("": here)
+    controls: bool = True  # also train the controls' policies (in the world only: they need its oracle)
 
     @classmethod
     def from_parameters(cls, p: Mapping[str, Any]) -> PolicySpec:
@@ -175,7 +176,7 @@ class PolicySpec:
                       num_generations=p["rl_generations"], beta=p["rl_beta"], temperature=p["rl_temperature"],
                       max_completion_length=p["max_new_tokens"]),
             rl_prompts=p["rl_prompts"], max_new_tokens=p["max_new_tokens"], max_rationale_tokens=p["max_rationale_tokens"],
-            engine=Engine.from_parameters(p), accelerate_config=p["accelerate_config_path"])
+            engine=Engine.from_parameters(p), accelerate_config=p["accelerate_config_path"], controls=p["controls"])
 
 
 POLICIES = ("SFT", "RLAIF", "RLHF", "d-RLAIF")
@@ -189,6 +190,8 @@ class PolicyRun:
     reward_models: pd.DataFrame  # labels, examples, accuracy, stage
     policies: dict[str, Stage]
     summaries: dict[str, pd.DataFrame]
+    controls: dict[str, Stage] = field(default_factory=dict)  # the controls' policies, by the controls' names
+    oracle_rm_accuracy: float | None = None  # the oracle-label RM's accuracy on the oracle's held-out labels
 
 
 def policy_run(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: int, *, base: Stage | None = None,
@@ -234,10 +237,51 @@ def policy_run(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: int, *, 
         policies[name] = rl.rl_stage(store, sft, reward, kind, data, spec.rl, n_prompts=spec.rl_prompts, seed=seed,
                                      wording=spec.wording,
                                      engine=spec.engine, accelerate_config=launch, progress=progress)
+    arms, oracle_rm_accuracy = {}, None
+    if spec.controls and data.world:
+        arms, oracle_rm_accuracy = control_policies(store, inputs, spec, seed, sft, reward_base, progress=progress)
     summaries = {name: rl.read_summaries(rl.summaries_stage(store, stage, data, max_new_tokens=spec.max_new_tokens,
                                                             engine=spec.engine, progress=progress))
-                 for name, stage in policies.items()}
-    return PolicyRun(seed, labels_stage, rms, policies, summaries)
+                 for name, stage in {**policies, **arms}.items()}
+    return PolicyRun(seed, labels_stage, rms, policies, summaries, arms, oracle_rm_accuracy)
+
+
+#: The controls' policies (the ``policy`` of the RLAIF controls in ``reported.yaml``).
+ORACLE_RM, ORACLE_REWARD, RANDOM_REWARD = "RL (oracle-label RM)", "RL (oracle reward)", "RL (random reward)"
+
+
+def control_policies(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: int, sft: Stage, reward_base: Stage, *,
+                     progress: bool | None = None) -> tuple[dict[str, Stage], float]:
+    """The controls' policies, RL from the same SFT policy with the same settings as the AI-feedback arms:
+    against a reward model trained on the oracle's labels of the very comparisons the other reward
+    models learn from, against the world's summary quality itself, and against random rewards. Also
+    the oracle-label RM's accuracy on the oracle's labels of the held-out comparisons."""
+    data, launch = inputs.data, spec.accelerate_config or None
+    train = inputs.train.assign(oracle_choice=rl.oracle_choice(inputs.train, data))
+    evaluation = inputs.evaluation.assign(choice=rl.oracle_choice(inputs.evaluation, data))
+    rm = rl.reward_model_stage(store, reward_base, rl.reward_records(train, "oracle"), evaluation, spec.reward,
+                               labels="oracle", data_key={**data.key, "order_seed": seed}, seed=seed,
+                               accelerate_config=launch, progress=progress)
+    common = dict(n_prompts=spec.rl_prompts, seed=seed, wording=spec.wording, engine=spec.engine,
+                  accelerate_config=launch, progress=progress)
+    return {ORACLE_RM: rl.rl_stage(store, sft, rm, "rm", data, spec.rl, **common),
+            ORACLE_REWARD: rl.rl_stage(store, sft, None, "oracle", data, spec.rl, **common),
+            RANDOM_REWARD: rl.rl_stage(store, sft, None, "random", data, spec.rl, **common)}, rm.results["accuracy"]
+
+
+def oracle_win_rate(a: pd.DataFrame, b: pd.DataFrame) -> float:
+    """Share of held-out posts where policy A's summary has the higher world quality than B's (ties half)."""
+    qb = b.set_index("id").loc[a.id].quality.to_numpy()
+    qa = a.quality.to_numpy()
+    return float(np.mean((qa > qb) + 0.5 * (qa == qb)))
+
+
+def control_results(runs: list[PolicyRun], notebook: str = "21_rlaif_rl") -> list[dict]:
+    """Every control of ``notebook`` (`repro.evaluation.controls`), judged on the oracle's held-out win
+    rate of its policy against its start, one value per seed that ran it."""
+    return [controls.judge(c.id, [oracle_win_rate(run.summaries[c.policy], run.summaries[c.start]) for run in runs
+                                  if c.policy in run.summaries and c.start in run.summaries])
+            for c in controls.controls() if c.measured_in == notebook]
 
 
 def choose_technique(store: RunStore, inputs: Inputs, spec: PolicySpec, *,
@@ -305,7 +349,7 @@ def policy_table(runs: list[PolicyRun]) -> pd.DataFrame:
     reading of the summaries (quality, coverage, hallucinated clauses)."""
     rows = []
     for run in runs:
-        for name, frame in run.summaries.items():
+        for name, frame in ((n, run.summaries[n]) for n in run.policies):
             row = {"policy": name, "seed": run.seed, "characters": frame.characters.mean(), "words": frame.words.mean()}
             for column in ("quality", "coverage", "hallucinated", "filler"):
                 if column in frame:

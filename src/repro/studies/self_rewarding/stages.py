@@ -205,17 +205,24 @@ def self_instruct_stage(store, generator_stage, seed_prompts: list[str], spec: I
     return store.run("sr-prompts", params, compute, upstream=[generator_stage], seed=spec.seed)
 
 
-def preference_pairs(candidates: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """Highest- vs lowest-scored candidate per prompt (the paper's pairs); prompts whose scores tie,
+#: Where a preference stage's pairs come from: the model's own judgments (the method), the oracle's
+#: scores of the same candidates (the positive control), or the model's pairs with chosen and rejected
+#: swapped by a fair coin (the negative control: an order that carries no information).
+FEEDBACK = ("self", "oracle", "shuffled")
+
+
+def preference_pairs(candidates: pd.DataFrame, by: str = "judge") -> tuple[pd.DataFrame, dict]:
+    """Highest- vs lowest-scored candidate per prompt (the paper's pairs), scored by the column ``by``
+    (the self-judge's mean score, or ``"oracle"`` for the positive control); prompts whose scores tie,
     or with fewer than two scored candidates, give no pair. Returns the pairs and the counts."""
     pairs, ties, unscored = [], 0, 0
     for prompt_id_, group in candidates.groupby("prompt_id", sort=False):
-        scored = group.dropna(subset=["judge"])
+        scored = group.dropna(subset=[by])
         if len(scored) < 2:
             unscored += 1
             continue
-        best, worst = scored.loc[scored.judge.idxmax()], scored.loc[scored.judge.idxmin()]
-        if best.judge == worst.judge:
+        best, worst = scored.loc[scored[by].idxmax()], scored.loc[scored[by].idxmin()]
+        if best[by] == worst[by]:
             ties += 1
             continue
         pairs.append({"prompt_id": prompt_id_, "prompt": best.prompt, "chosen": best.response,
@@ -226,6 +233,33 @@ def preference_pairs(candidates: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     columns = ["prompt_id", "prompt", "chosen", "rejected", "chosen_judge", "rejected_judge", "chosen_oracle",
                "rejected_oracle"]
     return pd.DataFrame(pairs, columns=columns), counts
+
+
+def shuffled_pairs(pairs: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """The pairs with chosen and rejected (and their scores) swapped by a fair coin, row by row."""
+    swap = np.random.default_rng(seed).random(len(pairs)) < 0.5
+    out = pairs.copy()
+    for a, b in (("chosen", "rejected"), ("chosen_judge", "rejected_judge"), ("chosen_oracle", "rejected_oracle")):
+        out.loc[swap, a], out.loc[swap, b] = pairs.loc[swap, b].to_numpy(), pairs.loc[swap, a].to_numpy()
+    return out
+
+
+def feedback_pairs(aift, feedback: str, seed: int) -> pd.DataFrame:
+    """The pairs a preference stage learns from, by its ``feedback`` (`FEEDBACK`)."""
+    if feedback == "self":
+        return pd.read_parquet(aift / "pairs.parquet")
+    if feedback == "oracle":
+        return preference_pairs(pd.read_parquet(aift / "candidates.parquet"), by="oracle")[0]
+    if feedback == "shuffled":
+        return shuffled_pairs(pd.read_parquet(aift / "pairs.parquet"), seed)
+    raise ValueError(f"feedback must be one of {FEEDBACK}, got {feedback!r}")
+
+
+def _feedback_key(feedback: str) -> dict:
+    """The feedback in a stage's key; the method's own ("self") adds nothing, so its keys stay as they were."""
+    if feedback not in FEEDBACK:
+        raise ValueError(f"feedback must be one of {FEEDBACK}, got {feedback!r}")
+    return {} if feedback == "self" else {"feedback": feedback}
 
 
 def prompt_rows(stage, file: str = "prompts.parquet") -> pd.DataFrame:
@@ -239,17 +273,20 @@ def _gold_key(gold) -> dict:
 
 
 def aift_stage(store, model_stage, prompts_stage, spec: IterationSpec, iteration: int,
-               *, gold=None, engine=None, progress: bool | None = None):
+               *, gold=None, feedback: str = "self", engine=None, progress: bool | None = None):
     """AI feedback training data of one iteration: N candidates per prompt from the current model,
     judged K times each by the same model, turned into preference pairs (``candidates.parquet``,
     ``pairs.parquet``). The gold score of each candidate (the oracle's; at paper scale the gold
     judge's, or none with ``gold=repro.evaluation.gold.NO_GOLD``) is kept alongside, for measurement
-    only."""
+    only. With ``feedback="oracle"`` (the positive control's later iterations) the model does not
+    judge: the pairs are the oracle's picks among the same candidates."""
     engine = engine or DEFAULT_ENGINE
     fields = ("candidates", "temperature", "top_p", "max_new_tokens", "judge_samples", "judge_temperature",
               "judge_max_new_tokens", "seed")
     params = {"version": STAGE_VERSION, "iteration": iteration, **{k: asdict(spec)[k] for k in fields},
-              "gold": _gold_key(gold), "engine": engine.key()}
+              "gold": _gold_key(gold), "engine": engine.key(), **_feedback_key(feedback)}
+    if feedback == "shuffled":
+        raise ValueError("the shuffled control shuffles the self-judged pairs: use aift_stage's 'self' feedback")
 
     def compute(workdir):
         clock = [time.perf_counter()]
@@ -264,36 +301,40 @@ def aift_stage(store, model_stage, prompts_stage, spec: IterationSpec, iteration
             max_new_tokens=spec.max_new_tokens, seed=spec.seed * 1000 + iteration),
             gold=gold, sample="candidate")
         seconds = {"generation": lap()}  # loading the model, sampling, gold scores
-        judged = judge(generator, list(zip(frame.prompt, frame.response)), JudgeSpec(
-            samples=spec.judge_samples, temperature=spec.judge_temperature,
-            max_new_tokens=spec.judge_max_new_tokens, seed=spec.seed * 1000 + iteration))
-        seconds["judging"] = lap()
-        frame["judge"] = judged.frame.score.to_numpy()
-        frame["parsed"] = judged.frame.parsed.to_numpy()
+        if feedback == "oracle":
+            frame["judge"], frame["parsed"], tally = np.nan, False, {}
+        else:
+            judged = judge(generator, list(zip(frame.prompt, frame.response)), JudgeSpec(
+                samples=spec.judge_samples, temperature=spec.judge_temperature,
+                max_new_tokens=spec.judge_max_new_tokens, seed=spec.seed * 1000 + iteration))
+            seconds["judging"] = lap()
+            frame["judge"] = judged.frame.score.to_numpy()
+            frame["parsed"] = judged.frame.parsed.to_numpy()
+            tally = judged.tally.as_dict()
         frame.to_parquet(workdir / "candidates.parquet", index=False)
-        pairs, counts = preference_pairs(frame)
+        pairs, counts = preference_pairs(frame, by="oracle" if feedback == "oracle" else "judge")
         pairs.to_parquet(workdir / "pairs.parquet", index=False)
         seconds["pairs"] = lap()
         agreement = frame[["judge", "oracle"]].dropna()
         enough = len(agreement) > 2 and agreement.judge.nunique() > 1 and agreement.oracle.nunique() > 1
-        return {**counts, "candidates": len(frame), "parse": judged.tally.as_dict(),
+        return {**counts, "candidates": len(frame), "parse": tally,
                 "judge_oracle_correlation": float(agreement.judge.corr(agreement.oracle)) if enough else None,
                 **oracle_agreement(pairs), "seconds": seconds}
 
     return store.run("sr-aift", params, compute, upstream=[model_stage, prompts_stage], seed=spec.seed)
 
 
-def preference_stage(store, model_stage, aift, spec: IterationSpec, iteration: int, *,
+def preference_stage(store, model_stage, aift, spec: IterationSpec, iteration: int, *, feedback: str = "self",
                      accelerate_config: str | None = None, progress: bool | None = None):
     """The next model: preference optimisation (``spec.preference``, DPO by default) from the current model
-    on its pairs."""
+    on its pairs, chosen by ``feedback`` (`FEEDBACK`: the self-judge's, the oracle's, or shuffled)."""
     params = {"version": STAGE_VERSION, "iteration": iteration, **preference_key(spec.preference), "seed": spec.seed,
-              "launch": launch_key(accelerate_config)}
+              "launch": launch_key(accelerate_config), **_feedback_key(feedback)}
 
     def compute(workdir):
         preference = replace(spec.preference, seed=spec.seed, progress=show_progress(progress))
-        return train_on_pairs(model_stage, pd.read_parquet(aift / "pairs.parquet"), workdir, preference,
-                              accelerate_config=accelerate_config)
+        pairs = feedback_pairs(aift, feedback, seed=spec.seed * 1000 + iteration)
+        return train_on_pairs(model_stage, pairs, workdir, preference, accelerate_config=accelerate_config)
 
     return store.run("sr-model", params, compute, upstream=[model_stage, aift], seed=spec.seed)
 
@@ -324,6 +365,12 @@ class EvalSpec:
     seed: int = 0
 
 
+def _write_prompts(workdir, tasks) -> dict:
+    pd.DataFrame([{"uid": t.uid, "family": t.family, "prompt": t.prompt} for t in tasks],
+                 columns=["uid", "family", "prompt"]).to_parquet(workdir / "prompts.parquet", index=False)
+    return {"prompts": len(tasks)}
+
+
 def world_prompts_stage(store, corpus_stage, base_spec, spec: EvalSpec):
     """The held-out world prompts (``prompts.parquet``: uid, family, prompt): tasks from a seed stream
     of their own, none in the corpus."""
@@ -331,13 +378,26 @@ def world_prompts_stage(store, corpus_stage, base_spec, spec: EvalSpec):
               "per_family": spec.prompts_per_family, "difficulty": list(base_spec.difficulty)}
 
     def compute(workdir):
-        tasks = held_out_tasks(base_spec.world_seed, spec.prompts_per_family, corpus_stage,
-                               difficulty=tuple(base_spec.difficulty))
-        pd.DataFrame([{"uid": t.uid, "family": t.family, "prompt": t.prompt} for t in tasks],
-                     columns=["uid", "family", "prompt"]).to_parquet(workdir / "prompts.parquet", index=False)
-        return {"prompts": len(tasks)}
+        return _write_prompts(workdir, held_out_tasks(base_spec.world_seed, spec.prompts_per_family, corpus_stage,
+                                                      difficulty=tuple(base_spec.difficulty)))
 
     return store.run("sr-eval-prompts", params, compute, upstream=[corpus_stage])
+
+
+def dev_prompts_stage(store, corpus_stage, base_spec, spec: EvalSpec, held_out):
+    """Development prompts (``prompts.parquet``, as `world_prompts_stage`): tasks from a seed stream of
+    their own, none in the corpus and none among the held-out prompts of ``held_out``. Settings are
+    chosen on them; no claim is measured on them."""
+    params = {"version": STAGE_VERSION, "world": world.WORLD_VERSION, "world_seed": base_spec.world_seed,
+              "per_family": spec.prompts_per_family, "difficulty": list(base_spec.difficulty), "split": "dev"}
+
+    def compute(workdir):
+        exclude = set(pd.read_parquet(held_out / "prompts.parquet").uid)
+        return _write_prompts(workdir, held_out_tasks(base_spec.world_seed, spec.prompts_per_family, corpus_stage,
+                                                      difficulty=tuple(base_spec.difficulty), split="dev",
+                                                      exclude=exclude))
+
+    return store.run("sr-dev-prompts", params, compute, upstream=[corpus_stage, held_out])
 
 
 def file_prompts_stage(store, source: str):
@@ -360,7 +420,7 @@ def evaluate_stage(store, model_stage, prompts_stage, spec: EvalSpec, *, gold=No
                    progress: bool | None = None):
     """The model's responses to held-out prompts, scored by the gold judge and by the model itself as
     judge (``responses.parquet``: prompt, sample, response, gold score ``oracle``, self-judged score,
-    words)."""
+    words). ``spec.judge_samples=0``: the model does not judge (development evaluations)."""
     engine = engine or DEFAULT_ENGINE
     params = {"version": STAGE_VERSION, **asdict(spec), "gold": _gold_key(gold), "engine": engine.key()}
 
@@ -369,13 +429,17 @@ def evaluate_stage(store, model_stage, prompts_stage, spec: EvalSpec, *, gold=No
         frame = respond_and_score(generator, prompt_rows(prompts_stage), GenerationSpec(
             n=spec.samples, temperature=spec.temperature, top_p=spec.top_p, max_new_tokens=spec.max_new_tokens,
             seed=spec.seed), gold=gold)
-        judged = judge(generator, list(zip(frame.prompt, frame.response)),
-                       JudgeSpec(samples=spec.judge_samples, seed=spec.seed))
-        frame["self_judge"] = judged.frame.score.to_numpy()
+        tally = {}
+        if spec.judge_samples:
+            judged = judge(generator, list(zip(frame.prompt, frame.response)),
+                           JudgeSpec(samples=spec.judge_samples, seed=spec.seed))
+            frame["self_judge"], tally = judged.frame.score.to_numpy(), judged.tally.as_dict()
+        else:
+            frame["self_judge"] = np.nan
         frame.to_parquet(workdir / "responses.parquet", index=False)
         return {"prompts": int(frame.prompt_id.nunique()), "responses": len(frame),
                 "accuracy": float((frame.oracle == 5).mean()), "mean_oracle": float(frame.oracle.mean()),
-                "mean_words": float(frame.words.mean()), "self_judge_parse": judged.tally.as_dict()}
+                "mean_words": float(frame.words.mean()), "self_judge_parse": tally}
 
     return store.run("sr-evaluate", params, compute, upstream=[model_stage, prompts_stage], seed=spec.seed)
 

@@ -6,8 +6,10 @@
     M0 --IFT + EFT--> M1 --AIFT(M1), DPO--> M2 --AIFT(M2), DPO--> M3 ...
 
 plus the two ablations of the paper (self-rewarding without EFT: the SFT baseline judges its own
-candidates; and SFT on the model's own top-scored responses instead of DPO), the held-out evaluation
-of every model and the reward-modelling evaluation of every judge. Every step is a cached stage of
+candidates; and SFT on the model's own top-scored responses instead of DPO), the controls
+(`repro.evaluation.controls`: the same iterations on the oracle's picks among the same candidates, and
+one on M1's pairs shuffled), the held-out evaluation of every model and the reward-modelling
+evaluation of every judge. Every step is a cached stage of
 the run store, so a second call with the same parameters returns at once.
 
 What a seed varies: the order of fine-tuning data, the sampling of prompts, candidates and
@@ -32,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from repro import world
-from repro.evaluation import gates, reported
+from repro.evaluation import controls, gates, reported
 from repro.evaluation.claims import part as claim_part
 from repro.evaluation.gold import ORACLE, JudgeGold
 from repro.evaluation.metrics import win_rate
@@ -52,6 +54,13 @@ from repro.world.corpus import DEFAULT_QUALITY_WEIGHTS
 #: Ablation model names (the book's labels).
 NO_EFT = "SFT+DPO (no EFT)"
 TOP_SCORED_SFT = "M1+SFT (score 5)"
+#: Control model names (the ``policy`` of the controls in ``reported.yaml``).
+SHUFFLED = "M2 (shuffled pairs)"
+
+
+def oracle_name(iteration: int) -> str:
+    """The positive control's model after ``iteration`` iterations on oracle pairs."""
+    return f"M{iteration + 1} (oracle pairs)"
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,7 @@ class StudySpec:
     ``iterations``: self-rewarding iterations after M1 (the paper: 2, giving M2 and M3).
     ``score_threshold``: the self-judged average a response needs for the top-scored-SFT ablation.
     ``accelerate_config``: train under ``accelerate launch`` with this config (paper scale).
+    ``controls``: also run the controls (they need gold scores of the candidates).
     """
 
     base: BaseSpec = BaseSpec()
@@ -76,6 +86,7 @@ class StudySpec:
     ablations: bool = True
     score_threshold: float = 5.0
     accelerate_config: str = ""
+    controls: bool = True
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
@@ -109,7 +120,7 @@ class StudySpec:
             judge=JudgeSpec(samples=p["judge_samples"], temperature=p["judge_temperature"],
                             max_new_tokens=p["judge_max_new_tokens"]),
             eft_source=p["eft_source"], eft_writer=p["eft_writer"], iterations=p["iterations"], ablations=p["ablations"],
-            accelerate_config=p["accelerate_config_path"])
+            accelerate_config=p["accelerate_config_path"], controls=p["controls"])
 
     @property
     def model_names(self) -> list[str]:
@@ -128,6 +139,7 @@ class SeedRun:
     prompts: dict[int, Stage] = field(default_factory=dict)  # iteration -> self-instructed prompts
     aift: dict[str, Stage] = field(default_factory=dict)  # model whose candidates and judgments -> stage
     evaluations: dict[str, Stage] = field(default_factory=dict)
+    control_models: dict[str, Stage] = field(default_factory=dict)  # the controls' models, by policy name
     reward_modelling: dict[str, Stage] = field(default_factory=dict)
     _responses: dict[str, pd.DataFrame] = field(default_factory=dict, repr=False)
 
@@ -139,8 +151,8 @@ class SeedRun:
 
     def stages(self) -> list[Stage]:
         """Every stage of the run (for provenance: durations, keys)."""
-        out = [*self.models.values(), *self.prompts.values(), *self.aift.values(), *self.evaluations.values(),
-               *self.reward_modelling.values()]
+        out = [*self.models.values(), *self.control_models.values(), *self.prompts.values(), *self.aift.values(),
+               *self.evaluations.values(), *self.reward_modelling.values()]
         if self.eft is not None:
             out.append(self.eft)
         return list({s.key: s for s in out}.values())
@@ -182,6 +194,24 @@ def sft_baseline(store: RunStore, spec: StudySpec, inputs: StudyInputs, *, seed:
                              accelerate_config=spec.accelerate_config or None, progress=progress), ift
 
 
+def starting_models(store: RunStore, spec: StudySpec, *, m0: Stage, eval_prompts: Stage,
+                    real_data: tuple | None = None, engine=None, progress: bool | None = None):
+    """The IFT records and their key, the SFT baseline, the EFT stage and M1 of an already seeded spec:
+    ``(ift, ift_key, sft, eft, m1)``."""
+    held_out = sr.prompt_rows(eval_prompts)
+    ift, ift_key, frames = instruction_data(spec, eval_prompts, real_data)
+    launch = spec.accelerate_config or None
+    sft = sr.finetune_stage(store, "sr-sft", m0, ift, spec.tune, ift_key, accelerate_config=launch, progress=progress)
+    writer = sft if spec.eft_writer == "SFT" else m0
+    eft = sr.eft_stage(store, spec.seed_data, writer, spec.judge, source=spec.eft_source,
+                       exclude={r["uid"] for r in ift} | set(held_out.prompt_id), frames=frames,
+                       engine=engine, progress=progress)
+    eft_train_records = eft_records(pd.read_parquet(eft / "eft_train.parquet"))
+    m1 = sr.finetune_stage(store, "sr-m1", m0, ift + eft_train_records, spec.tune, {**ift_key, "eft": eft.key},
+                           upstream=[eft], accelerate_config=launch, progress=progress)
+    return ift, ift_key, sft, eft, m1
+
+
 def run_seed(store: RunStore, spec: StudySpec, seed: int, *, m0: Stage, prompt_generator: Stage,
              eval_prompts: Stage, real_data: tuple | None = None, gold=None, engine=None,
              progress: bool | None = None) -> SeedRun:
@@ -195,16 +225,9 @@ def run_seed(store: RunStore, spec: StudySpec, seed: int, *, m0: Stage, prompt_g
     spec = spec.seeded(seed)
     run = SeedRun(seed=seed, spec=spec)
     held_out = sr.prompt_rows(eval_prompts)
-    ift, ift_key, frames = instruction_data(spec, eval_prompts, real_data)
+    ift, ift_key, sft, run.eft, m1 = starting_models(store, spec, m0=m0, eval_prompts=eval_prompts,
+                                                     real_data=real_data, engine=engine, progress=progress)
     launch = spec.accelerate_config or None
-    sft = sr.finetune_stage(store, "sr-sft", m0, ift, spec.tune, ift_key, accelerate_config=launch, progress=progress)
-    writer = sft if spec.eft_writer == "SFT" else m0
-    run.eft = sr.eft_stage(store, spec.seed_data, writer, spec.judge, source=spec.eft_source,
-                           exclude={r["uid"] for r in ift} | set(held_out.prompt_id), frames=frames,
-                           engine=engine, progress=progress)
-    eft_train_records = eft_records(pd.read_parquet(run.eft / "eft_train.parquet"))
-    m1 = sr.finetune_stage(store, "sr-m1", m0, ift + eft_train_records, spec.tune, {**ift_key, "eft": run.eft.key},
-                           upstream=[run.eft], accelerate_config=launch, progress=progress)
     run.models.update(SFT=sft, M1=m1)
 
     seed_prompts = [r["prompt"][0]["content"] for r in ift]
@@ -230,7 +253,11 @@ def run_seed(store: RunStore, spec: StudySpec, seed: int, *, m0: Stage, prompt_g
             store, "sr-sft-top", m1, records, spec.tune, {"aift": run.aift["M1"].key, "threshold": spec.score_threshold},
             upstream=[run.aift["M1"]], accelerate_config=launch, progress=progress) if records else m1)
 
-    for name, model in run.models.items():
+    if spec.controls:
+        run.control_models.update(control_models(store, spec, run, gold=gold, engine=engine, launch=launch,
+                                                 progress=progress))
+
+    for name, model in {**run.models, **run.control_models}.items():
         run.evaluations[name] = sr.evaluate_stage(store, model, eval_prompts, spec.evaluation, gold=gold,
                                                   engine=engine, progress=progress)
     judges = spec.model_names + ([NO_EFT] if spec.ablations else [])
@@ -238,6 +265,54 @@ def run_seed(store: RunStore, spec: StudySpec, seed: int, *, m0: Stage, prompt_g
         run.reward_modelling[name] = sr.reward_modelling_stage(store, run.models[name], run.eft, spec.judge,
                                                                engine=engine, progress=progress)
     return run
+
+
+def control_models(store: RunStore, spec: StudySpec, run: SeedRun, *, gold=None, engine=None,
+                   launch: str | None = None, progress: bool | None = None) -> dict[str, Stage]:
+    """The controls' models (`repro.evaluation.controls`), from M1 and the main line's prompts:
+
+    - positive: DPO on the oracle's best-vs-worst picks among M1's own candidates (the very candidates
+      M1 judged), then each later iteration on the oracle's picks among its own model's candidates
+      (sampled, not judged), on the main line's prompts of that iteration;
+    - negative: DPO on M1's self-judged pairs with chosen and rejected swapped by a fair coin.
+    """
+    out, current = {}, run.models["M1"]
+    for i in range(1, spec.iterations + 1):
+        aift = run.aift["M1"] if i == 1 else sr.aift_stage(store, current, run.prompts[i], spec.iteration, i, gold=gold,
+                                                             feedback="oracle", engine=engine, progress=progress)
+        current = out[oracle_name(i)] = sr.preference_stage(store, current, aift, spec.iteration, i, feedback="oracle",
+                                                            accelerate_config=launch, progress=progress)
+    out[SHUFFLED] = sr.preference_stage(store, run.models["M1"], run.aift["M1"], spec.iteration, 1, feedback="shuffled",
+                                        accelerate_config=launch, progress=progress)
+    return out
+
+
+def dev_control(store: RunStore, spec: StudySpec, seed: int, inputs: StudyInputs, dev_prompts: Stage, *,
+                progress: bool | None = None) -> dict:
+    """The positive control's first iteration (DPO from M1 on the oracle's picks among M1's candidates,
+    with ``spec.iteration.preference``'s settings), measured on the development prompts: its win rate
+    against M1 there, and its mean oracle score and accuracy. Every stage but the control's model and
+    the development evaluations is the very stage `run_seed` makes; no held-out prompt is read."""
+    spec = spec.seeded(seed)
+    held_out = sr.prompt_rows(inputs.eval_prompts)
+    ift, ift_key, _, _, m1 = starting_models(store, spec, m0=inputs.m0, eval_prompts=inputs.eval_prompts,
+                                             real_data=inputs.real_data, engine=inputs.engine, progress=progress)
+    prompts = sr.self_instruct_stage(store, inputs.prompt_generator, [r["prompt"][0]["content"] for r in ift],
+                                     spec.iteration, 1, exclude_prompts=set(held_out.prompt), data_key=ift_key,
+                                     engine=inputs.engine, progress=progress)
+    aift = sr.aift_stage(store, m1, prompts, spec.iteration, 1, gold=inputs.gold, engine=inputs.engine,
+                         progress=progress)
+    control = sr.preference_stage(store, m1, aift, spec.iteration, 1, feedback="oracle",
+                                  accelerate_config=spec.accelerate_config or None, progress=progress)
+    dev_eval = replace(spec.evaluation, judge_samples=0)  # the oracle scores; the model does not judge
+    responses = {name: pd.read_parquet(sr.evaluate_stage(store, model, dev_prompts, dev_eval, gold=inputs.gold,
+                                                         engine=inputs.engine, progress=progress) / "responses.parquet")
+                 for name, model in (("control", control), ("M1", m1))}
+    frame = responses["control"]
+    return {"seed": seed, "win_rate": compare(frame, responses["M1"])["win_rate"],
+            "mean_oracle": float(frame.oracle.mean()), "accuracy": float((frame.oracle == 5).mean()),
+            "pairs": control.results.get("pairs"), "steps": control.results.get("steps"),
+            "final_loss": control.results.get("final_loss")}
 
 
 # -- the fixed reference (the analog of AlpacaEval's GPT-4 Turbo) ----------------------------------
@@ -364,6 +439,19 @@ def base_gates(runs: list[SeedRun]) -> list[dict]:
                            for run in runs], ignore_index=True)
     return [gates.capability(responses, policy="SFT baseline"),
             gates.diversity(responses, policy="SFT baseline", prompt="prompt_key")]
+
+
+def control_results(runs: list[SeedRun], notebook: str = "10_self_rewarding") -> list[dict]:
+    """Every control of ``notebook`` (`repro.evaluation.controls`), judged on the held-out win rate of its
+    policy against its start, one value per seed that ran it."""
+    out = []
+    for c in controls.controls():
+        if c.measured_in != notebook:
+            continue
+        rates = [compare(run.responses(c.policy), run.responses(c.start))["win_rate"]
+                 for run in runs if c.policy in run.evaluations and c.start in run.evaluations]
+        out.append(controls.judge(c.id, rates))
+    return out
 
 
 def head_to_head_pairs(spec: StudySpec) -> list[tuple[str, str]]:
