@@ -27,6 +27,7 @@ SOURCE = paths.project_root() / "src"
 #: Module (or package) name prefix -> layer; the longest prefix that matches a module wins.
 LAYERS = {
     "repro": 0, "repro.errors": 0, "repro.paths": 0, "repro.progress": 0, "repro.world": 0, "repro.data": 0,
+    "repro.shipped": 0,
     "repro.runs": 0, "repro.runs.store": 0, "repro.runs.launch": 0,
     "repro.models": 1,
     "repro.generation": 2, "repro.training": 2, "repro.judges": 2,

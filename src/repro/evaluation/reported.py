@@ -82,3 +82,9 @@ def control_entries() -> list[dict[str, Any]]:
 def control_rule() -> dict[str, Any]:
     """The rule every control is judged by (``control_rule:``: the interval's level and the win rate of chance)."""
     return dict(_data()["control_rule"])
+
+
+def development_entries() -> list[dict[str, Any]]:
+    """The settings chosen on development data (``development:``), copies; `repro.evaluation.development`
+    reads them."""
+    return [dict(e) for e in _data().get("development", [])]

@@ -129,7 +129,8 @@ SIZES = ("XXS", "XS", "S", "M", "L")
 RULES: dict[str, Rule] = {
     # counts
     **{name: COUNT for name in (
-        "batch_size", "candidates", "chunk_size", "corpus_docs", "dpo_batch_size", "eft_eval_prompts",
+        "batch_size", "candidates", "chunk_size", "corpus_docs", "dev_prompts_per_family", "dpo_batch_size",
+        "eft_eval_prompts",
         "eft_train_prompts", "eval_posts", "eval_prompts_per_family", "eval_samples", "eval_tasks_per_family",
         "evolutions", "hard_prompts", "ift_size", "iterations", "jobs", "judge_max_new_tokens", "judge_samples",
         "labeller_batch_size", "max_new_tokens", "max_rationale_tokens", "new_prompts", "posts",
@@ -149,6 +150,8 @@ RULES: dict[str, Rule] = {
     **{name: PROBABILITY for name in ("evolved_share", "rouge_threshold", "target_agreement")},
     **{name: TOP_P for name in ("top_p", "prompt_top_p", "keep_fraction")},
     "eval_fraction": Between(0, 1, low_open=True, high_open=True),
+    # the listings' share of the corpus: what task lists and reviews leave (their shares are 0.15 and 0.10)
+    "listing_fraction": Between(0, 0.75),
     # sampling temperatures
     **{name: TEMPERATURE for name in ("temperature", "judge_temperature", "prompt_temperature")},
     "rl_temperature": POSITIVE,  # RL samples: greedy completions would all be equal

@@ -17,6 +17,13 @@ Layout under the store root::
 A stage is computed in a temporary folder and renamed into place in one ``os.rename``: a run killed at
 any moment (even ``kill -9``) leaves either a finished stage or a temporary folder that the next run
 removes and recomputes, never a half-written stage.
+
+**Shipped stages.** Some stages are expensive to compute and cheap to keep (the base model M0: an hour of
+pre-training on two cores, a few MB of weights). The package ships them, finished, in
+``repro/shipped/<name>/<key>/`` (the very folder a computation writes, with its manifest). Asked for
+such a stage with ``shipped=True``, the store copies the shipped folder in, under the same key that a
+computation would give it, and records where it came from (``adopted_from``); ``force=True`` computes
+it from nothing instead.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +125,17 @@ def git_commit(cwd: Path | None = None) -> str | None:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def shipped_root() -> Path:
+    """Where the package's shipped stages are (``repro/shipped``)."""
+    return Path(str(resources.files("repro").joinpath("shipped")))
+
+
+def shipped_stage(name: str, key: str) -> Path | None:
+    """The shipped folder of stage ``name``/``key``, or None when the package ships no such stage."""
+    folder = shipped_root() / name / key
+    return folder if (folder / MANIFEST).is_file() else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,17 +239,21 @@ class RunStore:
         upstream: Iterable[Stage] = (),
         seed: int | None = None,
         force: bool = False,
+        shipped: bool = False,
     ) -> Stage:
         """Return the finished stage ``name`` for ``params``, computing it first if needed.
 
         ``compute(workdir)`` writes the stage's artifacts into ``workdir`` and may return a dict of
-        small JSON results (metrics, counts) that are kept in the manifest.
+        small JSON results (metrics, counts) that are kept in the manifest. ``shipped``: take the
+        package's shipped copy of the stage, when there is one, instead of computing it (see the module).
         """
         upstream = list(upstream)
         key = self.key(name, params, upstream)
         if not force and (done := self._load(name, key)) is not None:
             _TOUCHED.append((name, key, float(done.manifest.get("duration_s", 0.0)), False))
             return done
+        if shipped and not force and (source := shipped_stage(name, key)) is not None:
+            return self.adopt(name, key, source)
 
         final = self.stage_dir(name, key)
         workdir = self._make_tmp(name, key)
@@ -283,6 +306,30 @@ class RunStore:
         (self.root / "failed" / f"{name}-{key}.json").unlink(missing_ok=True)
         _TOUCHED.append((name, key, float(manifest["duration_s"]), True))
         return Stage(name, key, final, manifest)
+
+    def adopt(self, name: str, key: str, source: Path) -> Stage:
+        """Copy a finished stage folder (a shipped one) into the store as stage ``name``/``key``. Its
+        manifest must name that very stage, finished; the copy records where it came from."""
+        try:
+            manifest = json.loads((Path(source) / MANIFEST).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise StoreError(f"cannot read the manifest of the stage at {source}: {exc}") from exc
+        if (manifest.get("name"), manifest.get("key"), manifest.get("status")) != (name, key, "complete"):
+            raise StoreError(f"{source} does not hold the finished stage {name}/{key} (its manifest names "
+                             f"{manifest.get('name')}/{manifest.get('key')}, {manifest.get('status')})")
+        final = self.stage_dir(name, key)
+        workdir = self._make_tmp(name, key)
+        shutil.rmtree(workdir)
+        shutil.copytree(source, workdir)
+        manifest["adopted_from"] = str(source)
+        self._write_json(workdir / MANIFEST, manifest)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(workdir, final)
+        except OSError:  # a twin adopted it first
+            shutil.rmtree(workdir, ignore_errors=True)
+        _TOUCHED.append((name, key, 0.0, False))
+        return self._load(name, key) or self._fail_missing(name, key)
 
     def _storage_problem(self, exc: BaseException, name: str, key: str) -> StoreError | None:
         """A full disk, or a store that cannot be written, as a message naming the path (None for any

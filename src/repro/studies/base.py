@@ -12,12 +12,16 @@ Paper scale: M0 is a real model given by path (``base_model_path``) and these st
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from safetensors.torch import load_file
+from transformers import AutoTokenizer
 
 from repro import world
 from repro.evaluation.stats import bootstrap_ci
@@ -26,13 +30,17 @@ from repro.judges.rubric import judge_messages, template_words
 from repro.models import build_tokenizer, count_parameters, make_llama
 from repro.progress import show_progress
 from repro.runs.launch import launch_param
-from repro.runs.store import RunStore, Stage, params_hash
+from repro.runs.store import RunStore, Stage, params_hash, shipped_root, shipped_stage
 from repro.studies.common import respond_and_score
 from repro.training import PretrainSpec
 from repro.training.jobs import pretrain_job, run_job, save_fresh_model
 
 # Bump when the code of a stage changes what it produces (the world has its own WORLD_VERSION).
 STAGE_VERSION = "base-1"
+#: Optimiser steps after which M0's recipe records its weights (``snapshots/``): the first one for
+#: `replay`, the others for accuracy against pre-training compute (``00_world``).
+SNAPSHOT_STEPS = (20, 625, 1250, 2500, 5000)
+REPLAY_STEP = SNAPSHOT_STEPS[0]
 HELD_OUT_SEED_OFFSET = 1_000_003  # held-out tasks come from a seed stream the corpus never uses
 DEV_SEED_OFFSET = 2_000_029  # development tasks (choosing settings) from another one
 SPLIT_OFFSETS = {"held_out": HELD_OUT_SEED_OFFSET, "dev": DEV_SEED_OFFSET}
@@ -48,7 +56,7 @@ class BaseSpec:
     difficulty: tuple[int, int] = (1, 2)
     model_size: str = "S"
     seed: int = 0
-    epochs: float = 1.0
+    epochs: float = 4.0
     learning_rate: float = 1e-3
     batch_size: int = 8
     max_length: int = 256
@@ -128,18 +136,36 @@ def corpus_texts(docs: list[dict], tokenizer) -> list[str]:
     return texts
 
 
+def pretrain_settings(spec: BaseSpec, **more) -> PretrainSpec:
+    """M0's pre-training settings (trl's), with the weights after `SNAPSHOT_STEPS` recorded along the way."""
+    return PretrainSpec(learning_rate=spec.learning_rate, num_train_epochs=spec.epochs, batch_size=spec.batch_size,
+                        max_length=spec.max_length, seed=spec.seed, snapshot_steps=SNAPSHOT_STEPS, **more)
+
+
+def pretrain_params(spec: BaseSpec, accelerate_config: str | None = None) -> dict:
+    """The parameters of M0's stage key (its upstream, the corpus and the tokenizer, complete the key)."""
+    return {"version": STAGE_VERSION, **asdict(spec), "difficulty": list(spec.difficulty),
+            **launch_param(accelerate_config)}
+
+
+def pretrain_key(store: RunStore, spec: BaseSpec) -> str:
+    """The key M0's stage has (or would have) in ``store``, without pre-training it."""
+    return store.key("pretrain-m0", pretrain_params(spec), [corpus_stage(store, spec), tokenizer_stage(store)])
+
+
 def pretrain_stage(store: RunStore, spec: BaseSpec, *, accelerate_config: str | None = None,
-                   progress: bool | None = None) -> Stage:
+                   progress: bool | None = None, rebuild: bool = False) -> Stage:
     """M0: a tiny Llama pre-trained from scratch on the corpus (``model/`` in Hugging Face format), in
     this process or under ``accelerate launch`` with ``accelerate_config`` (`repro.training.jobs`; the
-    launch is part of the key only when there is one, so in-process stages keep their keys)."""
-    import shutil
+    launch is part of the key only when there is one, so in-process stages keep their keys).
 
-    from transformers import AutoTokenizer
-
+    The package ships the default M0 as the finished stage (`repro.runs.store`, shipped stages): a store
+    that lacks it copies it in under its own key rather than pre-training for an hour. ``rebuild``:
+    pre-train it from nothing even so (and replace the store's copy). Along the way the weights after
+    each of `SNAPSHOT_STEPS` are kept in ``snapshots/``: a replay of the first steps checks the recipe
+    (`replay`), and the others show what more pre-training buys."""
     corpus, tok = corpus_stage(store, spec), tokenizer_stage(store)
-    params = {"version": STAGE_VERSION, **asdict(spec), "difficulty": list(spec.difficulty),
-              **launch_param(accelerate_config)}
+    params = pretrain_params(spec, accelerate_config)
 
     def compute(workdir: Path) -> dict:
         tokenizer = AutoTokenizer.from_pretrained(tok / "tokenizer")
@@ -147,22 +173,137 @@ def pretrain_stage(store: RunStore, spec: BaseSpec, *, accelerate_config: str | 
         model = make_llama(spec.model_size, tokenizer, seed=spec.seed)
         parameters = count_parameters(model)
         start = save_fresh_model(model, tokenizer, workdir / "init")
-        train = PretrainSpec(learning_rate=spec.learning_rate, num_train_epochs=spec.epochs,
-                             batch_size=spec.batch_size, max_length=spec.max_length, seed=spec.seed,
-                             progress=show_progress(progress))
-        summary = run_job(pretrain_job, start, texts, train, workdir, accelerate_config=accelerate_config)
+        summary = run_job(pretrain_job, start, texts, pretrain_settings(spec, progress=show_progress(progress)),
+                          workdir, accelerate_config=accelerate_config)
         shutil.rmtree(workdir / "init")
+        if (workdir / "trainer" / "snapshots").is_dir():
+            shutil.move(workdir / "trainer" / "snapshots", workdir / "snapshots")
         seconds = summary["train_seconds"]
-        return {**summary, "parameters": parameters,
+        return {**summary, "parameters": parameters, "snapshot_steps": list(SNAPSHOT_STEPS),
                 "tokens_per_second": round(summary["tokens_seen"] / seconds, 1) if seconds else 0.0}
 
-    return store.run("pretrain-m0", params, compute, upstream=[corpus, tok], seed=spec.seed)
+    return store.run("pretrain-m0", params, compute, upstream=[corpus, tok], seed=spec.seed, force=rebuild,
+                     shipped=True)
+
+
+def replay(store: RunStore, spec: BaseSpec, stage: Stage, step: int | None = None) -> dict:
+    """Replay M0's recipe from its first weights for ``step`` optimiser steps, on the same corpus,
+    tokenizer and schedule, and compare the weights with the
+    snapshot the recipe recorded at that step in ``stage``: the largest absolute difference of any
+    weight, and the largest one relative to the weight's own scale. Default step: `REPLAY_STEP`."""
+    step = step or REPLAY_STEP
+    recorded = stage / "snapshots" / f"step-{step}.safetensors"
+    if not recorded.is_file():
+        raise FileNotFoundError(f"the stage {stage.name}/{stage.key} recorded no snapshot at step {step}")
+    corpus, tok = corpus_stage(store, spec), tokenizer_stage(store)
+    tokenizer = AutoTokenizer.from_pretrained(tok / "tokenizer")
+    texts = corpus_texts(read_corpus(corpus), tokenizer)
+    with tempfile.TemporaryDirectory() as folder:
+        model = make_llama(spec.model_size, tokenizer, seed=spec.seed)
+        start = save_fresh_model(model, tokenizer, Path(folder) / "init")
+        run_job(pretrain_job, start, texts, replace(pretrain_settings(spec, stop_after=step), snapshot_steps=(step,)),
+                Path(folder))
+        replayed = load_file(Path(folder) / "trainer" / "snapshots" / f"step-{step}.safetensors")
+    shipped = load_file(recorded)
+    if replayed.keys() != shipped.keys():
+        raise ValueError("the replayed and the recorded weights have different tensors")
+    diff = {k: float((replayed[k] - shipped[k]).abs().max()) for k in shipped}
+    scale = {k: float(shipped[k].abs().max()) or 1.0 for k in shipped}
+    return {"step": step, "tensors": len(shipped), "max_abs_difference": max(diff.values()),
+            "max_relative_difference": max(diff[k] / scale[k] for k in shipped)}
+
+
+def origin(stage: Stage) -> dict:
+    """Where M0's stage came from: adopted from the shipped copy, or pre-trained here; and, when a shipped
+    copy of the same stage exists beside one pre-trained here, how far the two sets of weights are apart
+    (the largest absolute difference of any weight)."""
+    shipped = shipped_stage(stage.name, stage.key)
+    out = {"adopted": bool(stage.manifest.get("adopted_from")), "shipped": shipped is not None}
+    if shipped is not None and not out["adopted"]:
+        ours, theirs = (load_file(folder / "model" / "model.safetensors") for folder in (stage.path, shipped))
+        out["max_abs_difference"] = max(float((ours[k] - theirs[k]).abs().max()) for k in theirs)
+        out["shipped_train_seconds"] = json.loads((shipped / "manifest.json").read_text())["results"]["train_seconds"]
+    return out
+
+
+def origin_sentence(stage: Stage) -> str:
+    """`origin` in words, for the world chapter (Markdown)."""
+    found = origin(stage)
+    where = f"`repro/shipped/{stage.name}/{stage.key}`"
+    if found["adopted"]:
+        return (f"M0 was not pre-trained in this build: the run store adopted the finished stage the package ships "
+                f"({where}, with its model card), under the key a rebuild gives it. "
+                "`repro run 00_world -p rebuild_base=true` pre-trains it from nothing.")
+    if found["shipped"]:
+        return (f"M0 was pre-trained in this build; the package also ships this stage ({where}), and the two sets "
+                f"of weights differ by at most {found['max_abs_difference']:.2g} in any weight.")
+    return "M0 was pre-trained in this build (the package ships no copy of this recipe)."
+
+
+def ship(stage: Stage, command: str, target: Path | None = None) -> Path:
+    """Copy a finished M0 stage into the package's shipped stages (`repro.runs.store.shipped_root`), with a
+    model card (``README.md``): the recipe, the data, the steps and tokens, the loss curve, the commit
+    and the command that made it. Returns the shipped folder."""
+    target = Path(target or shipped_root()) / stage.name / stage.key
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(stage.path, target, ignore=shutil.ignore_patterns("trainer"))
+    (target / "README.md").write_text(model_card(stage, command))
+    return target
+
+
+def model_card(stage: Stage, command: str) -> str:
+    """A Hugging Face model card for a shipped M0 stage, written from its manifest and log history."""
+    m, r = stage.manifest, stage.results
+    spec = {k: v for k, v in m["params"].items() if k != "version"}
+    curve = training_curve(stage)
+    every = max(1, len(curve) // 12)
+    rows = "\n".join(f"| {int(row.step)} | {row.loss:.4f} |" for row in curve.iloc[::every].itertuples())
+    recipe = "\n".join(f"- `{k}`: {v}" for k, v in spec.items())
+    return f"""---
+library_name: transformers
+license: mit
+tags: [llama, tiny, repro, synthetic-world]
+---
+
+# M0: the base model of the repro study ({spec.get("model_size")} preset)
+
+A `LlamaForCausalLM` of {r.get("parameters"):,} parameters pre-trained from scratch by the `repro`
+study (`repro.studies.base.pretrain_stage`) on its synthetic world's web-text corpus: task dialogues
+answered at mixed quality, reviews, task lists and listings (a list and a rearranged copy of it). It
+is the base model M0 of every chapter; the run store adopts this folder as the finished stage
+`pretrain-m0/{stage.key}`, the key a rebuild from nothing would have.
+
+## Recipe
+
+{recipe}
+
+Stage code `{m["params"].get("version")}`, world `{world.WORLD_VERSION}`; corpus stage `{m["upstream"].get("world-corpus")}`,
+tokenizer stage `{m["upstream"].get("tokenizer")}`. Training: trl `SFTTrainer`, texts packed into blocks of
+`max_length` tokens, AdamW with a cosine schedule and 5% warm-up.
+
+## Run
+
+- optimiser steps: {r.get("steps")}; tokens seen: {r.get("tokens_seen"):,}
+- first and final training loss: {r.get("first_loss"):.4f}, {r.get("final_loss"):.4f}
+- wall time: {r.get("train_seconds"):.0f} s ({r.get("tokens_per_second"):,.0f} tokens/s)
+- weights recorded after steps {r.get("snapshot_steps")} (`snapshots/`), the first for a replay of the
+  recipe's first steps (`repro.studies.base.replay`, run by the test suite)
+- commit: `{m.get("git_commit")}`; packages: {", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items())}
+- made by: `{command}`
+
+## Loss curve (one logged entry in {every}; the trainer logs every 10 steps)
+
+| step | loss |
+|---|---|
+{rows}
+"""
 
 
 def base_model(store: RunStore, spec: BaseSpec, *, accelerate_config: str | None = None,
                progress: bool | None = None) -> Stage:
-    """The finished M0 stage (pre-training it first if needed, under ``accelerate launch`` with
-    ``accelerate_config``)."""
+    """The finished M0 stage (the shipped one, or pre-training it first if needed, under ``accelerate
+    launch`` with ``accelerate_config``)."""
     return pretrain_stage(store, spec, accelerate_config=accelerate_config, progress=progress)
 
 
@@ -229,9 +370,11 @@ def sample_and_score(generator, tasks: list[world.Task], generation: GenerationS
     return frame[columns]
 
 
-def evaluate_base_stage(store: RunStore, spec: BaseSpec, sample: SampleSpec, *, progress: bool | None = None) -> Stage:
-    """Responses of M0 to held-out tasks, scored by the oracle (``samples.parquet``)."""
-    model_stage = base_model(store, spec, progress=progress)
+def evaluate_base_stage(store: RunStore, spec: BaseSpec, sample: SampleSpec, *, model_stage: Stage | None = None,
+                        progress: bool | None = None) -> Stage:
+    """Responses of M0 (or of ``model_stage``, one of its snapshots) to held-out tasks, scored by the oracle
+    (``samples.parquet``)."""
+    model_stage = model_stage or base_model(store, spec, progress=progress)
     corpus = corpus_stage(store, spec)
     params = {"version": STAGE_VERSION, **asdict(sample), **{
         key: value for key, value in DEFAULT_ENGINE.key().items() if key == "processes"}}
@@ -244,6 +387,37 @@ def evaluate_base_stage(store: RunStore, spec: BaseSpec, sample: SampleSpec, *, 
                 "mean_score": float(frame.score.mean())}
 
     return store.run("evaluate-m0", params, compute, upstream=[model_stage, corpus], seed=sample.generation.seed)
+
+
+def snapshot_stage(store: RunStore, m0: Stage, step: int) -> Stage:
+    """M0's weights after ``step`` optimiser steps (its recorded snapshot) as a model folder (``model/``)."""
+    if not (m0 / "snapshots" / f"step-{step}.safetensors").is_file():
+        raise FileNotFoundError(f"M0 {m0.key} recorded no snapshot at step {step}")
+
+    def compute(workdir: Path) -> dict:
+        shutil.copytree(m0 / "model", workdir / "model")
+        shutil.copy(m0 / "snapshots" / f"step-{step}.safetensors", workdir / "model" / "model.safetensors")
+        return {"step": step}
+
+    return store.run("m0-snapshot", {"version": STAGE_VERSION, "step": step}, compute, upstream=[m0])
+
+
+def compute_curve(store: RunStore, spec: BaseSpec, sample: SampleSpec, m0: Stage, *,
+                  progress: bool | None = None) -> pd.DataFrame:
+    """Accuracy of M0 on the held-out tasks after each recorded snapshot and at the end, against the
+    pre-training compute spent to get there: tokens seen (full packed blocks of ``max_length``) and
+    FLOPs (6 x parameters x tokens, the usual estimate for a forward and backward pass)."""
+    steps = [s for s in SNAPSHOT_STEPS[1:] if (m0 / "snapshots" / f"step-{s}.safetensors").is_file()]
+    points = [(s, snapshot_stage(store, m0, s)) for s in steps] + [(m0.results["steps"], m0)]
+    rows = []
+    for step, stage in points:
+        samples = pd.read_parquet(evaluate_base_stage(store, spec, sample, model_stage=stage, progress=progress)
+                                  / "samples.parquet")
+        tokens = step * spec.batch_size * spec.max_length
+        rows.append({"step": step, "tokens": tokens, "flops": 6.0 * m0.results["parameters"] * tokens,
+                     "accuracy": float((samples.score == 5).mean()), "mean_score": float(samples.score.mean()),
+                     **{f"accuracy_{f}": float((g.score == 5).mean()) for f, g in samples.groupby("family")}})
+    return pd.DataFrame(rows)
 
 
 def family_summary(samples: pd.DataFrame, seed: int = 0) -> pd.DataFrame:

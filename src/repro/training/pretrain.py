@@ -16,8 +16,11 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from pathlib import Path
+
 from datasets import Dataset
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from safetensors.torch import save_model
+from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
 from trl import SFTConfig, SFTTrainer
 
 from repro.training.common import TrainResult, TrainSpec, dataset_progress, run_trainer
@@ -32,10 +35,22 @@ class PretrainSpec(TrainSpec):
     Attributes:
         packing: pack texts into blocks of ``max_length`` tokens (else pad each batch).
         packing_strategy: trl's strategy, "wrapped" (default, see the module docstring), "bfd" or "bfd_split".
+        snapshot_steps: after each of these optimiser steps, save the weights to
+            ``<output_dir>/snapshots/step-<N>.safetensors`` (a recipe records them so that its first steps
+            can be replayed and checked; see `repro.studies.base`).
+        stop_after: stop after this many optimiser steps (0: never), with the learning-rate schedule of the
+            whole run, so that a replay of a run's first steps passes through the very same states.
     """
 
     packing: bool = True
     packing_strategy: str = "wrapped"
+    snapshot_steps: tuple[int, ...] = ()
+    stop_after: int = 0
+
+    def trl_kwargs(self) -> dict:
+        kwargs = super().trl_kwargs()
+        del kwargs["snapshot_steps"], kwargs["stop_after"]  # this module's, not trl's
+        return kwargs
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -44,6 +59,21 @@ class PretrainSpec(TrainSpec):
                 f"PretrainSpec.packing_strategy must be one of {', '.join(PACKING_STRATEGIES)}, "
                 f"got {self.packing_strategy!r}"
             )
+
+
+class StepSnapshots(TrainerCallback):
+    """Saves the weights after the chosen optimiser steps, and stops training after ``stop_after`` steps."""
+
+    def __init__(self, folder: Path, steps: Sequence[int], stop_after: int = 0):
+        self.folder, self.steps, self.stop_after = folder, set(steps), stop_after
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step in self.steps and state.is_world_process_zero:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            save_model(model, str(self.folder / f"step-{state.global_step}.safetensors"))
+        if self.stop_after and state.global_step >= self.stop_after:
+            control.should_training_stop = True
+        return control
 
 
 def make_pretrain_trainer(
@@ -60,12 +90,15 @@ def make_pretrain_trainer(
         if not isinstance(text, str):
             raise TypeError(f"pretraining text {index} must be a string, got {type(text).__name__}")
     config = SFTConfig(output_dir=os.fspath(output_dir), dataset_text_field="text", **params.trl_kwargs())
+    callbacks = ([StepSnapshots(Path(output_dir) / "snapshots", params.snapshot_steps, params.stop_after)]
+                 if params.snapshot_steps or params.stop_after else None)
     with dataset_progress(params.progress):
         return SFTTrainer(
             model=model,
             args=config,
             train_dataset=Dataset.from_dict({"text": list(texts)}),
             processing_class=tokenizer,
+            callbacks=callbacks,
         )
 
 

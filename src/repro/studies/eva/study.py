@@ -45,7 +45,8 @@ from repro.training.reward import RewardSpec
 
 #: The arms of the protocol, in the order the book shows them, with the book's names.
 ARM_NAMES = {"sft": "SFT (θ0)", "theta_1": "θ1 (chunk 1)", "eva": "θ1 + eva",
-             "human": "θ1 + new human prompts"}
+             "human": "θ1 + new human prompts", "theta_1-oracle": "control: θ1 (oracle RM)",
+             "eva-oracle": "control: θ1 + eva (oracle RM)", "theta_1-random": "control: θ1 (random rewards)"}
 SET_NAMES = {"hard": "hard (Arena-Hard analog)", "standard": "standard (AlpacaEval analog)",
              "turn_1": "two-turn: turn 1", "turn_2": "two-turn: turn 2"}
 
@@ -229,8 +230,9 @@ def run_seed(store: RunStore, spec: EvaSpec, seed: int, inputs: Inputs, *, accel
         run.models[(arm, 1)] = control
         if name == "oracle":
             current = sample(control, inputs.prompts, "chunks.parquet", 1, (f"estimate-{name}", 1), reward)
-            run.control_stages[EVA_ORACLE] = creator = eva.creator_stage(store, current, spec.creator, seed=seed, iteration=1,
-                                                                  evolver=inputs.evolver, held_out=inputs.prompts)
+            creator = eva.creator_stage(store, current, spec.creator, seed=seed, iteration=1, evolver=inputs.evolver,
+                                        held_out=inputs.prompts)
+            run.control_stages[EVA_ORACLE] = creator
             run.models[(EVA_ORACLE, 1)] = solve(control, sample(control, creator, "prompts.parquet", None,
                                                                 (EVA_ORACLE, 1), reward), (EVA_ORACLE, 1))
 

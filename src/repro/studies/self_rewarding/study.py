@@ -287,6 +287,15 @@ def control_models(store: RunStore, spec: StudySpec, run: SeedRun, *, gold=None,
     return out
 
 
+def dev_prompts(store: RunStore, spec: StudySpec, inputs: StudyInputs, per_family: int) -> Stage:
+    """The world's development prompts, ``per_family`` per task family: none in the corpus, none among
+    the held-out prompts (`sr.dev_prompts_stage`). Real prompts have no development split here."""
+    if inputs.real_data is not None or inputs.gold is not ORACLE:
+        raise ValueError("development prompts exist only in the world (no real-data split is defined)")
+    return sr.dev_prompts_stage(store, base.corpus_stage(store, spec.base), spec.base,
+                                replace(spec.evaluation, prompts_per_family=per_family), inputs.eval_prompts)
+
+
 def dev_control(store: RunStore, spec: StudySpec, seed: int, inputs: StudyInputs, dev_prompts: Stage, *,
                 progress: bool | None = None) -> dict:
     """The positive control's first iteration (DPO from M1 on the oracle's picks among M1's candidates,
