@@ -77,12 +77,16 @@ def test_rlaif_notebooks_measured_every_technique_and_trained_every_policy(smoke
     assert names["rlaif-alignment"] == expected  # the smaller labellers: the size technique only
     assert all(names[f"rlaif-labeller-{size}"] == 1 for size in labelling["labeller_sizes"])
     runs = len(policy["seeds"])
-    assert names["rlaif-rl-rm"] == 2 * runs and names["rlaif-rl-direct"] == runs
-    assert names["rlaif-sft-policy"] == 1 and names["rlaif-summaries"] == 1 + 3 * runs  # one SFT policy for all seeds
+    # per seed: RLAIF and RLHF and the oracle-label RM control against reward models, d-RLAIF, and the controls
+    # against the oracle's quality and against random rewards
+    assert names["rlaif-rl-rm"] == 3 * runs and names["rlaif-rl-direct"] == runs
+    assert names["rlaif-rl-oracle"] == runs and names["rlaif-rl-random"] == runs
+    assert names["rlaif-sft-policy"] == 1 and names["rlaif-summaries"] == 1 + 6 * runs  # one SFT policy for all seeds
     candidates = len(policy["technique_candidates"]) if policy["technique"] == "auto" else 0
     assert names["rlaif-ai-labels"] == 1 + candidates  # the validation pairs per candidate, then all pairs
-    # per seed: soft and human labels on each data size and on all comparisons, hard AI labels on all
-    assert names["rlaif-reward-model"] == runs * (2 * (len(policy["rm_data_sizes"]) + 1) + 1)
+    # per seed: soft and human labels on each data size and on all comparisons, hard AI labels on all, and the
+    # oracle's labels on all (the control)
+    assert names["rlaif-reward-model"] == runs * (2 * (len(policy["rm_data_sizes"]) + 1) + 2)
     [alignment] = [s for s in stages if s.name == "rlaif-alignment" and s.manifest["params"]["technique"] == "base/0"
                    and s.manifest["params"]["seed"] == 0]
     assert 0 <= alignment.results["alignment"] <= 1 and alignment.results["pairs_per_second"] > 0

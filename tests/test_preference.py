@@ -164,6 +164,28 @@ def test_trl_configs_per_method(tmp_path):
     assert orpo.activation_checkpointing is False and orpo.save_strategy == "no"
 
 
+def test_the_chosen_answers_nll_joins_the_dpo_loss_only_when_asked(tokenizer, tmp_path):
+    plain = preference_config(PreferenceSpec(), tmp_path)
+    assert plain.loss_type == ["sigmoid"] and plain.loss_weights is None
+    rpo = preference_config(PreferenceSpec(sft_weight=0.5), tmp_path)
+    assert rpo.loss_type == ["sigmoid", "sft"] and rpo.loss_weights == [1.0, 0.5]
+    assert preference_config(PreferenceSpec(method="sppo", sft_weight=1.0), tmp_path).loss_type == ["sppo_hard", "sft"]
+    for bad in ({"sft_weight": -1.0}, {"method": "orpo", "sft_weight": 1.0}):
+        with pytest.raises(ValueError, match="sft_weight"):
+            PreferenceSpec(**bad)
+    # the NLL term keeps the chosen answers likely: their log-probability falls less than under plain DPO
+    data = records(32)
+    start = make_llama("XS", tokenizer, seed=0)
+    chosen = {}
+    for weight in (0.0, 2.0):
+        model = copy.deepcopy(start)
+        params = PreferenceSpec(max_steps=8, learning_rate=3e-3, batch_size=16, max_length=32, sft_weight=weight)
+        run_trainer(make_preference_trainer(model, tokenizer, data, params, tmp_path / str(weight)))
+        chosen[weight] = (completion_logps(model, tokenizer, data, "chosen")
+                          - completion_logps(start, tokenizer, data, "chosen")).mean().item()
+    assert chosen[2.0] > chosen[0.0]
+
+
 def test_bad_inputs_are_named(tokenizer, tmp_path):
     good = records(1)[0]
     with pytest.raises(ValueError, match="record 1 must have 'prompt', 'chosen' and 'rejected'"):

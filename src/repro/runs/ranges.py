@@ -159,6 +159,7 @@ RULES: dict[str, Rule] = {
     **{name: EPOCHS for name in ("dpo_epochs", "epochs", "rl_epochs", "rm_epochs", "sft_epochs", "solver_epochs",
                                  "reward_pairs_epochs")},
     **{name: Between(0) for name in ("instruct_epochs", "pretrain_epochs")},  # 0 skips that phase
+    "dpo_sft_weight": Between(0),  # 0: no NLL term
     **{name: POSITIVE for name in ("learning_rate", "dpo_learning_rate", "sft_learning_rate", "rl_learning_rate",
                                    "rm_learning_rate", "solver_learning_rate", "dpo_beta")},
     "rl_beta": Between(0),

@@ -62,8 +62,10 @@ def settings_key(settings, fields: tuple[str, ...]) -> dict:
 
 def preference_key(preference: PreferenceSpec) -> dict:
     """What of the preference settings goes into a stage's key: the method, beta, learning rate, epochs
-    and batch size (the seed and the progress bar are the stage's own)."""
-    return settings_key(preference, ("method", "beta", "learning_rate", "num_train_epochs", "batch_size"))
+    and batch size (the seed and the progress bar are the stage's own), and the chosen's NLL weight when
+    there is one (so that the plain loss keeps its keys)."""
+    return {**settings_key(preference, ("method", "beta", "learning_rate", "num_train_epochs", "batch_size")),
+            **({"sft_weight": preference.sft_weight} if preference.sft_weight else {})}
 
 
 def train_on_pairs(model_stage: Stage, pairs: pd.DataFrame, workdir: Path, preference: PreferenceSpec, *,

@@ -107,11 +107,16 @@ class PreferenceSpec(TrainSpec):
         simpo_gamma: SimPO's target reward margin gamma, in reward units (trl's ``simpo_gamma``). The
             default keeps gamma / beta = 0.5, about the ratio the SimPO paper settles on (beta 2, gamma 1).
             Used by "simpo" only.
+        sft_weight: "dpo" and "sppo": add the negative log-likelihood of the chosen response, with this
+            weight, to the preference loss (trl's ``loss_type=[..., "sft"]`` and ``loss_weights``; Iterative
+            RPO, Pang et al. 2024). 0 (the default) is the papers' plain loss. A small model trained by
+            plain DPO can push both responses down and lose its answers; the term keeps the chosen likely.
     """
 
     method: str = "dpo"
     beta: float = 0.1
     simpo_gamma: float = 0.05
+    sft_weight: float = 0.0
     learning_rate: float = 9e-5
     num_train_epochs: float = 2.0
     batch_size: int = 16
@@ -124,11 +129,14 @@ class PreferenceSpec(TrainSpec):
             raise ValueError(f"PreferenceSpec.beta must be > 0, got {self.beta}")
         if self.simpo_gamma < 0:
             raise ValueError(f"PreferenceSpec.simpo_gamma must be >= 0, got {self.simpo_gamma}")
+        if self.sft_weight < 0 or (self.sft_weight and self.method not in REFERENCE_METHODS):
+            raise ValueError(f"PreferenceSpec.sft_weight must be >= 0, and is for {' and '.join(REFERENCE_METHODS)} "
+                             f"only; got {self.sft_weight} with {self.method!r}")
 
     def trl_kwargs(self) -> dict[str, Any]:
         """`TrainSpec.trl_kwargs` for the method's trl config, with its loss; ``extra`` still overrides all."""
         kwargs = super().trl_kwargs()
-        del kwargs["method"]  # not a trl field: it picks the config and the loss below
+        del kwargs["method"], kwargs["sft_weight"]  # not trl fields: they pick the config and the loss below
         if "simpo_gamma" not in self.extra:  # a field of CPOConfig only
             del kwargs["simpo_gamma"]
         loss = {
@@ -137,6 +145,8 @@ class PreferenceSpec(TrainSpec):
             "simpo": {"loss_type": "simpo", "cpo_alpha": 0.0, "simpo_gamma": self.simpo_gamma},
             "orpo": {},
         }[self.method]
+        if self.sft_weight:
+            loss = {"loss_type": [*loss["loss_type"], "sft"], "loss_weights": [1.0, self.sft_weight]}
         if self.method in ("simpo", "orpo"):  # their collator needs every column; trl warns and sets it otherwise
             loss["remove_unused_columns"] = False
         return {**loss, **kwargs}
