@@ -134,7 +134,7 @@ def gates_section(results: Sequence[Mapping[str, Any]]) -> list[str]:
 def controls_section(results: Sequence[Mapping[str, Any]]) -> list[str]:
     """The controls as Markdown lines (a table), or a line saying none was measured yet."""
     if not results:
-        return ["**Controls**: not measured yet (run `repro run 10_self_rewarding`).", ""]
+        return ["**Controls**: not measured yet (run the study chapters: `repro run-all`).", ""]
     table = controls_table(results)
     lines = ["**Controls** (the pipelines with the oracle's feedback, and with feedback that carries no "
              "information; `reported.yaml` gives each its reason and the rule):", "",
