@@ -13,7 +13,7 @@ a claim of a chapter whose positive control failed is *not testable here: precon
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +87,12 @@ def judge(control_id: str, win_rates: Sequence[float] | np.ndarray) -> dict:
                     f"over {est.n} seeds; {side} {null:.0%}")
     return {"id": c.id, "kind": c.kind, "policy": c.policy, "start": c.start, "value": est.value, "low": est.low,
             "high": est.high, "n": est.n, "passed": passed, "measured": measured}
+
+
+def measure(notebook: str, rates: Callable[[Control], Sequence[float]]) -> list[dict]:
+    """Every control of ``notebook``, judged (`judge`) on ``rates(control)``: the held-out win rates of
+    its policy against its start, one per seed that ran both (each chapter knows how to read them)."""
+    return [judge(c.id, rates(c)) for c in controls() if c.measured_in == notebook]
 
 
 def controls_table(results: Sequence[Mapping[str, Any]]) -> pd.DataFrame:

@@ -259,18 +259,16 @@ CONTROL_POLICIES = {"SFT policy": ("sft", 0), "theta_1 (oracle RM)": (CONTROL_AR
 def control_results(runs: list[SeedRun], notebook: str = "30_eva", set_name: str = "hard") -> list[dict]:
     """Every control of ``notebook`` (`repro.evaluation.controls`), judged on the oracle's win rate of its
     policy against its start on the held-out ``set_name`` prompts (the claims' set), one value per seed."""
-    out = []
-    for c in controls.controls():
-        if c.measured_in != notebook:
-            continue
+    def rates(c: controls.Control) -> list[float]:
         policy, start = CONTROL_POLICIES[c.policy], CONTROL_POLICIES[c.start]
-        rates = []
+        out = []
         for run in runs:
             if policy in run.evaluations and start in run.evaluations:
                 a, b = (pd.read_parquet(run.evaluations[k] / "responses.parquet") for k in (policy, start))
-                rates.append(eva.win_rates(a, b).set_index("set").win_rate.get(set_name, np.nan))
-        out.append(controls.judge(c.id, rates))
-    return out
+                out.append(eva.win_rates(a, b).set_index("set").win_rate.get(set_name, np.nan))
+        return out
+
+    return controls.measure(notebook, rates)
 
 
 def run_study(store: RunStore, spec: EvaSpec, seeds: list[int], inputs: Inputs, **kw) -> list[SeedRun]:

@@ -22,6 +22,7 @@ import pandas as pd
 
 from repro.evaluation import controls, reported
 from repro.evaluation.claims import part as claim_part
+from repro.evaluation.metrics import win_rate, win_tie_loss
 from repro.evaluation.stats import Estimate, bootstrap_ci, seed_ci
 from repro.generation import DEFAULT_ENGINE, Engine, external_model_stage
 from repro.judges import labeller as lb
@@ -271,17 +272,15 @@ def control_policies(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: in
 
 def oracle_win_rate(a: pd.DataFrame, b: pd.DataFrame) -> float:
     """Share of held-out posts where policy A's summary has the higher world quality than B's (ties half)."""
-    qb = b.set_index("id").loc[a.id].quality.to_numpy()
-    qa = a.quality.to_numpy()
-    return float(np.mean((qa > qb) + 0.5 * (qa == qb)))
+    return win_rate(win_tie_loss(a.quality.to_numpy(), b.set_index("id").loc[a.id].quality.to_numpy()))
 
 
 def control_results(runs: list[PolicyRun], notebook: str = "21_rlaif_rl") -> list[dict]:
     """Every control of ``notebook`` (`repro.evaluation.controls`), judged on the oracle's held-out win
     rate of its policy against its start, one value per seed that ran it."""
-    return [controls.judge(c.id, [oracle_win_rate(run.summaries[c.policy], run.summaries[c.start]) for run in runs
-                                  if c.policy in run.summaries and c.start in run.summaries])
-            for c in controls.controls() if c.measured_in == notebook]
+    return controls.measure(notebook, lambda c: [
+        oracle_win_rate(run.summaries[c.policy], run.summaries[c.start])
+        for run in runs if c.policy in run.summaries and c.start in run.summaries])
 
 
 def choose_technique(store: RunStore, inputs: Inputs, spec: PolicySpec, *,

@@ -454,14 +454,9 @@ def base_gates(runs: list[SeedRun]) -> list[dict]:
 def control_results(runs: list[SeedRun], notebook: str = "10_self_rewarding") -> list[dict]:
     """Every control of ``notebook`` (`repro.evaluation.controls`), judged on the held-out win rate of its
     policy against its start, one value per seed that ran it."""
-    out = []
-    for c in controls.controls():
-        if c.measured_in != notebook:
-            continue
-        rates = [compare(run.responses(c.policy), run.responses(c.start))["win_rate"]
-                 for run in runs if c.policy in run.evaluations and c.start in run.evaluations]
-        out.append(controls.judge(c.id, rates))
-    return out
+    return controls.measure(notebook, lambda c: [
+        compare(run.responses(c.policy), run.responses(c.start))["win_rate"]
+        for run in runs if c.policy in run.evaluations and c.start in run.evaluations])
 
 
 def head_to_head_pairs(spec: StudySpec) -> list[tuple[str, str]]:
