@@ -258,8 +258,12 @@ def run_seed(store: RunStore, spec: StudySpec, seed: int, *, m0: Stage, prompt_g
         run.control_models.update(control_models(store, spec, run, gold=gold, engine=engine, launch=launch,
                                                  progress=progress))
 
-    for name, model in {**run.models, **run.control_models}.items():
+    for name, model in run.models.items():
         run.evaluations[name] = sr.evaluate_stage(store, model, eval_prompts, spec.evaluation, gold=gold,
+                                                  engine=engine, progress=progress)
+    oracle_only = replace(spec.evaluation, judge_samples=0)  # a control is measured by the oracle alone
+    for name, model in run.control_models.items():
+        run.evaluations[name] = sr.evaluate_stage(store, model, eval_prompts, oracle_only, gold=gold,
                                                   engine=engine, progress=progress)
     judges = spec.model_names + ([NO_EFT] if spec.ablations else [])
     for name in judges:
