@@ -1,5 +1,7 @@
-"""Fixtures shared by the slow end-to-end tests: the smoke book, executed once and built once per session."""
+"""Fixtures shared by the tests: the smoke book (executed once and built once per session, for the slow
+end-to-end tests), and a chapter's recorded run for the ledger's tests."""
 
+import json
 import shutil
 
 import pytest
@@ -45,3 +47,27 @@ def smoke_html(smoke_book):
     index = build_book(root)
     assert index.is_file()
     return index.parent
+
+
+@pytest.fixture
+def chapter_run(tmp_path, monkeypatch):
+    """Record every claim of a chapter at one reproduced estimate, with its gates and controls, and write the
+    chapter's ``.run.json`` as a finished notebook run would: ``chapter_run(notebook, gates=..., controls=...)``.
+    The ledger of ``chapter_run.generated`` then reads the run store ``chapter_run.store``."""
+    from repro.evaluation import claims
+    from repro.evaluation.stats import Estimate
+
+    store, generated = tmp_path / "store", tmp_path / "generated"
+    generated.mkdir()
+    estimate = Estimate(0.2, 0.1, 0.3, 3, 0.95)
+
+    def run(notebook, *, gates=(), controls=()):
+        parts = [claims.part(c.id, estimate, 0.0, "greater") for c in claims.claims() if c.notebook == notebook]
+        monkeypatch.setenv("REPRO_RUN_ID", f"{notebook}-run")
+        claims.record_claims(notebook, parts, params={"seeds": [0, 1, 2]}, gates=gates, controls=controls,
+                             store=store)
+        (generated / f"{notebook}.run.json").write_text(json.dumps(
+            {"status": "complete", "run_id": f"{notebook}-run", "store": str(store), "notebook": notebook}))
+
+    run.store, run.generated = store, generated
+    return run

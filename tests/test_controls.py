@@ -3,7 +3,6 @@ over seeds lies above 50% and a negative one only when it does not, the self-rew
 its control pairs from the oracle's scores or by shuffling, and a claim of a chapter whose positive
 control failed is shown as not testable here."""
 
-import json
 
 import numpy as np
 import pandas as pd
@@ -12,7 +11,6 @@ import pytest
 from repro.book import ledger
 from repro.evaluation import claims as ledger_claims
 from repro.evaluation import controls, reported
-from repro.evaluation.stats import Estimate
 from repro.studies.self_rewarding import stages as sr
 from repro.studies.self_rewarding import study
 
@@ -97,32 +95,19 @@ def test_the_methods_own_feedback_keeps_the_stage_keys_it_had():
         sr._feedback_key("random")
 
 
-def test_a_failed_positive_control_makes_the_chapters_claims_not_testable(tmp_path, monkeypatch):
-    store, generated = tmp_path / "store", tmp_path / "generated"
-    generated.mkdir()
-    estimate = Estimate(0.2, 0.1, 0.3, 3, 0.95)
-
-    def run(notebook, control_results=()):
-        mine = [c.id for c in ledger_claims.claims() if c.notebook == notebook]
-        parts = [ledger_claims.part(cid, estimate, 0.0, "greater") for cid in mine]
-        monkeypatch.setenv("REPRO_RUN_ID", f"{notebook}-run")
-        ledger_claims.record_claims(notebook, parts, params={"seeds": [0, 1, 2]}, controls=control_results,
-                                    store=store)
-        (generated / f"{notebook}.run.json").write_text(json.dumps(
-            {"status": "complete", "run_id": f"{notebook}-run", "store": str(store), "notebook": notebook}))
-
+def test_a_failed_positive_control_makes_the_chapters_claims_not_testable(chapter_run):
     failed = controls.judge("sr-oracle-m2", [0.48, 0.51, 0.50])
     false_gain = controls.judge("sr-shuffled", [0.62, 0.65, 0.60])  # a failed negative control is reported only
-    run("10_self_rewarding", [failed, false_gain])
-    run("21_rlaif_rl")
-    rows = ledger.ledger_rows(generated)
+    chapter_run("10_self_rewarding", controls=[failed, false_gain])
+    chapter_run("21_rlaif_rl")
+    rows = ledger.ledger_rows(chapter_run.generated)
     for row in rows:
         if row["notebook"] == "10_self_rewarding":
             assert row["verdict"] == ledger_claims.PRECONDITION_UNMET
             assert row["note"].startswith("positive control sr-oracle-m2 failed;") and "sr-shuffled" not in row["note"]
         elif row["notebook"] == "21_rlaif_rl":
             assert row["verdict"] == "reproduced"
-    page = ledger.ledger_page(generated)
+    page = ledger.ledger_page(chapter_run.generated)
     assert "**Controls**" in page and page.count("**FAILED**") == 2
     assert page.index("**Controls**") < page.index("| # | Claim")
 

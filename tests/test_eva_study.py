@@ -33,6 +33,18 @@ def test_prompt_sets_are_disjoint_sized_and_shaped_as_specified():
         eva.PromptSpec(hard_difficulty=9)
 
 
+def test_development_prompts_are_hard_and_in_no_prompt_set(tmp_path):
+    store = RunStore(tmp_path)
+    spec = eva.PromptSpec(chunk_size=20, chunks=2, standard_prompts=10, hard_prompts=8, two_turn_prompts=6)
+    sets = eva.prompt_sets_stage(store, spec)
+    dev = eva.read_set(eva.dev_prompts_stage(store, spec, 12, sets), "hard")
+    held = eva.world_prompt_sets(spec)
+    used = {*held["chunks"].prompt, *held["standard"].prompt, *held["hard"].prompt, *held["two_turn"].turn_1,
+            *held["two_turn"].turn_2}
+    assert len(dev) == len(set(dev.prompt)) == 12 and not used & set(dev.prompt)
+    assert set(dev.difficulty) == {spec.hard_difficulty} and eva.read_set(sets, "hard").prompt.tolist() == held["hard"].prompt.tolist()
+
+
 def test_reward_model_names_parse_and_bad_ones_are_refused():
     assert eva.parse_reward("oracle") == ("oracle", None)
     assert eva.parse_reward("noisy@0.89") == ("noisy", 0.89)

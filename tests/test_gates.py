@@ -1,7 +1,6 @@
 """The gates on the base: their rules come from reported.yaml, they are measured on a policy's held-out
 responses, and a claim that rests on a failed gate is shown as not testable here."""
 
-import json
 
 import pandas as pd
 import pytest
@@ -9,7 +8,6 @@ import pytest
 from repro.book import ledger
 from repro.evaluation import claims as ledger_claims
 from repro.evaluation import gates, reported
-from repro.evaluation.stats import Estimate
 
 
 def responses(scores_by_prompt: dict[str, list[int]], family_of=lambda p: p.split("-")[0]) -> pd.DataFrame:
@@ -55,24 +53,12 @@ def test_without_gold_scores_a_gate_is_not_measured():
     assert [r["passed"] for r in gates.measure(frame, policy="p")] == [None, None]
 
 
-def test_a_failed_gate_makes_the_claims_resting_on_it_not_testable(tmp_path, monkeypatch):
-    store, generated = tmp_path / "store", tmp_path / "generated"
-    generated.mkdir()
-    estimate = Estimate(0.2, 0.1, 0.3, 3, 0.95)
-
-    def run(notebook, gate_results=()):
-        mine = [c.id for c in ledger_claims.claims() if c.notebook == notebook]
-        parts = [ledger_claims.part(cid, estimate, 0.0, "greater") for cid in mine]
-        monkeypatch.setenv("REPRO_RUN_ID", f"{notebook}-run")
-        ledger_claims.record_claims(notebook, parts, params={"seeds": [0, 1, 2]}, gates=gate_results, store=store)
-        (generated / f"{notebook}.run.json").write_text(json.dumps(
-            {"status": "complete", "run_id": f"{notebook}-run", "store": str(store), "notebook": notebook}))
-
+def test_a_failed_gate_makes_the_claims_resting_on_it_not_testable(chapter_run):
     failed = gates.capability(responses({"sort-1": [1, 1, 1, 1], "count-1": [1, 1, 1, 5]}), policy="SFT baseline")
-    run("10_self_rewarding", [failed])
-    run("30_eva")
-    run("21_rlaif_rl")
-    rows = {r["id"]: r for r in ledger.ledger_rows(generated)}
+    chapter_run("10_self_rewarding", gates=[failed])
+    chapter_run("30_eva")
+    chapter_run("21_rlaif_rl")
+    rows = {r["id"]: r for r in ledger.ledger_rows(chapter_run.generated)}
     by_notebook = {}
     for c in ledger_claims.claims():
         by_notebook.setdefault(c.notebook, []).append(rows[c.id])
@@ -81,7 +67,7 @@ def test_a_failed_gate_makes_the_claims_resting_on_it_not_testable(tmp_path, mon
             assert row["verdict"] == ledger_claims.PRECONDITION_UNMET
             assert "gate capability failed" in row["note"] and "the measurement alone: reproduced" in row["note"]
     assert all(r["verdict"] == "reproduced" for r in by_notebook["21_rlaif_rl"])  # RLAIF does not rest on it
-    page = ledger.ledger_page(generated)
+    page = ledger.ledger_page(chapter_run.generated)
     assert "**Gates on the base**" in page and "**FAILED**" in page and ledger_claims.PRECONDITION_UNMET in page
 
 

@@ -146,6 +146,19 @@ def test_exemplars_come_from_training_comparisons_with_the_humans_choice(tmp_pat
     assert set(data.tldr_eval.id).isdisjoint(data.tldr_train.id) and set(data.tldr_eval.id) <= set(data.posts)
 
 
+def test_development_posts_are_apart_from_every_post_of_the_data_and_change_only_the_evaluations_key(tmp_path):
+    store = RunStore(tmp_path)
+    spec = rl.WorldSpec(posts=80, sft_posts=4, eval_posts=4)
+    data = rl.world_data(store, spec)
+    dev = rl.dev_view(data, rl.dev_posts_stage(store, spec, 6))
+    assert len(dev.tldr_eval) == 6 and set(dev.tldr_eval.id).isdisjoint(data.posts)
+    assert {data.posts[i].body for i in data.posts}.isdisjoint(dev.posts[i].body for i in dev.tldr_eval.id)
+    assert set(dev.tldr_eval.id) <= set(dev.posts) and dev.comparisons is data.comparisons
+    assert dev.key != data.key and dev.tldr_train is data.tldr_train
+    with pytest.raises(ValueError, match="share ids"):
+        rl.dev_view(dev, rl.dev_posts_stage(store, spec, 6))
+
+
 def test_real_data_needs_both_files_and_labellers_by_path(tmp_path):
     store = RunStore(tmp_path / "store")
     comparisons, tldr = summarize.sample_path("comparisons"), summarize.sample_path("tldr")

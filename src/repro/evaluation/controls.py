@@ -48,18 +48,10 @@ class Control:
 
 def controls() -> list[Control]:
     """Every control of ``reported.yaml``, in its order."""
-    out = []
-    for entry in reported.control_entries():
-        try:
-            out.append(Control(id=entry["id"], kind=entry["kind"], statement=entry["statement"], why=entry["why"],
-                               policy=entry["policy"], start=entry["start"], measured_in=entry["measured_in"],
-                               applies_to=tuple(entry["applies_to"])))
-        except KeyError as exc:
-            raise ControlError(f"control {entry.get('id', '?')!r} in reported.yaml has no {exc.args[0]!r}") from None
-        if out[-1].kind not in KINDS:
-            raise ControlError(f"control {out[-1].id!r}: kind must be one of {KINDS}, got {out[-1].kind!r}")
-    if len({c.id for c in out}) != len(out):
-        raise ControlError("reported.yaml names a control twice")
+    out = reported.records("controls", Control, ControlError, applies_to=tuple)
+    for c in out:
+        if c.kind not in KINDS:
+            raise ControlError(f"control {c.id!r}: kind must be one of {KINDS}, got {c.kind!r}")
     return out
 
 

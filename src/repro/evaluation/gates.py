@@ -40,13 +40,7 @@ class Gate:
 
 def gates() -> list[Gate]:
     """Every gate of ``reported.yaml``, in its order."""
-    out = []
-    for entry in reported.gate_entries():
-        try:
-            out.append(Gate(id=entry["id"], statement=entry["statement"], why=entry["why"], rule=dict(entry["rule"]),
-                            measured_in=entry["measured_in"], applies_to=tuple(entry["applies_to"])))
-        except KeyError as exc:
-            raise GateError(f"gate {entry.get('id', '?')!r} in reported.yaml has no {exc.args[0]!r}") from None
+    out = reported.records("gates", Gate, GateError, rule=dict, applies_to=tuple)
     if unknown := sorted({g.id for g in out} - {"capability", "diversity"}):
         raise GateError(f"reported.yaml names gates this study cannot measure: {', '.join(unknown)}")
     return out

@@ -5,6 +5,7 @@ The data file is the only place a paper's number is written; chapters ask for th
 
 from __future__ import annotations
 
+import dataclasses
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -74,14 +75,26 @@ def gate_entries() -> list[dict[str, Any]]:
     return [dict(e) for e in _data().get("gates", [])]
 
 
-def control_entries() -> list[dict[str, Any]]:
-    """The controls (``controls:``), copies; `repro.evaluation.controls` validates and reads them."""
-    return [dict(e) for e in _data().get("controls", [])]
-
-
 def control_rule() -> dict[str, Any]:
     """The rule every control is judged by (``control_rule:``: the interval's level and the win rate of chance)."""
     return dict(_data()["control_rule"])
+
+
+def records(section: str, kind: type, error: type[Exception], **convert) -> list:
+    """The entries of one ``reported.yaml`` section (``gates``, ``controls``) as instances of the dataclass
+    ``kind``, one per entry, each with the dataclass's fields (``convert``: a function per field applied to
+    its value). An entry that lacks a field raises ``error`` naming the entry and the field; so does an id
+    given twice."""
+    out = []
+    for entry in _data().get(section, []):
+        try:
+            values = {f.name: entry[f.name] for f in dataclasses.fields(kind)}
+        except KeyError as exc:
+            raise error(f"{section[:-1]} {entry.get('id', '?')!r} in reported.yaml has no {exc.args[0]!r}") from None
+        out.append(kind(**{k: convert[k](v) if k in convert else v for k, v in values.items()}))
+    if len({r.id for r in out}) != len(out):
+        raise error(f"reported.yaml names a {section[:-1]} twice")
+    return out
 
 
 def development_entries() -> list[dict[str, Any]]:

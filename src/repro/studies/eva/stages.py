@@ -111,7 +111,7 @@ def mix(evolved: Sequence, old: Sequence, *, evolved_share: float = 0.8, seed: i
 STAGE_VERSION = "eva-1"
 #: Seed streams of the world's eva prompt sets (far from every other study's streams).
 PROMPT_STREAMS = {"chunks": 7_000_001, "standard": 7_100_003, "hard": 7_200_007, "two_turn": 7_300_009,
-                  "reward_data": 7_400_011, "calibration": 7_500_013}
+                  "reward_data": 7_400_011, "calibration": 7_500_013, "dev": 7_600_017}
 PROMPT_COLUMNS = ["uid", "family", "difficulty", "prompt"]
 
 
@@ -206,6 +206,29 @@ def prompt_sets_stage(store: RunStore, spec: PromptSpec, *, exclude: set[str] = 
         return {name: len(frame) for name, frame in sets.items()}
 
     return store.run("eva-prompts", params, compute, upstream=list(upstream))
+
+
+def dev_prompts_stage(store: RunStore, spec: PromptSpec, n: int, prompts: Stage) -> Stage:
+    """``n`` development prompts, the analog of the hard set (its difficulty, a seed stream of their own),
+    none in any set of ``prompts`` (training chunks and held-out sets) nor in the SFT data (at the policy's
+    easier difficulties). Written as ``hard.parquet`` so that `evaluate_stage` reads them as it reads the
+    held-out hard set; learner settings are chosen on them and never on a held-out prompt."""
+    params = {"version": STAGE_VERSION, "world": world.WORLD_VERSION, "world_seed": spec.world_seed,
+              "difficulty": spec.hard_difficulty, "prompts": n}
+
+    def compute(workdir: Path) -> dict:
+        seen: set[str] = set()
+        for name in ("chunks", "standard", "hard"):
+            if (frame := read_set(prompts, name)) is not None:
+                seen.update(frame.prompt)
+        if (two := read_set(prompts, "two_turn")) is not None and len(two):
+            seen.update(two.turn_1)
+            seen.update(two.turn_2)
+        frame = task_rows(_fresh(n, spec.world_seed + PROMPT_STREAMS["dev"], spec.hard_difficulty, seen))
+        frame.to_parquet(workdir / "hard.parquet", index=False)
+        return {"prompts": len(frame)}
+
+    return store.run("eva-dev-prompts", params, compute, upstream=[prompts])
 
 
 def file_prompt_sets_stage(store: RunStore, *, train: str, standard: str = "", hard: str = "", two_turn: str = "",

@@ -185,6 +185,13 @@ class SeedRun:
     samples: dict[tuple[str, int], Stage] = field(default_factory=dict)
     solvers: dict[tuple[str, int], Stage] = field(default_factory=dict)
     control_stages: dict[str, Stage] = field(default_factory=dict)  # the controls' creator
+    _responses: dict[tuple[str, int], pd.DataFrame] = field(default_factory=dict, repr=False, compare=False)
+
+    def responses(self, key: tuple[str, int]) -> pd.DataFrame:
+        """The held-out responses of the evaluation ``key`` (arm, iteration), read once per run."""
+        if key not in self._responses:
+            self._responses[key] = pd.read_parquet(self.evaluations[key] / "responses.parquet")
+        return self._responses[key]
 
     def stages(self) -> list[Stage]:
         out = [*self.models.values(), *self.evaluations.values(), *self.creators.values(), *self.samples.values(),
@@ -248,6 +255,28 @@ def run_seed(store: RunStore, spec: EvaSpec, seed: int, inputs: Inputs, *, accel
     return run
 
 
+def dev_control(store: RunStore, spec: EvaSpec, seed: int, inputs: Inputs, dev_prompts: Stage, *,
+                accelerate_config: str | None = None, progress: bool | None = None) -> dict:
+    """The positive control theta_1 (oracle RM) (the solver from the SFT policy on the first chunk, its
+    pairs picked by the oracle, with ``spec.solver``'s settings) measured on the development prompts
+    (`eva.dev_prompts_stage`): its oracle win rate against the SFT policy there and both mean scores. Its
+    stages are the very ones `run_seed` makes for the control; no held-out prompt is read."""
+    if "oracle" not in inputs.control_rewards:
+        raise ValueError("the development control needs the world's oracle reward (controls on, in the world)")
+    kw = {"engine": inputs.engine, "progress": progress}
+    samples = eva.samples_stage(store, inputs.sft, inputs.prompts, "chunks.parquet", inputs.control_rewards["oracle"],
+                                spec.sampling, seed=seed, chunk=1, **kw)
+    control = eva.solver_stage(store, inputs.sft, samples, spec.solver, seed=seed, accelerate_config=accelerate_config,
+                               progress=progress)
+    read = {name: pd.read_parquet(eva.evaluate_stage(store, model, dev_prompts, spec.evaluation, seed=seed,
+                                                     gold=inputs.gold, **kw) / "responses.parquet")
+            for name, model in (("control", control), ("SFT", inputs.sft))}
+    rates = eva.win_rates(read["control"], read["SFT"]).set_index("set")
+    return {"seed": seed, "win_rate": float(rates.win_rate.get("hard", np.nan)),
+            "mean_oracle": float(read["control"].oracle.mean()), "sft_mean_oracle": float(read["SFT"].oracle.mean()),
+            "pairs": control.results.get("pairs"), "steps": control.results.get("steps")}
+
+
 #: The controls' arms (models by (arm, iteration), as the chapter's own arms are).
 CONTROL_ARMS = {"oracle": "theta_1-oracle", "random": "theta_1-random"}
 EVA_ORACLE = "eva-oracle"
@@ -264,8 +293,7 @@ def control_results(runs: list[SeedRun], notebook: str = "30_eva", set_name: str
         out = []
         for run in runs:
             if policy in run.evaluations and start in run.evaluations:
-                a, b = (pd.read_parquet(run.evaluations[k] / "responses.parquet") for k in (policy, start))
-                out.append(eva.win_rates(a, b).set_index("set").win_rate.get(set_name, np.nan))
+                out.append(eva.win_rates(run.responses(policy), run.responses(start)).set_index("set").win_rate.get(set_name, np.nan))
         return out
 
     return controls.measure(notebook, rates)
@@ -291,8 +319,8 @@ def run_metrics(run: SeedRun, inputs: Inputs, reference: pd.DataFrame | None = N
         rows.append({"arm": arm, "iteration": t, "set": set_name, "metric": metric,
                      "value": float(value) if value is not None else np.nan})
 
-    for (arm, t), stage in run.evaluations.items():
-        responses = pd.read_parquet(stage / "responses.parquet")
+    for arm, t in run.evaluations:
+        responses = run.responses((arm, t))
         for rec in eva.win_rates(responses, reference).to_dict("records"):
             for metric in ("win_rate", "mean_score", "accuracy"):
                 add(arm, t, rec["set"], metric, rec[metric])

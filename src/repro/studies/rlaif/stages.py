@@ -56,6 +56,7 @@ from repro.world import summary_corpus as sc
 STAGE_VERSION = "rlaif-1"
 SFT_POSTS_OFFSET = 1_000_003  # seed streams of the policy's posts, apart from the comparisons' posts
 EVAL_POSTS_OFFSET = 2_000_003
+DEV_POSTS_OFFSET = 3_000_003  # the development posts: settings are chosen on them, never on the held-out posts
 CRITIC_SEED_OFFSET = 17
 TLDR_WORDS = ("SUBREDDIT:", "TITLE:", "POST:", "TL;DR:", ":")
 
@@ -137,6 +138,34 @@ def world_data(store: RunStore, spec: WorldSpec) -> SummaryData:
     return SummaryData(load_comparisons(stage / "comparisons.jsonl"), load_tldr(stage / "tldr_train.jsonl"),
                        load_tldr(stage / "tldr_eval.jsonl"), {"world": stage.key}, posts,
                        [ws.Rater(**r) for r in raters["raters"]], raters["noise"], [stage])
+
+
+def dev_posts_stage(store: RunStore, spec: WorldSpec, n: int) -> Stage:
+    """``n`` development posts of the world (``tldr_dev.jsonl``, ``posts.jsonl``): a seed stream of their own,
+    apart from the comparisons', the policy's and the held-out posts, so that learner settings chosen on
+    them never read a held-out post."""
+    params = {"version": STAGE_VERSION, "world_seed": spec.world_seed, "posts": n}
+
+    def compute(workdir: Path) -> dict:
+        posts = _fresh_posts(n, spec.world_seed + DEV_POSTS_OFFSET, "w3dev")
+        _write_jsonl(workdir / "tldr_dev.jsonl", ws.tldr_records(posts))
+        _write_jsonl(workdir / "posts.jsonl", [sc.post_to_dict(p) for p in posts])
+        return {"dev_posts": len(posts)}
+
+    return store.run("rlaif-dev-posts", params, compute, seed=spec.world_seed)
+
+
+def dev_view(data: SummaryData, dev: Stage) -> SummaryData:
+    """``data`` with the development posts in place of the held-out ones, for `summaries_stage` only (its key
+    says so); the stages that train keep ``data`` and so the keys of the chapter's own stages."""
+    if not data.world:
+        raise ValueError("development posts exist only in the world (no real-data split is defined)")
+    with open(dev / "posts.jsonl") as fh:
+        posts = {p.id: p for p in (sc.post_from_dict(json.loads(line)) for line in fh)}
+    if clash := sorted(set(posts) & set(data.posts)):
+        raise ValueError(f"development posts share ids with the data: {clash[:3]}")
+    return replace(data, tldr_eval=load_tldr(dev / "tldr_dev.jsonl"), key={**data.key, "dev": dev.key},
+                   posts={**data.posts, **posts}, upstream=[*data.upstream, dev])
 
 
 def file_data(comparisons: str, tldr: str, *, tldr_train_split: str = "train", tldr_eval_split: str = "test",

@@ -270,6 +270,29 @@ def control_policies(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: in
             RANDOM_REWARD: rl.rl_stage(store, sft, None, "random", data, spec.rl, **common)}, rm.results["accuracy"]
 
 
+def dev_control(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: int, dev_posts: Stage, *,
+                sft_seed: int = 0, progress: bool | None = None) -> dict:
+    """The RL positive control (RLOO against the world's summary quality, with ``spec.rl``'s settings, from
+    the chapter's SFT policy) measured on the development posts (`rl.dev_posts_stage`): its oracle win rate
+    against the SFT policy there, and both mean qualities. Its policy is the very stage `policy_run` trains
+    for the control; no held-out post is read."""
+    data = inputs.data
+    smallest = next(iter(inputs.labellers.values()))
+    policy_base = inputs.labellers[spec.policy_base] if spec.policy_base else smallest
+    sft = rl.sft_stage(store, policy_base, data, spec.sft, seed=sft_seed,
+                       accelerate_config=spec.accelerate_config or None, progress=progress)
+    policy = rl.rl_stage(store, sft, None, "oracle", data, spec.rl, n_prompts=spec.rl_prompts, seed=seed,
+                         wording=spec.wording, engine=spec.engine,
+                         accelerate_config=spec.accelerate_config or None, progress=progress)
+    dev = rl.dev_view(data, dev_posts)
+    read = {name: rl.read_summaries(rl.summaries_stage(store, stage, dev, max_new_tokens=spec.max_new_tokens,
+                                                       engine=spec.engine, progress=progress))
+            for name, stage in (("control", policy), ("SFT", sft))}
+    return {"seed": seed, "win_rate": oracle_win_rate(read["control"], read["SFT"]),
+            "quality": float(read["control"].quality.mean()), "sft_quality": float(read["SFT"].quality.mean()),
+            "first_reward": policy.results.get("first_reward"), "final_reward": policy.results.get("final_reward")}
+
+
 def oracle_win_rate(a: pd.DataFrame, b: pd.DataFrame) -> float:
     """Share of held-out posts where policy A's summary has the higher world quality than B's (ties half)."""
     return win_rate(win_tie_loss(a.quality.to_numpy(), b.set_index("id").loc[a.id].quality.to_numpy()))

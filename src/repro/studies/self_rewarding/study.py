@@ -47,7 +47,7 @@ from repro.studies.base import BaseSpec
 from repro.studies.common import chat
 from repro.studies.self_rewarding import stages as sr
 from repro.studies.self_rewarding.data import SeedDataSpec, eft_records, ift_records, oasst_seed_data
-from repro.training.preference import PreferenceSpec
+from repro.training.preference import REFERENCE_METHODS, PreferenceSpec
 from repro.training.sft import SFTSpec
 from repro.world.corpus import DEFAULT_QUALITY_WEIGHTS
 
@@ -114,7 +114,8 @@ class StudySpec:
                 judge_temperature=p["judge_temperature"], judge_max_new_tokens=p["judge_max_new_tokens"],
                 preference=PreferenceSpec(method=p["method"], beta=p["dpo_beta"], learning_rate=p["dpo_learning_rate"],
                                           num_train_epochs=p["dpo_epochs"], batch_size=p["dpo_batch_size"],
-                                          sft_weight=p["dpo_sft_weight"])),
+                                          # the NLL term is for the methods with a reference (ORPO has its own)
+                                          sft_weight=p["dpo_sft_weight"] if p["method"] in REFERENCE_METHODS else 0.0)),
             evaluation=sr.EvalSpec(prompts_per_family=p["eval_prompts_per_family"], samples=p["eval_samples"],
                                    temperature=p["temperature"], top_p=p["top_p"], max_new_tokens=p["max_new_tokens"],
                                    judge_samples=p["judge_samples"]),
