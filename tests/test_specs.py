@@ -3,6 +3,7 @@ travel as one object from the spec to trl's config."""
 
 import pytest
 
+from repro.evaluation import development
 from repro.generation import Engine
 from repro.runs.notebooks import notebook_parameters, resolve_notebook
 from repro.studies import base
@@ -60,7 +61,12 @@ def test_notebook_defaults_are_the_libraries_defaults(notebook):
     p = defaults(notebook)
     if notebook == "10_self_rewarding":
         spec = sr_study.StudySpec.from_parameters(p)
-        assert spec.iteration.preference == PreferenceSpec()
+        # ... except the DPO settings that 11_dev_settings chooses on development data: those are the chapter's
+        # own defaults (the library keeps the paper's plain DPO)
+        assert development.entry("sr-dpo")["choose"] == ["dpo_learning_rate", "dpo_epochs", "dpo_sft_weight"]
+        assert spec.iteration.preference == PreferenceSpec(learning_rate=p["dpo_learning_rate"],
+                                                           num_train_epochs=p["dpo_epochs"],
+                                                           sft_weight=p["dpo_sft_weight"])
     else:
         spec = eva_study.sft_policy_spec(p)
         assert eva_study.EvaSpec.from_parameters(p).solver == eva_study.EvaSpec().solver
