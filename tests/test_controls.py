@@ -212,3 +212,11 @@ def test_evas_random_reward_is_uniform_fixed_per_text_and_blind_to_quality(tmp_p
     stage = eva.reward_stage(RunStore(tmp_path), "random", base=None, evaluation_pairs=400)
     assert 0.4 < stage.results["accuracy"] < 0.6  # no better than a coin on world pairs
     assert eva.load_rewarder(stage).kind == "random"
+
+
+def test_the_self_judges_accuracy_counts_only_the_pairs_the_oracle_tells_apart():
+    assert study.right_where_oracle_differs({"pairs_oracle_agree": 0.15, "pairs_oracle_equal": 0.7}) == pytest.approx(0.5)
+    assert study.right_where_oracle_differs({"pairs_oracle_agree": 0.3, "pairs_oracle_equal": 0.4}) == pytest.approx(0.5)
+    assert study.right_where_oracle_differs({"pairs_oracle_agree": 0.6, "pairs_oracle_equal": 0.4}) == pytest.approx(1.0)
+    assert np.isnan(study.right_where_oracle_differs({"pairs_oracle_agree": 0.0, "pairs_oracle_equal": 1.0}))
+    assert np.isnan(study.right_where_oracle_differs({"pairs_oracle_agree": None, "pairs_oracle_equal": None}))

@@ -541,8 +541,18 @@ def iteration_table(runs: list[SeedRun]) -> pd.DataFrame:
                          "unparsable": unparsable_share(res["parse"]),
                          "judge_oracle_correlation": res["judge_oracle_correlation"],
                          "pairs_right_by_oracle": res["pairs_oracle_agree"],
-                         "pairs_equal_by_oracle": res.get("pairs_oracle_equal")})
+                         "pairs_equal_by_oracle": res.get("pairs_oracle_equal"),
+                         "right_where_oracle_differs": right_where_oracle_differs(res)})
     return pd.DataFrame(rows)
+
+
+def right_where_oracle_differs(results: Mapping[str, Any]) -> float:
+    """The self-judge's pairwise accuracy on its own candidates: among the pairs whose two answers the oracle
+    scores differently, the share whose chosen answer is the better one (chance: 50%). NaN without such pairs."""
+    right, equal = results.get("pairs_oracle_agree"), results.get("pairs_oracle_equal")
+    if right is None or equal is None or equal >= 1:
+        return np.nan
+    return right / (1 - equal)
 
 
 def self_judged_scores(run: SeedRun, name: str) -> pd.Series:
@@ -584,7 +594,7 @@ def judge_vs_oracle(runs: list[SeedRun]) -> pd.DataFrame:
 #: The range of each bounded quantity of the study's tables (intervals are cut to it).
 BOUNDS = {**{m: (0.0, 1.0) for m in ("win", "tie", "loss", "win_rate", "pairwise_accuracy", "five_best",
                                      "exact_match", "unparsable", "parsed", "accuracy", "pairs_right_by_oracle",
-                                     "pairs_equal_by_oracle")},
+                                     "pairs_equal_by_oracle", "right_where_oracle_differs")},
           **{m: (-1.0, 1.0) for m in ("spearman", "kendall_tau", "correlation", "judge_oracle_correlation",
                                       "length_correlation")}}
 
