@@ -130,11 +130,16 @@ def world_data_stage(store: RunStore, spec: WorldSpec) -> Stage:
     return store.run("rlaif-world-data", params, compute, seed=spec.world_seed)
 
 
+def _read_posts(stage: Stage) -> dict[str, ws.Post]:
+    """A stage's ``posts.jsonl``, by post id."""
+    with open(stage / "posts.jsonl") as fh:
+        return {p.id: p for p in (sc.post_from_dict(json.loads(line)) for line in fh)}
+
+
 def world_data(store: RunStore, spec: WorldSpec) -> SummaryData:
     stage = world_data_stage(store, spec)
     raters = json.loads((stage / "raters.json").read_text())
-    with open(stage / "posts.jsonl") as fh:
-        posts = {p.id: p for p in (sc.post_from_dict(json.loads(line)) for line in fh)}
+    posts = _read_posts(stage)
     return SummaryData(load_comparisons(stage / "comparisons.jsonl"), load_tldr(stage / "tldr_train.jsonl"),
                        load_tldr(stage / "tldr_eval.jsonl"), {"world": stage.key}, posts,
                        [ws.Rater(**r) for r in raters["raters"]], raters["noise"], [stage])
@@ -160,8 +165,7 @@ def dev_view(data: SummaryData, dev: Stage) -> SummaryData:
     says so); the stages that train keep ``data`` and so the keys of the chapter's own stages."""
     if not data.world:
         raise ValueError("development posts exist only in the world (no real-data split is defined)")
-    with open(dev / "posts.jsonl") as fh:
-        posts = {p.id: p for p in (sc.post_from_dict(json.loads(line)) for line in fh)}
+    posts = _read_posts(dev)
     if clash := sorted(set(posts) & set(data.posts)):
         raise ValueError(f"development posts share ids with the data: {clash[:3]}")
     return replace(data, tldr_eval=load_tldr(dev / "tldr_dev.jsonl"), key={**data.key, "dev": dev.key},
