@@ -17,14 +17,34 @@ def responses(scores_by_prompt: dict[str, list[int]], family_of=lambda p: p.spli
 
 def test_the_gates_are_read_from_reported_yaml_with_their_reasons():
     found = {g.id: g for g in gates.gates()}
-    assert set(found) == {"capability", "diversity"}
+    assert set(found) == {"capability", "diversity", "summariser"}
     entries = {e["id"]: e for e in reported.gate_entries()}
     for gate_id, keys in (("capability", {"solved_score", "low", "high", "family_above"}),
-                          ("diversity", {"samples", "distinct_scores", "share_at_least"})):
+                          ("diversity", {"samples", "distinct_scores", "share_at_least"}),
+                          ("summariser", {"quality_above", "coverage_low", "coverage_high"})):
         assert set(found[gate_id].rule) == keys and found[gate_id].rule == entries[gate_id]["rule"]
     for g in found.values():
-        assert g.why and g.statement and g.measured_in == "10_self_rewarding"
-        assert set(g.applies_to) == {"10_self_rewarding", "30_eva", "31_eva_ablations"}
+        assert g.why and g.statement
+    for gate_id in ("capability", "diversity"):
+        assert found[gate_id].measured_in == "10_self_rewarding"
+        assert set(found[gate_id].applies_to) == {"10_self_rewarding", "30_eva", "31_eva_ablations"}
+    assert found["summariser"].measured_in == "21_rlaif_rl" and found["summariser"].applies_to == ("21_rlaif_rl",)
+
+
+def summaries(quality: list[float], coverage: list[float]) -> pd.DataFrame:
+    return pd.DataFrame({"id": [f"p{i}" for i in range(len(quality))], "quality": quality, "coverage": coverage})
+
+
+def test_the_summariser_needs_summaries_better_than_none_that_cover_some_but_not_all_main_facts():
+    result = gates.summariser(summaries([0.33, 0.67, -0.17], [1 / 3, 2 / 3, 2 / 3]), policy="SFT")
+    assert result["passed"] is True and result["value"] == pytest.approx(0.83 / 3)
+    assert result["coverage"] == pytest.approx(5 / 9) and "55.6% of the main facts" in result["measured"]
+    # covers facts but invents more than it covers: worse than an empty summary
+    assert gates.summariser(summaries([-1.0, 0.5], [2 / 3, 1.0]), policy="SFT")["passed"] is False
+    assert gates.summariser(summaries([0.0, 0.0], [0.0, 0.0]), policy="SFT")["passed"] is False  # says nothing
+    assert gates.summariser(summaries([1.0, 0.9], [1.0, 1.0]), policy="SFT")["passed"] is False  # nothing left to gain
+    unread = gates.summariser(pd.DataFrame({"id": ["p0"], "summary": ["a"]}), policy="SFT")
+    assert unread["passed"] is None and "not measured" in unread["measured"]
 
 
 def test_capability_needs_the_overall_share_in_range_and_every_family_above_its_floor():
@@ -75,3 +95,17 @@ def test_only_the_measuring_chapter_records_a_gate(tmp_path):
     result = gates.capability(responses({"a-1": [5, 1, 1, 1]}), policy="p")
     with pytest.raises(ledger_claims.LedgerError, match="gates that reported.yaml does not give it: capability"):
         ledger_claims.record_claims("21_rlaif_rl", [], params={}, gates=[result], store=tmp_path)
+
+
+def test_a_failed_summariser_gate_makes_only_the_rl_chapters_claims_not_testable(chapter_run):
+    failed = gates.summariser(summaries([-1.3, -1.4], [0.1, 0.0]), policy="SFT")
+    chapter_run("21_rlaif_rl", gates=[failed])
+    chapter_run("20_rlaif_labeling")
+    chapter_run("10_self_rewarding")
+    rows = ledger.ledger_rows(chapter_run.generated)
+    notebook_of = {c.id: c.notebook for c in ledger_claims.claims()}
+    for row in rows:
+        if notebook_of[row["id"]] == "21_rlaif_rl":
+            assert row["verdict"] == ledger_claims.PRECONDITION_UNMET and "gate summariser failed" in row["note"]
+        elif notebook_of[row["id"]] in ("20_rlaif_labeling", "10_self_rewarding"):
+            assert row["verdict"] == "reproduced", row["id"]

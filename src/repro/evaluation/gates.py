@@ -41,7 +41,7 @@ class Gate:
 def gates() -> list[Gate]:
     """Every gate of ``reported.yaml``, in its order."""
     out = reported.records("gates", Gate, GateError, rule=dict, applies_to=tuple)
-    if unknown := sorted({g.id for g in out} - {"capability", "diversity"}):
+    if unknown := sorted({g.id for g in out} - {"capability", "diversity", "summariser"}):
         raise GateError(f"reported.yaml names gates this study cannot measure: {', '.join(unknown)}")
     return out
 
@@ -94,6 +94,22 @@ def diversity(responses: pd.DataFrame, *, policy: str, prompt: str = "prompt_id"
     measured = (f"{value:.1%} of {len(distinct)} prompts get {rule['distinct_scores']} or more different scores among "
                 f"{rule['samples']} samples (needs {rule['share_at_least']:.0%})")
     return _result(g, policy, value, passed, measured)
+
+
+def summariser(summaries: pd.DataFrame, *, policy: str) -> dict:
+    """The summariser gate on one policy's held-out summaries (columns ``quality`` and ``coverage``, the
+    world oracle's reading of each summary, `repro.world.summaries.summary_details`): their mean
+    quality, and the mean share of the posts' main facts they cover."""
+    g = gate("summariser")
+    rule = g.rule
+    scored = summaries.dropna(subset=["quality", "coverage"]) if {"quality", "coverage"} <= set(summaries) else summaries.iloc[:0]
+    if scored.empty:
+        return _result(g, policy, None, None, "not measured: no summary has an oracle reading")
+    quality, coverage = float(scored.quality.mean()), float(scored.coverage.mean())
+    passed = bool(quality > rule["quality_above"] and rule["coverage_low"] <= coverage <= rule["coverage_high"])
+    measured = (f"mean quality {quality:+.2f} over {len(scored)} summaries (needs above {rule['quality_above']:+.2f}); "
+                f"they cover {coverage:.1%} of the main facts (needs {rule['coverage_low']:.0%}-{rule['coverage_high']:.0%})")
+    return _result(g, policy, quality, passed, measured, coverage=coverage)
 
 
 def measure(responses: pd.DataFrame, *, policy: str) -> list[dict]:

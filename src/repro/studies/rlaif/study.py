@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from repro.evaluation import controls, reported
+from repro.evaluation import controls, gates, reported
 from repro.evaluation.claims import part as claim_part
 from repro.evaluation.metrics import win_rate, win_tie_loss
 from repro.evaluation.stats import Estimate, bootstrap_ci, seed_ci
@@ -296,6 +296,13 @@ def dev_control(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: int, de
 def oracle_win_rate(a: pd.DataFrame, b: pd.DataFrame) -> float:
     """Share of held-out posts where policy A's summary has the higher world quality than B's (ties half)."""
     return win_rate(win_tie_loss(a.quality.to_numpy(), b.set_index("id").loc[a.id].quality.to_numpy()))
+
+
+def base_gates(runs: list[PolicyRun]) -> list[dict]:
+    """The gate on this chapter's starting policy (`repro.evaluation.gates.summariser`), measured on the SFT
+    policy's held-out summaries. Every seed starts RL from the same SFT policy, so one seed's summaries
+    are all of them; without the world's oracle (real data) it is not measured."""
+    return [gates.summariser(runs[0].summaries["SFT"], policy="SFT")] if runs else []
 
 
 def control_results(runs: list[PolicyRun], notebook: str = "21_rlaif_rl") -> list[dict]:
