@@ -199,6 +199,18 @@ class SeedRun:
         return list({s.key: s for s in out}.values())
 
 
+def first_solver(store: RunStore, spec: EvaSpec, seed: int, inputs: Inputs, reward: Stage | None = None, *,
+                 accelerate_config: str | None = None, progress: bool | None = None) -> tuple[Stage, Stage]:
+    """theta_1's samples and solver: the SFT policy's answers to the first chunk, scored by ``reward`` (the
+    chapter's reward model when None; a control's reward otherwise), and the solver trained on their pairs.
+    `run_seed` and `dev_control` both build theta_1 and its controls through it, so the development
+    control is the very stage the chapter trains."""
+    samples = eva.samples_stage(store, inputs.sft, inputs.prompts, "chunks.parquet", reward or inputs.reward,
+                                spec.sampling, seed=seed, chunk=1, engine=inputs.engine, progress=progress)
+    return samples, eva.solver_stage(store, inputs.sft, samples, spec.solver, seed=seed,
+                                     accelerate_config=accelerate_config, progress=progress)
+
+
 def run_seed(store: RunStore, spec: EvaSpec, seed: int, inputs: Inputs, *, accelerate_config: str | None = None,
              progress: bool | None = None) -> SeedRun:
     """Every stage of the protocol for one seed (each cached; see the module)."""
@@ -216,9 +228,14 @@ def run_seed(store: RunStore, spec: EvaSpec, seed: int, inputs: Inputs, *, accel
                                             accelerate_config=accelerate_config, progress=progress)
         return run.solvers[tag]
 
+    def first(reward: Stage | None, samples_tag: tuple[str, int], solver_tag: tuple[str, int]) -> Stage:
+        run.samples[samples_tag], run.solvers[solver_tag] = first_solver(
+            store, spec, seed, inputs, reward, accelerate_config=accelerate_config, progress=progress)
+        run.models[solver_tag] = run.solvers[solver_tag]
+        return run.solvers[solver_tag]
+
     run.models[("sft", 0)] = inputs.sft
-    theta_1 = solve(inputs.sft, sample(inputs.sft, inputs.prompts, "chunks.parquet", 1, ("sft", 0)), ("theta_1", 1))
-    run.models[("theta_1", 1)] = theta_1
+    theta_1 = first(None, ("sft", 0), ("theta_1", 1))
 
     policy, prompt_stage, file, chunk = theta_1, inputs.prompts, "chunks.parquet", 1
     for t in range(1, spec.iterations + 1):
@@ -231,10 +248,7 @@ def run_seed(store: RunStore, spec: EvaSpec, seed: int, inputs: Inputs, *, accel
 
     for name, reward in inputs.control_rewards.items():
         # The controls: theta_1 on the same chunk with this reward; with the oracle's, one eva iteration more.
-        arm = CONTROL_ARMS[name]
-        control = solve(inputs.sft, sample(inputs.sft, inputs.prompts, "chunks.parquet", 1, (f"sft-{name}", 0), reward),
-                        (arm, 1))
-        run.models[(arm, 1)] = control
+        control = first(reward, (f"sft-{name}", 0), (CONTROL_ARMS[name], 1))
         if name == "oracle":
             current = sample(control, inputs.prompts, "chunks.parquet", 1, (f"estimate-{name}", 1), reward)
             creator = eva.creator_stage(store, current, spec.creator, seed=seed, iteration=1, evolver=inputs.evolver,
@@ -264,10 +278,8 @@ def dev_control(store: RunStore, spec: EvaSpec, seed: int, inputs: Inputs, dev_p
     if "oracle" not in inputs.control_rewards:
         raise ValueError("the development control needs the world's oracle reward (controls on, in the world)")
     kw = {"engine": inputs.engine, "progress": progress}
-    samples = eva.samples_stage(store, inputs.sft, inputs.prompts, "chunks.parquet", inputs.control_rewards["oracle"],
-                                spec.sampling, seed=seed, chunk=1, **kw)
-    control = eva.solver_stage(store, inputs.sft, samples, spec.solver, seed=seed, accelerate_config=accelerate_config,
-                               progress=progress)
+    _, control = first_solver(store, spec, seed, inputs, inputs.control_rewards["oracle"],
+                              accelerate_config=accelerate_config, progress=progress)
     read = {name: pd.read_parquet(eva.evaluate_stage(store, model, dev_prompts, spec.evaluation, seed=seed,
                                                      gold=inputs.gold, **kw) / "responses.parquet")
             for name, model in (("control", control), ("SFT", inputs.sft))}

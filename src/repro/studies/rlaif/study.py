@@ -208,7 +208,6 @@ def policy_run(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: int, *, 
     launch = spec.accelerate_config or None  # d-RLAIF's RL stays in this process (`rl.rl_stage`)
     labeller = inputs.labellers[spec.labeller]
     smallest = next(iter(inputs.labellers.values()))
-    policy_base = base or (inputs.labellers[spec.policy_base] if spec.policy_base else smallest)
     reward_base = base or (inputs.labellers[spec.reward_base] if spec.reward_base else smallest)
     technique = rl.Technique.parse(choose_technique(store, inputs, spec, progress=progress)[0])
     labels_stage = rl.ai_labels_stage(store, labeller, data, train, technique, wording=spec.wording, seed=0,
@@ -231,13 +230,11 @@ def policy_run(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: int, *, 
                          "stage": stage})
     rms = pd.DataFrame(rows)
     full = rms[rms.examples == len(train)].set_index("labels").stage
-    sft = rl.sft_stage(store, policy_base, data, spec.sft, seed=sft_seed, accelerate_config=launch, progress=progress)
+    sft = sft_policy(store, inputs, spec, base=base, sft_seed=sft_seed, progress=progress)
     policies = {"SFT": sft}
     for name, reward, kind in (("RLAIF", full["ai_soft"], "rm"), ("RLHF", full["human"], "rm"),
                                ("d-RLAIF", labeller, "direct")):
-        policies[name] = rl.rl_stage(store, sft, reward, kind, data, spec.rl, n_prompts=spec.rl_prompts, seed=seed,
-                                     wording=spec.wording,
-                                     engine=spec.engine, accelerate_config=launch, progress=progress)
+        policies[name] = rl_policy(store, inputs, spec, sft, reward, kind, seed, progress=progress)
     arms, oracle_rm_accuracy = {}, None
     if spec.controls and data.world:
         arms, oracle_rm_accuracy = control_policies(store, inputs, spec, seed, sft, reward_base, progress=progress)
@@ -245,6 +242,26 @@ def policy_run(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: int, *, 
                                                             engine=spec.engine, progress=progress))
                  for name, stage in {**policies, **arms}.items()}
     return PolicyRun(seed, labels_stage, rms, policies, summaries, arms, oracle_rm_accuracy)
+
+
+def sft_policy(store: RunStore, inputs: Inputs, spec: PolicySpec, *, base: Stage | None = None, sft_seed: int = 0,
+               progress: bool | None = None) -> Stage:
+    """The chapter's SFT policy: ``base`` (a model given by path, at paper scale) or the labeller named by
+    ``spec.policy_base`` (the smallest when unnamed), fine-tuned on the reference TL;DRs. `policy_run` and
+    `dev_control` both get it here, so the development control starts from the very stage the chapter does."""
+    smallest = next(iter(inputs.labellers.values()))
+    policy_base = base or (inputs.labellers[spec.policy_base] if spec.policy_base else smallest)
+    return rl.sft_stage(store, policy_base, inputs.data, spec.sft, seed=sft_seed,
+                        accelerate_config=spec.accelerate_config or None, progress=progress)
+
+
+def rl_policy(store: RunStore, inputs: Inputs, spec: PolicySpec, sft: Stage, reward: Stage | None, kind: str, seed: int,
+              *, progress: bool | None = None) -> Stage:
+    """RL from ``sft`` against one reward (``kind``: `rl.RL_KINDS`) with the chapter's RL settings: every arm,
+    control and development control is trained by this one call."""
+    return rl.rl_stage(store, sft, reward, kind, inputs.data, spec.rl, n_prompts=spec.rl_prompts, seed=seed,
+                       wording=spec.wording, engine=spec.engine, accelerate_config=spec.accelerate_config or None,
+                       progress=progress)
 
 
 #: The controls' policies (the ``policy`` of the RLAIF controls in ``reported.yaml``).
@@ -263,11 +280,9 @@ def control_policies(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: in
     rm = rl.reward_model_stage(store, reward_base, rl.reward_records(train, "oracle"), evaluation, spec.reward,
                                labels="oracle", data_key={**data.key, "order_seed": seed}, seed=seed,
                                accelerate_config=launch, progress=progress)
-    common = dict(n_prompts=spec.rl_prompts, seed=seed, wording=spec.wording, engine=spec.engine,
-                  accelerate_config=launch, progress=progress)
-    return {ORACLE_RM: rl.rl_stage(store, sft, rm, "rm", data, spec.rl, **common),
-            ORACLE_REWARD: rl.rl_stage(store, sft, None, "oracle", data, spec.rl, **common),
-            RANDOM_REWARD: rl.rl_stage(store, sft, None, "random", data, spec.rl, **common)}, rm.results["accuracy"]
+    return {ORACLE_RM: rl_policy(store, inputs, spec, sft, rm, "rm", seed, progress=progress),
+            ORACLE_REWARD: rl_policy(store, inputs, spec, sft, None, "oracle", seed, progress=progress),
+            RANDOM_REWARD: rl_policy(store, inputs, spec, sft, None, "random", seed, progress=progress)}, rm.results["accuracy"]
 
 
 def dev_control(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: int, dev_posts: Stage, *,
@@ -276,15 +291,9 @@ def dev_control(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: int, de
     the chapter's SFT policy) measured on the development posts (`rl.dev_posts_stage`): its oracle win rate
     against the SFT policy there, and both mean qualities. Its policy is the very stage `policy_run` trains
     for the control; no held-out post is read."""
-    data = inputs.data
-    smallest = next(iter(inputs.labellers.values()))
-    policy_base = inputs.labellers[spec.policy_base] if spec.policy_base else smallest
-    sft = rl.sft_stage(store, policy_base, data, spec.sft, seed=sft_seed,
-                       accelerate_config=spec.accelerate_config or None, progress=progress)
-    policy = rl.rl_stage(store, sft, None, "oracle", data, spec.rl, n_prompts=spec.rl_prompts, seed=seed,
-                         wording=spec.wording, engine=spec.engine,
-                         accelerate_config=spec.accelerate_config or None, progress=progress)
-    dev = rl.dev_view(data, dev_posts)
+    sft = sft_policy(store, inputs, spec, sft_seed=sft_seed, progress=progress)
+    policy = rl_policy(store, inputs, spec, sft, None, "oracle", seed, progress=progress)
+    dev = rl.dev_view(inputs.data, dev_posts)
     read = {name: rl.read_summaries(rl.summaries_stage(store, stage, dev, max_new_tokens=spec.max_new_tokens,
                                                        engine=spec.engine, progress=progress))
             for name, stage in (("control", policy), ("SFT", sft))}
