@@ -1,6 +1,9 @@
 """Notebook parameters: discovery, profiles, validation before any kernel starts, and execution."""
 
+import io
 import json
+import os
+import re
 import subprocess
 import sys
 
@@ -144,6 +147,47 @@ def test_execute_injects_parameters_and_hides_the_injected_cell(notebook, tmp_pa
     assert injected and "remove-cell" in injected[0].metadata["tags"]
     record = json.loads((out_dir / "07_demo.run.json").read_text())
     assert record["status"] == "complete" and record["parameters"] == {"seed": 21}
+
+
+STAGES = """\
+import time
+from repro.runs import open_store
+store = open_store()
+store.run("demo", {"seed": seed}, lambda workdir: time.sleep(0.6))
+store.run("demo", {"seed": seed}, lambda workdir: time.sleep(0.6))
+"""
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_a_run_shows_each_stage_as_plain_lines_and_the_kernel_no_transport_warning(tmp_path, capfd):
+    """Not on a terminal (here the output is captured): a line per stage, no bar, nothing with a
+    carriage return; and the kernel's stderr (which the run's inherits) has no TCP warning."""
+    nb = make_notebook(tmp_path, body=STAGES)
+    execute(nb, {}, profile=TINY, output_dir=tmp_path / "out", store=tmp_path / "store", progress=True)
+    err = capfd.readouterr().err
+    assert re.search(r"^  computing demo/\w{8}\n  computed  demo/\w{8} in \d+\.\d s\n"
+                     r"  reused    demo/\w{8} \(took \d+\.\d s when computed\)$", err, re.M), err
+    assert "\r" not in err and "Executing" not in err
+    assert "without encryption" not in err and "TCP" not in err
+    assert not list(tmp_path.glob("**/kernel-ipc*")) and not list(tmp_path.glob("**/events.jsonl"))
+    execute(nb, {"seed": 1}, profile=TINY, output_dir=tmp_path / "out", store=tmp_path / "store", progress=False)
+    assert "demo" not in capfd.readouterr().err  # --no-progress: nothing
+
+
+def test_on_a_terminal_a_run_shows_the_cells_and_the_running_stage(tmp_path, monkeypatch):
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    nb = make_notebook(tmp_path, body=STAGES)
+    execute(nb, {}, profile=TINY, output_dir=tmp_path / "out", store=tmp_path / "store", progress=True)
+    shown = terminal.getvalue()
+    assert re.search(r"Executing: +100%.*\| 2/2 ", shown)  # papermill's bar over the cells (none injected)
+    assert re.search(r"\r  computing demo/\w{8} 00:00", shown)  # the live line
+    assert re.search(r"  computed  demo/\w{8} in \d+\.\d s\n", shown)
+    assert "TQDM_DISABLE" not in os.environ  # the kernel's setting, not left behind in this process
 
 
 def test_failing_cell_names_notebook_and_cell_and_keeps_the_output(tmp_path):

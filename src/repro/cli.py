@@ -48,7 +48,8 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
                         help="tiny (default), smoke, paper-scale profiles by name, or a YAML file")
     parser.add_argument("--output-dir", type=Path, default=None,
                         help="where executed notebooks go (default: book/generated)")
-    parser.add_argument("--no-progress", action="store_true", help="hide papermill's progress bar")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="print no progress: neither the stage lines nor, on a terminal, the bar over the cells")
     _store_option(parser)
 
 

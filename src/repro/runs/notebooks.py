@@ -21,8 +21,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import sys
+import tempfile
 import time
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +35,7 @@ import yaml
 
 from repro import paths
 from repro.errors import ReproError, exit_code_of
+from repro.progress import EVENTS_ENV, follow_stages
 from repro.runs.launch import launch_shape
 from repro.runs.ranges import check_range, rule_for
 
@@ -273,19 +278,27 @@ def execute(
     record = {"notebook": notebook.stem, "run_id": run_id, "profile": profile["name"], "parameters": parameters,
               "store": str(Path(store).resolve() if store is not None else paths.store_root()),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "running"}
-    # The kernel inherits these. Papermill reports progress per cell: no progress bars in the notebooks.
+    # A folder of this run's own: the kernel's sockets and the stage events it reports (`repro.progress`).
+    private = Path(tempfile.mkdtemp(prefix="repro-kernel-"))
+    events = private / "events.jsonl"
+    # The kernel inherits these. No progress bars inside the notebooks: the runner shows the progress.
     kernel_env = {"REPRO_PROFILE": profile["name"], "REPRO_RUN_ID": run_id, "REPRO_PROGRESS": "0",
                   "TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+    if progress:  # else a runner above this one (a sweep run by a notebook) may be following them
+        kernel_env[EVENTS_ENV] = str(events)
     if store is not None:
         kernel_env["REPRO_STORE"] = str(Path(store).resolve())
     env_backup = {key: os.environ.get(key) for key in kernel_env}
     os.environ.update(kernel_env)
+    # On a terminal, papermill's bar over the cells (named explicitly: TQDM_DISABLE above is the kernel's).
+    cells_bar = {"disable": False} if progress and sys.stderr.isatty() else False
     start = time.perf_counter()
     try:
-        papermill.execute_notebook(
-            str(notebook), str(output), parameters=parameters, kernel_name=kernel_name(),
-            progress_bar=progress, cwd=str(notebook.parent), log_output=False,
-        )
+        with follow_stages(events, sys.stderr) if progress else nullcontext():
+            papermill.execute_notebook(
+                str(notebook), str(output), parameters=parameters, kernel_name=kernel_name(),
+                progress_bar=cells_bar, cwd=str(notebook.parent), log_output=False, config=_kernel_config(private),
+            )
     except PapermillExecutionError as exc:
         record.update(status="failed", error=f"{exc.ename}: {one_line(exc.evalue)}", cell=exc.exec_count)
         failure = NotebookFailed(f"{notebook.stem} failed in cell {exc.exec_count}: {exc.ename}: "
@@ -301,6 +314,7 @@ def execute(
     else:
         record["status"] = "complete"
     finally:
+        shutil.rmtree(private, ignore_errors=True)
         for key, value in env_backup.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -311,6 +325,15 @@ def execute(
             _hide_injected_cell(output)
         (output_dir / f"{notebook.stem}.run.json").write_text(json.dumps(record, indent=2, default=str))
     return output
+
+
+def _kernel_config(folder: Path):
+    """The kernel's sockets: Unix sockets in ``folder`` (IPC transport), not TCP ports. The kernel runs on
+    this machine, so it needs no network port (and no port that a parallel run could take first), and
+    ipykernel warns of every kernel on TCP that its messages travel unencrypted."""
+    from traitlets.config import Config
+
+    return Config({"KernelManager": {"transport": "ipc", "ip": str(folder / "kernel")}})
 
 
 def _hide_injected_cell(path: Path) -> None:

@@ -8,8 +8,9 @@ after the other with two threads each. Starting a notebook before the ones it ne
 wrong (the run store computes a missing stage either way) but would compute the shared stages twice.
 
 Each notebook runs in its own ``repro run`` process, with its share of the cores for its BLAS and torch
-threads (``cores // jobs``, at least 1), its output in ``<store>/logs/<notebook>.log``. A notebook that
-fails does not stop the others; the notebooks that need it are skipped, and the failures are listed.
+threads (``cores // jobs``, at least 1), its output (a plain line per stage) in ``<store>/logs/<notebook>.log``.
+A notebook that fails does not stop the others; the notebooks that need it are skipped, and the failures
+are listed.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def run_parallel(notebooks: list[Path], jobs: int, *, logs: Path, profile: str |
                     echo(f"repro: skipped {name}: {outcomes[name].detail}")
                 elif len(running) < jobs and all(outcomes.get(n, Outcome(n, "")).status == "complete" for n in plan[name]):
                     waiting.remove(name)
-                    command = [sys.executable, "-m", "repro.cli", "run", str(paths[name]), "--no-progress"]
+                    command = [sys.executable, "-m", "repro.cli", "run", str(paths[name])]
                     for flag, value in (("--profile", profile), ("--output-dir", output_dir), ("--store", store)):
                         if value is not None:
                             command += [flag, str(value)]

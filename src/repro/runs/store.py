@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from repro.errors import ReproError
+from repro.progress import stage_event
 
 MANIFEST = "manifest.json"
 #: OSError numbers of a full disk or of a place that cannot be written.
@@ -251,6 +252,7 @@ class RunStore:
         key = self.key(name, params, upstream)
         if not force and (done := self._load(name, key)) is not None:
             _TOUCHED.append((name, key, float(done.manifest.get("duration_s", 0.0)), False))
+            stage_event("reused", name, key, float(done.manifest.get("duration_s", 0.0)))
             return done
         if shipped and not force and (source := shipped_stage(name, key)) is not None:
             return self.adopt(name, key, source)
@@ -271,6 +273,7 @@ class RunStore:
             "started": _now(),
         }
         start = time.perf_counter()
+        stage_event("start", name, key)
         try:
             results = compute(workdir)
             manifest.update(status="complete", finished=_now(), duration_s=round(time.perf_counter() - start, 3),
@@ -278,11 +281,13 @@ class RunStore:
                             artifacts=sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*") if p.is_file()))
             self._write_json(workdir / MANIFEST, manifest)
             final.parent.mkdir(parents=True, exist_ok=True)
+            stage_event("done", name, key, manifest["duration_s"])
         except BaseException as exc:
             manifest.update(status="failed", finished=_now(), duration_s=time.perf_counter() - start,
                             error=f"{type(exc).__name__}: {exc}",
                             traceback=traceback.format_exc(limit=20))
             shutil.rmtree(workdir, ignore_errors=True)  # first: it frees the space a full disk needs
+            stage_event("failed", name, key, manifest["duration_s"])
             self._record_failure(name, key, manifest)
             if (problem := self._storage_problem(exc, name, key)) is not None:
                 raise problem from exc
@@ -329,6 +334,7 @@ class RunStore:
         except OSError:  # a twin adopted it first
             shutil.rmtree(workdir, ignore_errors=True)
         _TOUCHED.append((name, key, 0.0, False))
+        stage_event("shipped", name, key)
         return self._load(name, key) or self._fail_missing(name, key)
 
     def _storage_problem(self, exc: BaseException, name: str, key: str) -> StoreError | None:

@@ -6,6 +6,11 @@ checkpointing (trl turns it on by default), no experiment trackers (``report_to=
 checkpoints (``save_strategy="no"``). The same seed gives the same run: trl seeds torch before
 training and the data order comes from the seed. At paper scale, ``extra`` passes any other trl /
 `transformers.TrainingArguments` field (``bf16``, ``activation_checkpointing``, ``deepspeed``, ...).
+
+trl, `datasets` and transformers' `Trainer` are imported inside the functions that make a trainer, in
+this module and the others of the package: the studies import the parameter dataclasses, and a notebook
+whose stages are all reused (the book rebuilt warm, a sweep's runs) never trains, so it should not pay
+for importing them (about half a second of every kernel's start-up on two cores).
 """
 
 from __future__ import annotations
@@ -13,13 +18,12 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import datasets
 import torch
-from transformers import PreTrainedModel, Trainer
-from transformers.trainer_callback import PrinterCallback
-from transformers.trainer_pt_utils import LengthGroupedSampler
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, Trainer
 
 # Fields of `TrainSpec` that map one to one onto `TrainingArguments` fields of another name.
 _RENAMED = {"batch_size": "per_device_train_batch_size", "warmup_ratio": "warmup_steps"}
@@ -144,6 +148,8 @@ class TrainResult:
 @contextmanager
 def dataset_progress(enabled: bool):
     """Show or hide the `datasets` progress bars (tokenizing, packing) for a block, then restore them."""
+    import datasets
+
     were_disabled = datasets.are_progress_bars_disabled()
     if enabled:
         datasets.enable_progress_bars()
@@ -167,6 +173,8 @@ def group_lengths_by_global_batch(trainer: Trainer) -> None:
     grouping, and hence which examples share an optimiser step, would change with the number of
     processes. Grouping by the global batch (per-device batch x processes) gives N processes exactly the
     indices one process sees, step by step."""
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
     world_size = trainer.args.world_size
     if world_size <= 1:
         return
@@ -183,6 +191,8 @@ def group_lengths_by_global_batch(trainer: Trainer) -> None:
 
 def run_trainer(trainer: Trainer) -> TrainResult:
     """Train and collect the result. Without a progress bar, the trainer prints nothing either."""
+    from transformers.trainer_callback import PrinterCallback
+
     if trainer.args.disable_tqdm:
         trainer.remove_callback(PrinterCallback)
     group_lengths_by_global_batch(trainer)

@@ -37,20 +37,20 @@ log-probability (SimPO, ORPO).
 from __future__ import annotations
 
 import copy
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from datasets import Dataset
-from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer
-from trl import DPOConfig, DPOTrainer
-from trl.experimental.cpo import CPOConfig, CPOTrainer
-from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
 from repro.training.common import TrainResult, TrainSpec, dataset_progress, run_trainer
 from repro.training.sft import _check_messages
+
+if TYPE_CHECKING:  # trl, datasets and transformers' Trainer are imported where a trainer is made (`common`)
+    from datasets import Dataset
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase, Trainer
 
 
 class _CountPairTokens:
@@ -70,21 +70,27 @@ class _CountPairTokens:
         self.state.num_input_tokens_seen += self.accelerator.gather(tokens).sum().item()
 
 
-class TokenCountingCPOTrainer(_CountPairTokens, CPOTrainer):
-    """`trl.experimental.cpo.CPOTrainer` that counts the tokens it sees."""
+#: The methods, each with its trl config and trainer (`trl_classes`).
+METHODS = ("dpo", "sppo", "simpo", "orpo")
 
 
-class TokenCountingORPOTrainer(_CountPairTokens, ORPOTrainer):
-    """`trl.experimental.orpo.ORPOTrainer` that counts the tokens it sees."""
+@functools.cache
+def trl_classes(method: str) -> tuple[type, type[Trainer]]:
+    """The trl config and trainer behind ``method``: `trl.DPOTrainer`, and for "simpo" and "orpo"
+    `TokenCountingCPOTrainer` and `TokenCountingORPOTrainer` (trl's, counting the tokens they see)."""
+    if method in ("dpo", "sppo"):
+        from trl import DPOConfig, DPOTrainer
+
+        return DPOConfig, DPOTrainer
+    if method == "simpo":
+        from trl.experimental.cpo import CPOConfig as config, CPOTrainer as trainer
+    else:
+        from trl.experimental.orpo import ORPOConfig as config, ORPOTrainer as trainer
+    counting = type(f"TokenCounting{trainer.__name__}", (_CountPairTokens, trainer),
+                    {"__doc__": f"`{trainer.__name__}` that counts the tokens it sees.", "__module__": __name__})
+    return config, counting
 
 
-#: The trl config and trainer behind each method.
-METHODS: dict[str, tuple[type, type[Trainer]]] = {
-    "dpo": (DPOConfig, DPOTrainer),
-    "sppo": (DPOConfig, DPOTrainer),
-    "simpo": (CPOConfig, TokenCountingCPOTrainer),
-    "orpo": (ORPOConfig, TokenCountingORPOTrainer),
-}
 #: The methods that need a reference model.
 REFERENCE_METHODS = ("dpo", "sppo")
 
@@ -154,6 +160,8 @@ class PreferenceSpec(TrainSpec):
 
 def preference_dataset(records: Sequence[Mapping[str, Any]]) -> Dataset:
     """A `datasets.Dataset` of conversational prompt/chosen/rejected records, checked field by field."""
+    from datasets import Dataset
+
     if not records:
         raise ValueError("preference optimisation needs at least one record")
     rows = {"prompt": [], "chosen": [], "rejected": []}
@@ -167,9 +175,9 @@ def preference_dataset(records: Sequence[Mapping[str, Any]]) -> Dataset:
     return Dataset.from_dict(rows)
 
 
-def preference_config(params: PreferenceSpec, output_dir: str | os.PathLike) -> DPOConfig | CPOConfig | ORPOConfig:
+def preference_config(params: PreferenceSpec, output_dir: str | os.PathLike):
     """The trl config of ``params.method``; a field of ``params.extra`` that it lacks is an error, not dropped."""
-    config_class = METHODS[params.method][0]
+    config_class = trl_classes(params.method)[0]
     kwargs = params.trl_kwargs()
     unknown = sorted(set(kwargs) - {f.name for f in fields(config_class)})
     if unknown:
@@ -206,7 +214,7 @@ def make_preference_trainer(
     if params.method not in REFERENCE_METHODS and ref_model is not None:
         raise ValueError(f"method {params.method!r} is reference-free; ref_model is used by dpo and sppo only")
     config = preference_config(params, output_dir)
-    trainer_class = METHODS[params.method][1]
+    trainer_class = trl_classes(params.method)[1]
     dataset = preference_dataset(records)
     reference = {}
     if params.method in REFERENCE_METHODS:

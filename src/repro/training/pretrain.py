@@ -17,13 +17,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from datasets import Dataset
 from safetensors.torch import save_model
-from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallback
-from trl import SFTConfig, SFTTrainer
+from transformers import TrainerCallback
 
 from repro.training.common import TrainResult, TrainSpec, dataset_progress, run_trainer
+
+if TYPE_CHECKING:  # trl and datasets are imported where a trainer is made (`repro.training.common`)
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from trl import SFTTrainer
 
 PACKING_STRATEGIES = ("wrapped", "bfd", "bfd_split")
 
@@ -84,6 +87,9 @@ def make_pretrain_trainer(
     output_dir: str | os.PathLike,
 ) -> SFTTrainer:
     """The configured trainer behind `pretrain` (its dataset is tokenized and packed, not yet trained)."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
     if not texts:
         raise ValueError("pretrain needs at least one text")
     for index, text in enumerate(texts):

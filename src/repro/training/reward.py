@@ -19,20 +19,21 @@ With p = 1 the soft loss is exactly trl's.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from datasets import Dataset
 from torch import nn
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
-from trl import RewardConfig, RewardTrainer
-from trl.trainer.reward_trainer import DataCollatorForPreference
 
 from repro.models.io import load_weights
 from repro.training.common import TrainResult, TrainSpec, dataset_progress, run_trainer
+
+if TYPE_CHECKING:  # trl and datasets are imported where a trainer is made (`repro.training.common`)
+    from datasets import Dataset
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 SOFT_LABEL = "soft_label"
 
@@ -45,34 +46,45 @@ def soft_preference_loss(rewards_chosen: torch.Tensor, rewards_rejected: torch.T
              + (1 - soft_label) * nn.functional.logsigmoid(-difference)).mean()
 
 
-@dataclass
-class SoftLabelCollator(DataCollatorForPreference):
-    """trl's preference collator, also carrying each pair's ``soft_label`` as a float tensor."""
+@functools.cache
+def soft_label_classes() -> tuple[type, type]:
+    """``(SoftLabelCollator, SoftLabelRewardTrainer)``: trl's preference collator, also carrying each pair's
+    ``soft_label``, and its `RewardTrainer` with the soft-label cross-entropy when the batch has one.
+    Made when first asked for, so that importing this module does not import trl."""
+    from trl import RewardTrainer
+    from trl.trainer.reward_trainer import DataCollatorForPreference
 
-    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
-        output = super().torch_call(examples)
-        if SOFT_LABEL in examples[0]:
-            output[SOFT_LABEL] = torch.tensor([e[SOFT_LABEL] for e in examples], dtype=torch.float)
-        return output
+    @dataclass
+    class SoftLabelCollator(DataCollatorForPreference):
+        """trl's preference collator, also carrying each pair's ``soft_label`` as a float tensor."""
 
+        def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+            output = super().torch_call(examples)
+            if SOFT_LABEL in examples[0]:
+                output[SOFT_LABEL] = torch.tensor([e[SOFT_LABEL] for e in examples], dtype=torch.float)
+            return output
 
-class SoftLabelRewardTrainer(RewardTrainer):
-    """`RewardTrainer` with the soft-label cross-entropy when the batch has a ``soft_label``."""
+    class SoftLabelRewardTrainer(RewardTrainer):
+        """`RewardTrainer` with the soft-label cross-entropy when the batch has a ``soft_label``."""
 
-    def _set_signature_columns_if_needed(self):
-        super()._set_signature_columns_if_needed()
-        if SOFT_LABEL not in self._signature_columns:
-            self._signature_columns = [*self._signature_columns, SOFT_LABEL]
+        def _set_signature_columns_if_needed(self):
+            super()._set_signature_columns_if_needed()
+            if SOFT_LABEL not in self._signature_columns:
+                self._signature_columns = [*self._signature_columns, SOFT_LABEL]
 
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        soft_label = inputs.pop(SOFT_LABEL, None)
-        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
-        if soft_label is not None:
-            rewards_chosen, rewards_rejected = torch.chunk(outputs.logits.squeeze(-1), chunks=2)
-            loss = soft_preference_loss(rewards_chosen, rewards_rejected, soft_label.to(rewards_chosen.dtype))
-            if self.args.center_rewards_coefficient is not None:
-                loss = loss + self.args.center_rewards_coefficient * torch.mean((rewards_chosen + rewards_rejected) ** 2)
-        return (loss, outputs) if return_outputs else loss
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            soft_label = inputs.pop(SOFT_LABEL, None)
+            loss, outputs = super().compute_loss(model, inputs, return_outputs=True,
+                                                 num_items_in_batch=num_items_in_batch)
+            if soft_label is not None:
+                rewards_chosen, rewards_rejected = torch.chunk(outputs.logits.squeeze(-1), chunks=2)
+                loss = soft_preference_loss(rewards_chosen, rewards_rejected, soft_label.to(rewards_chosen.dtype))
+                if self.args.center_rewards_coefficient is not None:
+                    loss = loss + self.args.center_rewards_coefficient * torch.mean(
+                        (rewards_chosen + rewards_rejected) ** 2)
+            return (loss, outputs) if return_outputs else loss
+
+    return SoftLabelCollator, SoftLabelRewardTrainer
 
 
 @dataclass
@@ -92,6 +104,8 @@ class RewardSpec(TrainSpec):
 def reward_dataset(records: Sequence[Mapping[str, Any]]) -> Dataset:
     """A `datasets.Dataset` of preference records, checked: chosen and rejected present, soft labels
     (all or none) in [0, 1]."""
+    from datasets import Dataset
+
     if not records:
         raise ValueError("reward model training needs at least one record")
     soft = SOFT_LABEL in records[0]
@@ -144,7 +158,11 @@ def load_reward_model(path: str | os.PathLike, *, device: str | None = None):
 
 
 def make_reward_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, records, params: RewardSpec,
-                        output_dir: str | os.PathLike) -> SoftLabelRewardTrainer:
+                        output_dir: str | os.PathLike):
+    """The configured ``SoftLabelRewardTrainer`` (`soft_label_classes`) behind `train_reward`."""
+    from trl import RewardConfig
+
+    SoftLabelCollator, SoftLabelRewardTrainer = soft_label_classes()
     config = RewardConfig(output_dir=os.fspath(output_dir), **params.trl_kwargs())
     with dataset_progress(params.progress):
         return SoftLabelRewardTrainer(model=model, args=config, train_dataset=reward_dataset(records),

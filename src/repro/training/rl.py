@@ -18,13 +18,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-from datasets import Dataset
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
-from trl import RLOOConfig, RLOOTrainer
+from typing import TYPE_CHECKING
 
 from repro.training.common import TrainResult, TrainSpec, dataset_progress, run_trainer
 from repro.training.reward import load_reward_model, reward_scores
+
+if TYPE_CHECKING:  # trl and datasets are imported where a trainer is made (`repro.training.common`)
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from trl import RLOOTrainer
 
 Reward = Callable[[list[str], list[str]], Sequence[float]]
 
@@ -113,6 +114,9 @@ def make_rloo_trainer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
     e.g. the stage folder it came from) or, by default, from a copy of the starting policy saved into
     ``output_dir/reference``.
     """
+    from datasets import Dataset
+    from trl import RLOOConfig, RLOOTrainer
+
     if not prompts:
         raise ValueError("RL needs at least one prompt")
     if reference_path is None and params.beta != 0.0:

@@ -15,13 +15,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from datasets import Dataset
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
-from trl import SFTConfig, SFTTrainer
+from typing import TYPE_CHECKING, Any
 
 from repro.training.common import TrainResult, TrainSpec, dataset_progress, run_trainer
+
+if TYPE_CHECKING:  # trl and datasets are imported where a trainer is made (`repro.training.common`)
+    from datasets import Dataset
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from trl import SFTTrainer
 
 
 @dataclass
@@ -70,6 +71,8 @@ def sft_dataset(records: Sequence[Mapping[str, Any]]) -> Dataset:
     """A `datasets.Dataset` of prompt/completion records, checked field by field: all conversational
     (message lists, rendered with the chat template) or all plain text (trl's standard format, e.g.
     the TL;DR prompt and its summary; trl appends the EOS token to the completion)."""
+    from datasets import Dataset
+
     if not records:
         raise ValueError("sft needs at least one record")
     rows = {"prompt": [], "completion": []}
@@ -97,6 +100,8 @@ def make_sft_trainer(
     output_dir: str | os.PathLike,
 ) -> SFTTrainer:
     """The configured trainer behind `sft` (its dataset is tokenized with labels, not yet trained)."""
+    from trl import SFTConfig, SFTTrainer
+
     config = SFTConfig(output_dir=os.fspath(output_dir), **params.trl_kwargs())
     with dataset_progress(params.progress):
         return SFTTrainer(model=model, args=config, train_dataset=sft_dataset(records), processing_class=tokenizer)

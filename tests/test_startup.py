@@ -1,0 +1,47 @@
+"""A kernel's start-up: what the study notebooks import does not import the training stack (trl,
+`datasets`) nor vLLM. Those are imported where a stage trains or generates with them, so a notebook
+whose stages are all reused (a warm book, a sweep's runs) never pays for them."""
+
+import ast
+import json
+import subprocess
+import sys
+
+from repro import paths
+
+NOT_AT_START = ("trl", "datasets", "vllm")
+
+
+def notebook_imports() -> list[str]:
+    """Every import statement of the study notebooks' code cells."""
+    found = set()
+    for notebook in sorted(paths.notebooks_dir().glob("*.ipynb")):
+        for cell in json.loads(notebook.read_text())["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            source = "".join(cell["source"])
+            try:
+                tree = ast.parse(source)
+            except SyntaxError:  # IPython magics: not in the study notebooks, and no import to take
+                continue
+            found.update(ast.unparse(node) for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom)))
+    return sorted(found)
+
+
+def imported_after(statements: list[str]) -> set[str]:
+    """The top-level packages loaded by a fresh interpreter after ``statements``."""
+    code = "\n".join([*statements, "import sys, json", "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(json.loads(out.stdout.splitlines()[-1]))
+
+
+def test_the_notebooks_imports_do_not_import_trl_datasets_or_vllm():
+    statements = notebook_imports()
+    assert any("repro.studies" in s for s in statements)  # the study modules are among them
+    loaded = imported_after(statements)
+    assert "repro" in loaded
+    assert not loaded & set(NOT_AT_START), f"imported at start-up: {sorted(loaded & set(NOT_AT_START))}"
+
+
+def test_the_check_sees_an_import_of_trl():
+    assert "trl" in imported_after(["from repro.training.preference import trl_classes", "trl_classes('dpo')"])
