@@ -70,6 +70,54 @@ def test_n_samples_per_prompt(generator):
     assert generator.generate([], GenerationSpec()) == []
 
 
+def sampled_the_plain_way(generator: HFGenerator) -> HFGenerator:
+    """The same model and tokenizer, sampling with ``generate(num_return_sequences=n)`` (no shared prefill)."""
+    plain = HFGenerator(generator.model, generator.tokenizer, progress=False)
+    plain._can_share_prefill = lambda: False
+    return plain
+
+
+@pytest.mark.parametrize("max_new_tokens", [1, 2, 12])
+def test_one_prefill_per_prompt_samples_what_generate_samples_token_for_token(generator, max_new_tokens):
+    for seed in (0, 1, 2):
+        config = GenerationSpec(max_new_tokens=max_new_tokens, temperature=0.9, top_p=0.9, n=3, seed=seed, batch_size=4)
+        shared = generator.generate(PROMPTS, config)
+        assert shared == sampled_the_plain_way(generator).generate(PROMPTS, config)
+        assert any(len(set(texts)) > 1 for texts in shared)
+
+
+@pytest.mark.parametrize("min_new_tokens", [None, 4])
+def test_the_shared_prefill_ends_and_pads_rows_as_generate_does(tokenizer, min_new_tokens):
+    """With the end of sequence made likely, some samples end at their first token and some later; the
+    shared prefill pads them as generate does, and keeps the model's minimum length."""
+    model = make_llama("XS", tokenizer, seed=1, initializer_range=0.2)
+    model.generation_config.min_new_tokens = min_new_tokens
+    forward = model.forward
+
+    def likely_to_end(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        out.logits[..., tokenizer.eos_token_id] += 4.0
+        return out
+
+    model.forward = likely_to_end
+    generator = HFGenerator(model, tokenizer, progress=False)
+    config = GenerationSpec(max_new_tokens=10, temperature=1.0, n=4, seed=3, batch_size=3)
+    shared = generator.generate(PROMPTS, config)
+    assert shared == sampled_the_plain_way(generator).generate(PROMPTS, config)
+    lengths = [len(text.split()) for texts in shared for text in texts]
+    if min_new_tokens:  # no sample ends at its first token (words: special tokens are not decoded)
+        assert 0 not in lengths
+    else:
+        assert 0 in lengths and max(lengths) > 1
+
+
+def test_a_model_whose_config_samples_otherwise_samples_the_plain_way(tokenizer):
+    model = make_llama("XS", tokenizer, seed=0)
+    assert HFGenerator(model, tokenizer)._can_share_prefill()
+    model.generation_config.min_p = 0.1
+    assert not HFGenerator(model, tokenizer)._can_share_prefill()
+
+
 def test_completions_have_no_special_tokens(generator, tokenizer):
     for texts in generator.generate(PROMPTS, GenerationSpec(max_new_tokens=12, n=2)):
         for text in texts:

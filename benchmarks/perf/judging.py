@@ -57,8 +57,8 @@ def judge_samples(spec: JudgingBench = JudgingBench(), *, log=print) -> dict:
             notes=(f"{setup.UNTRAINED_NOTE} (preset {spec.size}); the compact judge prompt of the self-rewarding "
                    f"study over world tasks and written responses; T {judge.temperature}, top-p {judge.top_p}, "
                    f"batch {judge.batch_size} pairs, every judgment exactly {spec.max_new_tokens} tokens. "
-                   f"transformers expands each prompt to its K return sequences before the forward pass, so "
-                   f"n=K saves calls and batches, not prompt computation. {judgments} judgments per call."))
+                   f"With n=K each prompt's prefill is computed once and its cache shared by the K samples "
+                   f"(`HFGenerator`), where K calls compute it K times. {judgments} judgments per call."))
 
 
 def read_answers(generator, prompts, batch_size: int) -> list[str]:
