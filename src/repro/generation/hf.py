@@ -1,8 +1,9 @@
 """The transformers backend: batched ``model.generate`` with a KV cache.
 
 Prompts are sorted by length (longest first, so the largest batch runs first and padding is small),
-left-padded in batches of ``config.batch_size``, generated with ``num_return_sequences=n``, and put
-back in their original order. Sampling is seeded once per call (without touching the caller's global
+left-padded in batches of ``config.batch_size``, generated (the ``n`` samples of a prompt from one
+prefill of it, `HFGenerator._sample_shared_prefill`; the same samples as ``num_return_sequences=n``), and
+put back in their original order. Sampling is seeded once per call (without touching the caller's global
 RNG state), so a call is reproducible run to run; the completions of one prompt may depend on which
 other prompts share its batch, so keep prompts and batch size fixed to reproduce a result.
 """
