@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TextIO
 
 EVENTS_ENV = "REPRO_EVENTS"
-#: What each event says, and whether it ends a stage this process was computing.
+#: How each event is shown in a stage line.
 _WORDS = {"start": "computing", "done": "computed ", "reused": "reused   ", "shipped": "shipped  ",
           "failed": "failed   "}
 _depth = 0  # stages this process is computing, one inside another

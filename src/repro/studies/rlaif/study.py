@@ -207,8 +207,7 @@ def policy_run(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: int, *, 
     data, train, evaluation = inputs.data, inputs.train, inputs.evaluation
     launch = spec.accelerate_config or None  # d-RLAIF's RL stays in this process (`rl.rl_stage`)
     labeller = inputs.labellers[spec.labeller]
-    smallest = next(iter(inputs.labellers.values()))
-    reward_base = base or (inputs.labellers[spec.reward_base] if spec.reward_base else smallest)
+    reward_base = start_model(inputs, spec.reward_base, base)
     technique = rl.Technique.parse(choose_technique(store, inputs, spec, progress=progress)[0])
     labels_stage = rl.ai_labels_stage(store, labeller, data, train, technique, wording=spec.wording, seed=0,
                                       engine=spec.engine, max_rationale_tokens=spec.max_rationale_tokens,
@@ -244,14 +243,18 @@ def policy_run(store: RunStore, inputs: Inputs, spec: PolicySpec, seed: int, *, 
     return PolicyRun(seed, labels_stage, rms, policies, summaries, arms, oracle_rm_accuracy)
 
 
+def start_model(inputs: Inputs, labeller: str, base: Stage | None = None) -> Stage:
+    """What a reward model or the policy starts from: ``base`` (a model given by path, at paper scale), else
+    the labeller named ``labeller``, else (unnamed) the smallest labeller."""
+    return base or (inputs.labellers[labeller] if labeller else next(iter(inputs.labellers.values())))
+
+
 def sft_policy(store: RunStore, inputs: Inputs, spec: PolicySpec, *, base: Stage | None = None, sft_seed: int = 0,
                progress: bool | None = None) -> Stage:
     """The chapter's SFT policy: ``base`` (a model given by path, at paper scale) or the labeller named by
     ``spec.policy_base`` (the smallest when unnamed), fine-tuned on the reference TL;DRs. `policy_run` and
     `dev_control` both get it here, so the development control starts from the very stage the chapter does."""
-    smallest = next(iter(inputs.labellers.values()))
-    policy_base = base or (inputs.labellers[spec.policy_base] if spec.policy_base else smallest)
-    return rl.sft_stage(store, policy_base, inputs.data, spec.sft, seed=sft_seed,
+    return rl.sft_stage(store, start_model(inputs, spec.policy_base, base), inputs.data, spec.sft, seed=sft_seed,
                         accelerate_config=spec.accelerate_config or None, progress=progress)
 
 
