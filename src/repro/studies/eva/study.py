@@ -134,6 +134,8 @@ def inputs_from_parameters(store: RunStore, spec: EvaSpec, p: Mapping[str, Any])
                                         chunks=p["chunks"], standard=p["standard_prompts_path"],
                                         hard=p["hard_prompts_path"], two_turn=p["two_turn_path"],
                                         evolver_path=p["evolver_path"], gold_judge_path=p["gold_judge_path"],
+                                        gold_judge=JudgeSpec(template=p["judge_template"],
+                                                             max_new_tokens=p["judge_max_new_tokens"]),
                                         engine=engine))
 
 
@@ -492,10 +494,11 @@ def config_difference(results: pd.DataFrame, column: str, a, b, *, set_name: str
 
 def paper_scale_inputs(store: RunStore, *, prompts_path: str = "", chunk_size: int = 10_000, chunks: int = 6,
                        standard: str = "", hard: str = "", two_turn: str = "", evolver_path: str = "",
-                       gold_judge_path: str = "", engine=None) -> dict:
+                       gold_judge_path: str = "", gold_judge: JudgeSpec = JudgeSpec(), engine=None) -> dict:
     """The keyword arguments of `prepare` that the notebook's paper-scale paths give: real prompt sets
     (UltraFeedback chunks and the held-out question files), an LLM evolver (``evolver_path``) and a
-    gold judge by path. Empty paths give ``{}``: the world."""
+    gold judge by path, judging as ``gold_judge`` says (its template and length). Empty paths give
+    ``{}``: the world."""
     out: dict = {}
     if prompts_path:
         if not evolver_path:
@@ -507,5 +510,5 @@ def paper_scale_inputs(store: RunStore, *, prompts_path: str = "", chunk_size: i
     if evolver_path:
         out["evolver"] = eva.LLMEvolver(external_model_stage(store, evolver_path, name="external-evolver"), engine)
     if gold_judge_path:
-        out["gold"] = JudgeGold(external_model_stage(store, gold_judge_path, name="external-judge"), engine, JudgeSpec())
+        out["gold"] = JudgeGold(external_model_stage(store, gold_judge_path, name="external-judge"), engine, gold_judge)
     return out

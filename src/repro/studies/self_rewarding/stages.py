@@ -24,6 +24,7 @@ from repro.evaluation.gold import ORACLE
 from repro.evaluation.metrics import reward_model_report, win_tie_loss
 from repro.generation import DEFAULT_ENGINE, GenerationSpec, model_location
 from repro.judges.llm_judge import JudgeSpec, judge
+from repro.judges.rubric import DEFAULT_TEMPLATE, TEMPLATES
 from repro.progress import show_progress
 from repro.runs.launch import launch_key
 from repro.studies.base import held_out_tasks
@@ -129,7 +130,8 @@ class IterationSpec:
     is 256 tokens, where the paper's 8-shot prompts fit a 4k-token Llama 2. ``prompt_style`` is
     ``"world"`` (a task list continued by a base model, kept only if it is a valid world task) or
     ``"chat"`` (an instruction-tuned generator asked for one new task, Self-Instruct's keyword
-    filter; the paper-scale path).
+    filter; the paper-scale path). ``judge_template`` is the judge's prompt (`repro.judges.rubric`):
+    ``"compact"`` in the world's words, ``"full"`` in plain English for real models.
     """
 
     prompts: int = 1000  # new prompts per iteration (the paper: as many as the filters keep, ~4-7k pairs)
@@ -147,12 +149,26 @@ class IterationSpec:
     judge_samples: int = 3  # K
     judge_temperature: float = 0.7
     judge_max_new_tokens: int = 40
+    judge_template: str = DEFAULT_TEMPLATE
     preference: PreferenceSpec = field(default_factory=PreferenceSpec)  # the method and trl's settings
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.prompt_style not in ("world", "chat"):
             raise ValueError(f"prompt_style must be 'world' or 'chat', got {self.prompt_style!r}")
+        _check_template(self.judge_template)
+
+
+def _check_template(template: str) -> None:
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown judge template {template!r}; valid: {', '.join(TEMPLATES)}")
+
+
+def later_fields(spec, defaults: dict) -> dict:
+    """The fields of ``spec`` named in ``defaults`` that differ from those defaults: fields added to a
+    spec after stores were made enter a stage's key only when set, so that those stores' stages (made
+    at the defaults) keep their keys."""
+    return {name: getattr(spec, name) for name, default in defaults.items() if getattr(spec, name) != default}
 
 
 #: Self-instruct rounds (generate calls of 64 few-shot prompts) allowed per wanted prompt: 8
@@ -284,7 +300,8 @@ def aift_stage(store, model_stage, prompts_stage, spec: IterationSpec, iteration
     fields = ("candidates", "temperature", "top_p", "max_new_tokens", "judge_samples", "judge_temperature",
               "judge_max_new_tokens", "seed")
     params = {"version": STAGE_VERSION, "iteration": iteration, **{k: asdict(spec)[k] for k in fields},
-              "gold": _gold_key(gold), "engine": engine.key(), **_feedback_key(feedback)}
+              "gold": _gold_key(gold), "engine": engine.key(), **_feedback_key(feedback),
+              **later_fields(spec, {"judge_template": DEFAULT_TEMPLATE})}
     if feedback == "shuffled":
         raise ValueError("the shuffled control shuffles the self-judged pairs: use aift_stage's 'self' feedback")
 
@@ -306,10 +323,13 @@ def aift_stage(store, model_stage, prompts_stage, spec: IterationSpec, iteration
         else:
             judged = judge(generator, list(zip(frame.prompt, frame.response)), JudgeSpec(
                 samples=spec.judge_samples, temperature=spec.judge_temperature,
-                max_new_tokens=spec.judge_max_new_tokens, seed=spec.seed * 1000 + iteration))
+                max_new_tokens=spec.judge_max_new_tokens, template=spec.judge_template, seed=spec.seed * 1000 + iteration))
             seconds["judging"] = lap()
             frame["judge"] = judged.frame.score.to_numpy()
             frame["parsed"] = judged.frame.parsed.to_numpy()
+            # the K texts and their readings, for reading what a judge wrote (stores made before lack them)
+            frame["judge_scores"] = judged.frame.scores.to_numpy()
+            frame["judgments"] = judged.frame.judgments.to_numpy()
             tally = judged.tally.as_dict()
         frame.to_parquet(workdir / "candidates.parquet", index=False)
         pairs, counts = preference_pairs(frame, by="oracle" if feedback == "oracle" else "judge")
@@ -362,7 +382,16 @@ class EvalSpec:
     top_p: float = 0.9
     max_new_tokens: int = 48
     judge_samples: int = 3
+    judge_max_new_tokens: int = 40
+    judge_template: str = DEFAULT_TEMPLATE
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_template(self.judge_template)
+
+
+#: `EvalSpec`'s fields that came after the stores of the tiny study, with their defaults (`later_fields`).
+EVAL_LATER_FIELDS = {"judge_max_new_tokens": 40, "judge_template": DEFAULT_TEMPLATE}
 
 
 def _write_prompts(workdir, tasks) -> dict:
@@ -422,7 +451,8 @@ def evaluate_stage(store, model_stage, prompts_stage, spec: EvalSpec, *, gold=No
     judge (``responses.parquet``: prompt, sample, response, gold score ``oracle``, self-judged score,
     words). ``spec.judge_samples=0``: the model does not judge (development evaluations)."""
     engine = engine or DEFAULT_ENGINE
-    params = {"version": STAGE_VERSION, **asdict(spec), "gold": _gold_key(gold), "engine": engine.key()}
+    params = {"version": STAGE_VERSION, **{k: v for k, v in asdict(spec).items() if k not in EVAL_LATER_FIELDS},
+              **later_fields(spec, EVAL_LATER_FIELDS), "gold": _gold_key(gold), "engine": engine.key()}
 
     def compute(workdir):
         generator = engine.generator(model_stage, progress=progress)
@@ -432,7 +462,8 @@ def evaluate_stage(store, model_stage, prompts_stage, spec: EvalSpec, *, gold=No
         tally = {}
         if spec.judge_samples:
             judged = judge(generator, list(zip(frame.prompt, frame.response)),
-                           JudgeSpec(samples=spec.judge_samples, seed=spec.seed))
+                           JudgeSpec(samples=spec.judge_samples, max_new_tokens=spec.judge_max_new_tokens,
+                                     template=spec.judge_template, seed=spec.seed))
             frame["self_judge"], tally = judged.frame.score.to_numpy(), judged.tally.as_dict()
         else:
             frame["self_judge"] = np.nan
