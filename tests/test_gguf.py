@@ -88,7 +88,11 @@ def test_what_is_not_a_gguf_model_is_refused_as_model_not_found(tmp_path):
 
 
 def test_a_missing_gguf_parameter_says_how_to_fetch_the_real_model():
-    from repro.runs.notebooks import ParameterError, resolve_notebook, resolve_parameters
+    from repro.runs.notebooks import (
+        ParameterError,
+        resolve_notebook,
+        resolve_parameters,
+    )
 
     with pytest.raises(ParameterError, match="make real-small"):
         resolve_parameters(resolve_notebook("40_real_model"), {"name": "x", "defaults": {}, "notebooks": {}},

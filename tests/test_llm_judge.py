@@ -82,3 +82,62 @@ def test_any_judge_output_never_crashes_and_every_judgment_is_counted(outputs):
     assert result.frame.parsed.sum() == tally["ok"]
     for score, parsed in zip(result.scores, result.frame.parsed):
         assert (math.isnan(score) and parsed == 0) or (0 <= score <= 5 and parsed > 0)
+
+
+class CueJudge(ScriptedJudge):
+    """A scripted judge that also reads next-token log-probabilities: after ``Score: `` it prefers the
+    number of points that ``favourite`` gives for the judgment text."""
+
+    def __init__(self, answers, favourite):
+        super().__init__(answers)
+        self.favourite, self.scored = favourite, []
+
+    def score_next_token_logprobs(self, prompts, candidates, *, batch_size=None):
+        import numpy as np
+
+        self.scored.append(prompts)
+        rows = []
+        for conversation in prompts:
+            reply = conversation[-1]
+            assert reply["role"] == "assistant" and reply["content"].endswith("\nScore: ")
+            logits = np.full(len(candidates), -5.0)
+            logits[self.favourite(reply["content"])] = -0.1
+            rows.append(logits)
+        return np.array(rows)
+
+
+def test_the_cue_read_out_scores_only_the_judgments_without_a_score_and_counts_them():
+    answers = [["Helpful and correct. Score: 4", "It answers the question well"],
+               ["Not relevant at all", "Score: 1"]]
+    favourite = lambda text: 5 if "well" in text else 0  # noqa: E731
+    fake = CueJudge(answers, favourite)
+    result = judge(fake, [("q1", "a1"), ("q2", "a2")], JudgeSpec(samples=2, readout="cue"))
+    assert result.frame.scores.tolist() == [[4.0, 5.0], [0.0, 1.0]]
+    assert result.frame.read_at_cue.tolist() == [1, 1] and result.read_at_cue == 2
+    assert result.tally.as_dict()["ok"] == 2  # the tally counts what was written, before the cue
+    [batch] = fake.scored  # one read-out for every judgment that needed it, none for the others
+    assert [c[-1]["content"] for c in batch] == ["It answers the question well\nScore: ", "Not relevant at all\nScore: "]
+    assert batch[0][0]["content"] == judge_prompt("q1", "a1")
+    plain = judge(CueJudge(answers, favourite), [("q1", "a1"), ("q2", "a2")], JudgeSpec(samples=2))
+    assert plain.frame.scores.tolist() == [[4.0, None], [None, 1.0]] and plain.read_at_cue == 0
+
+
+def test_the_read_out_enters_keys_only_when_it_is_asked_for():
+    from dataclasses import asdict
+
+    assert JudgeSpec().key() == {k: v for k, v in asdict(JudgeSpec()).items() if k != "readout"}
+    assert JudgeSpec(readout="cue").key()["readout"] == "cue"
+    with pytest.raises(ValueError, match="unknown judge read-out"):
+        JudgeSpec(readout="guess")
+
+
+def test_a_conversation_ending_in_the_assistants_words_is_continued_not_answered():
+    from repro.generation.base import encode_prompts
+    from repro.models import build_tokenizer
+
+    tokenizer = build_tokenizer("the score is good".split())
+    user = [{"role": "user", "content": "the score"}]
+    opened = encode_prompts(tokenizer, [[*user, {"role": "assistant", "content": "is good"}]])[0]
+    asked = encode_prompts(tokenizer, [user])[0]
+    reply = tokenizer("is good", add_special_tokens=False)["input_ids"]
+    assert opened[: len(asked)] == asked and opened[len(asked):] == reply  # the reply's start, left open

@@ -42,7 +42,9 @@ def test_every_probe_runs_on_a_gguf_model_and_is_reused(tmp_path):
     assert rm.rationales(probes) and rm.rationales(probes)[0]["technique"] == "detailed+cot/0"
     assert set(rm.evolver_summary(probes)) >= {"prompts_scored", "selected", "evolved"}
     examples = rm.judgment_examples(probes)
-    assert len(examples) == 4 and set(examples.columns) == {"prompt", "answer", "judgment", "score"}
+    assert len(examples) == 4 and set(examples.columns) == {"prompt", "answer", "judgment", "read", "score"}
+    assert summary["read_at_cue"] + round(summary["written_share"] * summary["judgments"]) == summary["readable"]
+    assert summary["readable"] == summary["judgments"]  # the cue read-out scores every judgment
     rm.rewrite_examples(probes)
     counts, _ = rm.written_prompts(probes)
     assert counts["candidates"] >= counts["accepted"]

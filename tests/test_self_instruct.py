@@ -352,3 +352,30 @@ def test_generate_prompts_with_a_tiny_untrained_model():
     assert result.rounds <= 2 and result.candidates == 4 * result.rounds
     assert sum(result.rejections.values()) + len(result.prompts) + result.surplus == result.candidates
     assert result.tasks is not None and len(result.tasks) == len(result.prompts)
+
+
+@pytest.mark.parametrize(
+    "completion, expected",
+    [
+        ("One New Task: How to Brew a Good Cup of Green Tea", "How to Brew a Good Cup of Green Tea"),
+        ("New task: Name three rivers in Africa.", "Name three rivers in Africa."),
+        ('"One New Task: Plan a picnic for four."', "Plan a picnic for four."),
+        ("**Task 9:** Describe a sunset.", "Describe a sunset."),
+        ("Why is the sky blue?\n\nThe answer to this question is not available in text.", "Why is the sky blue?"),
+    ],
+)
+def test_extract_prompt_reads_what_small_chat_models_write(completion, expected):
+    assert extract_prompt(completion, world_text=False) == expected
+
+
+def test_a_prompt_that_repeats_the_request_is_recognised():
+    from repro.studies.self_rewarding.self_instruct import CHAT_REQUEST, echoes_request, few_shot_prompt
+
+    assert CHAT_REQUEST in few_shot_prompt(["Name a river."], style="chat")[0]["content"]
+    assert echoes_request("One new task of the same kind. It must differ from every example, be complete in "
+                          "itself, and be something an assistant can answer in text.")
+    assert echoes_request("one new task of the same kind, on a single line with no number, label or explanation.")
+    assert echoes_request("One new task of the same kind.") and echoes_request("One New Task")
+    assert echoes_request("one new task of the same kind. It must differ from all previous examples.")
+    assert not echoes_request("Write a short poem about the sea in the style of a sailor's song.")
+    assert not echoes_request("Name one new animal of the same kind as a cat.")

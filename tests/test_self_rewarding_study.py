@@ -176,3 +176,37 @@ def test_findings_turn_known_runs_into_the_expected_verdicts():
     assert verdicts["Without EFT, self-judging yields fewer preference pairs (AIFT(SFT) vs AIFT(M1))"] == "reproduced"
     assert claims.loc["M2 beats SFT head to head (win rate, ties half)", "ours"] == 1.0
     assert (claims.seeds == 3).all() and "62.5% win" in claims.loc["M3 beats SFT head to head (win rate, ties half)", "paper"]
+
+
+#: `params_hash` of the aift and evaluation stages' payloads at the tiny default, computed by the code at
+#: commit 4100521, before `judge_template` (the stores made then must keep their keys).
+AIFT_DEFAULT_PAYLOAD = "aeb435fd27a9e937"
+EVAL_DEFAULT_PAYLOAD = "0e3ef082bce6bbcd"
+
+
+def _stage_params(make_stage) -> dict:
+    """The parameters a stage function gives the store (its key's payload), without computing anything."""
+    class Recorder:
+        def run(self, name, params, compute, **_):
+            return params
+
+    return make_stage(Recorder())
+
+
+def test_the_judge_template_enters_stage_keys_only_when_it_is_not_the_default():
+    """Stores made before `judge_template` existed keep their keys at the tiny default, and a judge asked
+    for the plain-English rubric gets stages of its own."""
+    import pytest
+
+    from repro.runs.store import params_hash
+    from repro.studies.self_rewarding import stages as sr
+
+    aift = lambda spec: _stage_params(lambda store: sr.aift_stage(store, None, None, spec, 1))  # noqa: E731
+    evaluate = lambda spec: _stage_params(lambda store: sr.evaluate_stage(store, None, None, spec))  # noqa: E731
+    # the payloads of the tiny default, hashed as the code before the field did (at commit 4100521)
+    assert params_hash(aift(sr.IterationSpec())) == AIFT_DEFAULT_PAYLOAD
+    assert params_hash(evaluate(sr.EvalSpec())) == EVAL_DEFAULT_PAYLOAD
+    assert aift(sr.IterationSpec(judge_template="full"))["judge_template"] == "full"
+    assert evaluate(sr.EvalSpec(judge_template="full", judge_max_new_tokens=160))["judge_max_new_tokens"] == 160
+    with pytest.raises(ValueError, match="unknown judge template"):
+        sr.IterationSpec(judge_template="verbose")

@@ -36,3 +36,13 @@ def generated_dir() -> Path:
 def store_root() -> Path:
     """The run store: ``REPRO_STORE`` or ``runs/`` in the checkout."""
     return Path(os.environ.get("REPRO_STORE") or project_root() / "runs").expanduser().resolve()
+
+
+def existing_path(value: str | os.PathLike) -> Path | None:
+    """``value`` as an existing path: as given (relative to the working folder), else relative to the
+    project root (so that profiles and notebook defaults can name ``configs/...`` or ``models/...``
+    files whatever folder a kernel runs in); None if neither exists."""
+    for candidate in (Path(value).expanduser(), project_root() / value):
+        if candidate.exists():
+            return candidate.resolve()
+    return None

@@ -10,7 +10,7 @@ per (prompt, response), NaN where there is no score, and a ``key`` for the run s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -48,7 +48,7 @@ class JudgeGold:
     config: Any = None
 
     def key(self) -> dict[str, Any]:
-        return {"gold": "judge", "model": self.stage.key, "judge": asdict(self.config or JudgeSpec()),
+        return {"gold": "judge", "model": self.stage.key, "judge": (self.config or JudgeSpec()).key(),
                 "engine": (self.engine or DEFAULT_ENGINE).key()}
 
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:

@@ -70,7 +70,8 @@ def is_conversation(prompt: Prompt) -> bool:
 
 
 def encode_prompts(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[Prompt]) -> list[list[int]]:
-    """Token ids of each prompt: chat template with the generation prompt, or the raw string.
+    """Token ids of each prompt: chat template with the generation prompt, or the raw string. A conversation
+    whose last message is the assistant's is rendered open, so that its text is the start of the reply.
 
     Raises:
         TypeError: a prompt is neither a string nor a list of messages with "role" and "content".
@@ -86,7 +87,10 @@ def encode_prompts(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[Prompt]
             raise TypeError(
                 f"prompt {index} must be a string or a list of {{'role', 'content'}} messages, got {prompt!r:.200}"
             )
-        encoded.append(tokenizer.apply_chat_template(list(prompt), add_generation_prompt=True)["input_ids"])
+        if prompt and prompt[-1]["role"] == "assistant":  # a reply already begun (e.g. a read-out cue): continue it
+            encoded.append(tokenizer.apply_chat_template(list(prompt), continue_final_message=True)["input_ids"])
+        else:
+            encoded.append(tokenizer.apply_chat_template(list(prompt), add_generation_prompt=True)["input_ids"])
     return encoded
 
 

@@ -22,6 +22,7 @@ from repro.generation.hf import HFGenerator
 from repro.generation.sharded import launched_processes, launched_state, shard
 from repro.generation.vllm_backend import VLLMGenerator, output_options
 from repro.models import load_model
+from repro.paths import existing_path
 from repro.models.gguf import gguf_model_stage, is_gguf
 from repro.progress import show_progress
 from repro.runs.store import RunStore, Stage, params_hash
@@ -73,7 +74,7 @@ def external_model_stage(store: RunStore, model: str, *, name: str = "external-m
 
     A ``.gguf`` file (llama.cpp's format, e.g. the real-small model) is converted into a safetensors folder
     in the store instead, once per file (`repro.models.gguf.gguf_model_stage`), whatever role it plays."""
-    path = Path(model).expanduser()
+    path = existing_path(model) or Path(model).expanduser()
     if is_gguf(path):
         return gguf_model_stage(store, path)
     local = path.exists()

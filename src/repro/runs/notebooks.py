@@ -180,7 +180,7 @@ def check_value(notebook: str, param: Parameter, value: Any, source: str) -> Any
     if param.name in OUTPUT_PATHS and isinstance(value, str) and value:
         value = _output_path(notebook, param.name, value)
     elif param.name.endswith("_path") and isinstance(value, str) and value:
-        local = _existing_path(value)
+        local = paths.existing_path(value)
         if local is not None:
             value = str(local)  # absolute, so the kernel finds it whatever its working folder
             if param.name == "accelerate_config_path":
@@ -215,15 +215,6 @@ def _check_accelerate_config(notebook: str, path: Path) -> None:
     except Exception as exc:  # accelerate raises YAML, type and value errors alike
         raise ParameterError(f"{notebook}: accelerate_config_path = {str(path)!r} is not a valid accelerate "
                              f"config: {type(exc).__name__}: {one_line(exc)}") from None
-
-
-def _existing_path(value: str) -> Path | None:
-    """``value`` as an existing path: as given (relative to the working folder), else relative to the
-    project root (so profiles can name ``configs/...`` files); None if neither exists."""
-    for candidate in (Path(value).expanduser(), paths.project_root() / value):
-        if candidate.exists():
-            return candidate.resolve()
-    return None
 
 
 def resolve_parameters(notebook: Path, profile: dict, overrides: dict[str, Any]) -> dict[str, Any]:

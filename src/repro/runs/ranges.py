@@ -171,6 +171,7 @@ RULES: dict[str, Rule] = {
     "generation_backend": OneOf(("transformers", "vllm")),
     "method": OneOf(("dpo", "sppo", "simpo", "orpo")),
     "judge_template": OneOf(("compact", "full")),
+    "judge_readout": OneOf(("parse", "cue")),
     "labeller_paths": Names(),  # its names become stage names (rlaif-labeller-NAME)
 }
 

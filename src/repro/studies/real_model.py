@@ -40,6 +40,7 @@ from repro.data import alpaca_eval, mt_bench, oasst, summarize, ultrafeedback
 from repro.data.records import text_id
 from repro.evaluation.gold import NO_GOLD
 from repro.generation import DEFAULT_ENGINE, Engine, external_model_stage
+from repro.judges.parsing import parse_score
 from repro.runs.store import RunStore, Stage, params_hash
 from repro.studies.eva import stages as eva
 from repro.studies.rlaif import stages as rl
@@ -61,6 +62,7 @@ class ProbeSpec:
     max_new_tokens: int = 128
     judge_samples: int = 1
     judge_max_new_tokens: int = 160
+    judge_readout: str = "cue"
     techniques: tuple[str, ...] = ("base/0", "detailed/0", "detailed+cot/0")
     max_rationale_tokens: int = 128
     keep_fraction: float = 0.5
@@ -81,7 +83,7 @@ class ProbeSpec:
                                 prompt_max_new_tokens=self.prompt_max_new_tokens, prompt_style="chat",
                                 candidates=self.candidates, max_new_tokens=self.max_new_tokens,
                                 judge_samples=self.judge_samples, judge_max_new_tokens=self.judge_max_new_tokens,
-                                judge_template="full", seed=self.seed)
+                                judge_template="full", judge_readout=self.judge_readout, seed=self.seed)
 
     def creator(self) -> eva.CreatorSpec:
         return eva.CreatorSpec(fraction=self.keep_fraction, evolutions=self.evolutions, selection="greedy")
@@ -197,16 +199,21 @@ def run_probes(store: RunStore, model_path: str, spec: ProbeSpec = ProbeSpec(), 
 
 # -- what the notebook shows ------------------------------------------------------------------------------
 def judge_summary(probes: Probes) -> dict:
-    """The judge's figures: judgments asked for and readable, the readable scores' mean, spread and
-    counts by value, and the prompts whose N answers got two or more different scores."""
+    """The judge's figures: judgments asked for, the share that wrote a readable score, how many were
+    read at the cue (`repro.judges.llm_judge`), the scores' mean, spread and counts by value, and the
+    prompts whose N answers got two or more different scores."""
     frame = pd.read_parquet(probes.judged / "candidates.parquet")
     scores = [float(s) for row in frame.judge_scores for s in row if s is not None and np.isfinite(s)]
     asked = len(frame) * probes.spec.judge_samples
     distinct = frame.dropna(subset=["judge"]).groupby("prompt_id").judge.nunique()
+    written = int(probes.judged.results.get("parse", {}).get("ok", 0))
+    cued = int(frame.read_at_cue.sum()) if "read_at_cue" in frame.columns else 0
     return {
         "prompts": int(frame.prompt_id.nunique()),
         "answers": len(frame),
         "judgments": asked,
+        "written_share": written / asked if asked else float("nan"),
+        "read_at_cue": cued,
         "readable": len(scores),
         "readable_share": len(scores) / asked if asked else float("nan"),
         "score_mean": float(np.mean(scores)) if scores else float("nan"),
@@ -244,17 +251,20 @@ def rationales(probes: Probes, limit: int = 3) -> list[dict]:
 
 
 def judgment_examples(probes: Probes, limit: int = 4) -> pd.DataFrame:
-    """Judgments with a readable score and without, side by side with the answer they judge."""
+    """Judgments beside the answer they judge: half with a score written as the rubric asks, half without
+    one (scored at the cue, when the read-out is ``cue``); ``read`` says which."""
     frame = pd.read_parquet(probes.judged / "candidates.parquet")
     rows = []
     for row in frame.itertuples():
         for text, value in zip(row.judgments, row.judge_scores):
+            written = parse_score(text).value is not None
             rows.append({"prompt": row.prompt, "answer": row.response, "judgment": text,
+                         "read": "written" if written else ("at the cue" if value is not None else "none"),
                          "score": float(value) if value is not None else float("nan")})
-    table = pd.DataFrame(rows, columns=["prompt", "answer", "judgment", "score"])
-    readable = table[table.score.notna()].head(limit // 2 or 1)
-    unreadable = table[table.score.isna()].head(limit - len(readable))
-    return pd.concat([readable, unreadable], ignore_index=True)
+    table = pd.DataFrame(rows, columns=["prompt", "answer", "judgment", "read", "score"])
+    written = table[table.read == "written"].head(limit // 2 or 1)
+    others = table[table.read != "written"].head(limit - len(written))
+    return pd.concat([written, others], ignore_index=True)
 
 
 def evolver_summary(probes: Probes) -> dict:

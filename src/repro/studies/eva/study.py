@@ -135,7 +135,8 @@ def inputs_from_parameters(store: RunStore, spec: EvaSpec, p: Mapping[str, Any])
                                         hard=p["hard_prompts_path"], two_turn=p["two_turn_path"],
                                         evolver_path=p["evolver_path"], gold_judge_path=p["gold_judge_path"],
                                         gold_judge=JudgeSpec(template=p["judge_template"],
-                                                             max_new_tokens=p["judge_max_new_tokens"]),
+                                                             max_new_tokens=p["judge_max_new_tokens"],
+                                                             readout=p["judge_readout"]),
                                         engine=engine))
 
 

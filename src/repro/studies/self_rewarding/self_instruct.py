@@ -241,15 +241,21 @@ def few_shot_prompt(examples: Sequence[str], style: str = "list", *, intro: str 
         content = (
             f"Here are {len(examples)} example tasks that users have given to an AI assistant.\n\n"
             f"{shown}\n\n"
-            f"Write Task {len(examples) + 1}: one new task of the same kind. It must differ from every "
-            "example, be complete in itself, and be something an assistant can answer in text. Reply "
-            "with the task only, on a single line, with no number, label or explanation."
+            f"Write Task {len(examples) + 1}: {CHAT_REQUEST}"
         )
         return [{"role": "user", "content": content}]
     raise ValueError(f"unknown few-shot prompt style {style!r}; valid styles: 'list', 'chat'")
 
 
-_LABEL = re.compile(r"^\s*(?:(?:new\s+)?task\s*\d{0,3}|\d{1,3})\s*[.):]\s*", re.IGNORECASE)
+#: What the chat-style request asks for, after "Write Task k+1:".
+CHAT_REQUEST = ("one new task of the same kind. It must differ from every example, be complete in itself, and be "
+                "something an assistant can answer in text. Reply with the task only, on a single line, with no "
+                "number, label or explanation.")
+#: A written prompt most of whose words (this share, in order: the longest common subsequence over the
+#: prompt's length) come from `CHAT_REQUEST` repeats the request rather than giving a task.
+ECHO_THRESHOLD = 0.6
+
+_LABEL = re.compile(r"^\s*(?:(?:one\s+)?(?:new\s+)?task\s*\d{0,3}|\d{1,3})\s*[.):]\**\s*", re.IGNORECASE)
 _NEXT_ITEM = re.compile(r"(?:(?<=[.?!:])[ \t]+|\s*\n\s*)(?:task\s*)?\d{1,3}\s*[.):](?=\s|$)", re.IGNORECASE)
 
 
@@ -275,8 +281,9 @@ def extract_prompt(completion: object, *, number: int | None = None, world_text:
         world_text: read the completion as world text with `repro.world.split_task_list` (tolerant
             tokens, lowercased; a prompt that could itself end in ``"k ."`` is cut where it parses).
             False (real text, chat style): keep the text as written, drop a leading ``"Task 9:"`` /
-            ``"9."`` label and cut at the next line or sentence that starts with such a label (so a
-            prompt that itself holds a numbered list is cut there).
+            ``"9."`` / ``"New task:"`` label, keep the first line (the request asks for one line; what
+            small models add below it is commentary) and cut at the next sentence that starts with such
+            a label.
 
     The result is trimmed; a task cut off by the token limit is returned as it is (the filter's
     validity check rejects it).
@@ -286,7 +293,7 @@ def extract_prompt(completion: object, *, number: int | None = None, world_text:
     if not isinstance(completion, str) or not completion.strip():
         return None
     if not world_text:
-        text = _LABEL.sub("", completion.strip(), count=1)
+        text = _LABEL.sub("", completion.strip().lstrip('"*# ').strip(), count=1).split("\n", 1)[0]
         text = _NEXT_ITEM.split(text, maxsplit=1)[0].strip().strip('"').strip()
         return text or None
     tokens = [canonical(t) for t in tokenize(completion)]
@@ -301,6 +308,14 @@ def extract_prompt(completion: object, *, number: int | None = None, world_text:
         previous = max(marker[1] - 1, 0)
         items = split_task_list(f"{previous} . {completion}", first=previous)
     return next((item for item in items if item.strip()), None)
+
+
+def echoes_request(text: str, threshold: float = ECHO_THRESHOLD) -> bool:
+    """Whether a written prompt repeats the chat request's own words (`CHAT_REQUEST`) rather than
+    giving a task: small instruction-tuned models often answer "write one new task ..." with that very
+    sentence, or a part of it ("One new task of the same kind.")."""
+    tokens = rouge_tokens(text)
+    return bool(tokens) and lcs_length(tokens, rouge_tokens(CHAT_REQUEST)) / len(tokens) >= threshold
 
 
 # -- the filter --------------------------------------------------------------------------------

@@ -36,13 +36,15 @@ from repro.studies.self_rewarding.data import (
     rebalance,
     world_eft_frames,
 )
-from repro.studies.self_rewarding.self_instruct import RougeIndex, generate_prompts, keyword_check
+from repro.studies.self_rewarding.self_instruct import RougeIndex, echoes_request, generate_prompts, keyword_check
 from repro.training.jobs import run_job, sft_job
 from repro.training.preference import PreferenceSpec
 from repro.training.sft import SFTSpec
 
 # -- stages: the SFT baseline, EFT, M1 ---------------------------------------------------------------
 STAGE_VERSION = "sr-2"
+#: The version of the chat-style prompt reader in the keys of chat self-instruction stages.
+CHAT_READER = 3
 
 
 def finetune_stage(store, name: str, start, records: list[dict], tune: SFTSpec, data_key: dict,
@@ -94,7 +96,7 @@ def eft_stage(store, spec: SeedDataSpec, writer, judge_config, *, source: str = 
         raise ValueError("EFT source 'oracle' needs the world's candidates; real data has no oracle")
     engine = engine or DEFAULT_ENGINE
     data = {"seed_data": asdict(spec), "exclude": sorted(exclude)} if frames is None else {"data": frames[2]}
-    params = {"version": STAGE_VERSION, **data, "judge": asdict(replace(judge_config, samples=1)),
+    params = {"version": STAGE_VERSION, **data, "judge": replace(judge_config, samples=1).key(),
               "source": source, "engine": engine.key()}
 
     def compute(workdir):
@@ -131,7 +133,8 @@ class IterationSpec:
     ``"world"`` (a task list continued by a base model, kept only if it is a valid world task) or
     ``"chat"`` (an instruction-tuned generator asked for one new task, Self-Instruct's keyword
     filter; the paper-scale path). ``judge_template`` is the judge's prompt (`repro.judges.rubric`):
-    ``"compact"`` in the world's words, ``"full"`` in plain English for real models.
+    ``"compact"`` in the world's words, ``"full"`` in plain English for real models; ``judge_readout``
+    how a judgment without a score is read (`repro.judges.llm_judge.JudgeSpec`).
     """
 
     prompts: int = 1000  # new prompts per iteration (the paper: as many as the filters keep, ~4-7k pairs)
@@ -150,6 +153,7 @@ class IterationSpec:
     judge_temperature: float = 0.7
     judge_max_new_tokens: int = 40
     judge_template: str = DEFAULT_TEMPLATE
+    judge_readout: str = "parse"
     preference: PreferenceSpec = field(default_factory=PreferenceSpec)  # the method and trl's settings
     seed: int = 0
 
@@ -194,13 +198,15 @@ def self_instruct_stage(store, generator_stage, seed_prompts: list[str], spec: I
               "rouge_threshold", "prompt_style", "seed")
     params = {"version": STAGE_VERSION, "iteration": iteration, **{k: asdict(spec)[k] for k in fields},
               "seeds": data_key or len(seed_prompts), "exclude": len(exclude_prompts), "engine": engine.key()}
+    if spec.prompt_style == "chat":  # 3: the first line only, "New task:" labels, echoes of the request refused
+        params["chat_reader"] = CHAT_READER
     keywords = keyword_check()
 
     def valid_new(text: str):
         if spec.prompt_style == "world":
             task = world.parse_prompt(text)
             return task if task is not None and task.prompt not in exclude_prompts else None
-        return text if text not in exclude_prompts and keywords(text) else None
+        return text if text not in exclude_prompts and keywords(text) and not echoes_request(text) else None
 
     def compute(workdir):
         result = generate_prompts(
@@ -301,7 +307,7 @@ def aift_stage(store, model_stage, prompts_stage, spec: IterationSpec, iteration
               "judge_max_new_tokens", "seed")
     params = {"version": STAGE_VERSION, "iteration": iteration, **{k: asdict(spec)[k] for k in fields},
               "gold": _gold_key(gold), "engine": engine.key(), **_feedback_key(feedback),
-              **later_fields(spec, {"judge_template": DEFAULT_TEMPLATE})}
+              **later_fields(spec, {"judge_template": DEFAULT_TEMPLATE, "judge_readout": "parse"})}
     if feedback == "shuffled":
         raise ValueError("the shuffled control shuffles the self-judged pairs: use aift_stage's 'self' feedback")
 
@@ -323,14 +329,16 @@ def aift_stage(store, model_stage, prompts_stage, spec: IterationSpec, iteration
         else:
             judged = judge(generator, list(zip(frame.prompt, frame.response)), JudgeSpec(
                 samples=spec.judge_samples, temperature=spec.judge_temperature,
-                max_new_tokens=spec.judge_max_new_tokens, template=spec.judge_template, seed=spec.seed * 1000 + iteration))
+                max_new_tokens=spec.judge_max_new_tokens, template=spec.judge_template, readout=spec.judge_readout,
+                seed=spec.seed * 1000 + iteration))
             seconds["judging"] = lap()
             frame["judge"] = judged.frame.score.to_numpy()
             frame["parsed"] = judged.frame.parsed.to_numpy()
             # the K texts and their readings, for reading what a judge wrote (stores made before lack them)
             frame["judge_scores"] = judged.frame.scores.to_numpy()
             frame["judgments"] = judged.frame.judgments.to_numpy()
-            tally = judged.tally.as_dict()
+            frame["read_at_cue"] = judged.frame.read_at_cue.to_numpy()
+            tally = {**judged.tally.as_dict(), "read_at_cue": judged.read_at_cue}
         frame.to_parquet(workdir / "candidates.parquet", index=False)
         pairs, counts = preference_pairs(frame, by="oracle" if feedback == "oracle" else "judge")
         pairs.to_parquet(workdir / "pairs.parquet", index=False)
@@ -384,6 +392,7 @@ class EvalSpec:
     judge_samples: int = 3
     judge_max_new_tokens: int = 40
     judge_template: str = DEFAULT_TEMPLATE
+    judge_readout: str = "parse"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -391,7 +400,7 @@ class EvalSpec:
 
 
 #: `EvalSpec`'s fields that came after the stores of the tiny study, with their defaults (`later_fields`).
-EVAL_LATER_FIELDS = {"judge_max_new_tokens": 40, "judge_template": DEFAULT_TEMPLATE}
+EVAL_LATER_FIELDS = {"judge_max_new_tokens": 40, "judge_template": DEFAULT_TEMPLATE, "judge_readout": "parse"}
 
 
 def _write_prompts(workdir, tasks) -> dict:
@@ -463,7 +472,7 @@ def evaluate_stage(store, model_stage, prompts_stage, spec: EvalSpec, *, gold=No
         if spec.judge_samples:
             judged = judge(generator, list(zip(frame.prompt, frame.response)),
                            JudgeSpec(samples=spec.judge_samples, max_new_tokens=spec.judge_max_new_tokens,
-                                     template=spec.judge_template, seed=spec.seed))
+                                     template=spec.judge_template, readout=spec.judge_readout, seed=spec.seed))
             frame["self_judge"], tally = judged.frame.score.to_numpy(), judged.tally.as_dict()
         else:
             frame["self_judge"] = np.nan
@@ -492,7 +501,7 @@ def reward_modelling_stage(store, model_stage, eft, judge_config, *, engine=None
     """The model as a reward model on the held-out EFT set: its averaged judge scores against the
     gold ranking (``judged.parquet``; the report in the results)."""
     engine = engine or DEFAULT_ENGINE
-    params = {"version": STAGE_VERSION, "judge": asdict(judge_config), "engine": engine.key()}
+    params = {"version": STAGE_VERSION, "judge": judge_config.key(), "engine": engine.key()}
 
     def compute(workdir):
         frame = pd.read_parquet(eft / "eft_eval.parquet")

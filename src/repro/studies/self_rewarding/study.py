@@ -112,7 +112,7 @@ class StudySpec:
                 candidates=p["candidates"], temperature=p["temperature"], top_p=p["top_p"],
                 max_new_tokens=p["max_new_tokens"], judge_samples=p["judge_samples"],
                 judge_temperature=p["judge_temperature"], judge_max_new_tokens=p["judge_max_new_tokens"],
-                judge_template=p["judge_template"],
+                judge_template=p["judge_template"], judge_readout=p["judge_readout"],
                 preference=PreferenceSpec(method=p["method"], beta=p["dpo_beta"], learning_rate=p["dpo_learning_rate"],
                                           num_train_epochs=p["dpo_epochs"], batch_size=p["dpo_batch_size"],
                                           # the NLL term is for the methods with a reference (ORPO has its own)
@@ -120,9 +120,10 @@ class StudySpec:
             evaluation=sr.EvalSpec(prompts_per_family=p["eval_prompts_per_family"], samples=p["eval_samples"],
                                    temperature=p["temperature"], top_p=p["top_p"], max_new_tokens=p["max_new_tokens"],
                                    judge_samples=p["judge_samples"], judge_max_new_tokens=p["judge_max_new_tokens"],
-                                   judge_template=p["judge_template"]),
+                                   judge_template=p["judge_template"], judge_readout=p["judge_readout"]),
             judge=JudgeSpec(samples=p["judge_samples"], temperature=p["judge_temperature"],
-                            max_new_tokens=p["judge_max_new_tokens"], template=p["judge_template"]),
+                            max_new_tokens=p["judge_max_new_tokens"], template=p["judge_template"],
+                            readout=p["judge_readout"]),
             eft_source=p["eft_source"], eft_writer=p["eft_writer"], iterations=p["iterations"], ablations=p["ablations"],
             accelerate_config=p["accelerate_config_path"], controls=p["controls"])
 
