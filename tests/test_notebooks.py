@@ -132,3 +132,35 @@ def test_eva_notebooks_trained_every_arm_and_the_sweeps_ran_every_run(smoke_book
     assert set(solvers_table.method) == {"dpo", "simpo", "orpo", "sppo"}
     iterations = read_results(store / "sweeps" / "eva_iterations-smoke")
     assert set(iterations[iterations.arm == "eva"].iteration) == {1, 2, 3}
+
+
+def test_the_real_model_page_sent_every_template_and_read_every_figure(smoke_book):
+    """Notebook 40 on the smoke profile (the tiny GGUF stand-in): the probes' stages, read back through the
+    same functions the page uses."""
+    import pandas as pd
+
+    from repro.runs.notebooks import load_profile
+    from repro.studies import real_model as rm
+
+    _, store = smoke_book
+    section = load_profile("smoke")["notebooks"]["40_real_model"]
+    spec = rm.ProbeSpec.from_parameters(section)
+    probes = rm.run_probes(RunStore(store), str(paths.project_root() / section["model_path"]), spec)
+    assert all(s.manifest.get("status") == "complete" for s in [probes.model, probes.judged, probes.creator])
+    assert probes.model.name == "gguf-model" and probes.model.results["max_logit_difference"] <= 1e-4
+    assert probes.judged.manifest["params"]["judge_template"] == "full"  # the plain-English rubric
+    summary = rm.judge_summary(probes)
+    assert summary["prompts"] == spec.max_prompts
+    assert summary["judgments"] == summary["answers"] * spec.judge_samples == spec.max_prompts * spec.candidates
+    assert summary["readable"] == summary["judgments"]  # the cue read-out scores every judgment
+    assert summary["read_at_cue"] + round(summary["written_share"] * summary["judgments"]) == summary["readable"]
+    candidates = pd.read_parquet(probes.judged / "candidates.parquet")
+    assert all(len(texts) == spec.judge_samples for texts in candidates.judgments)
+    table = rm.labelling_table(probes)
+    assert list(table.technique) == ["Detailed + CoT 0-shot"] and (table.pairs == 11).all()
+    assert rm.rationales(probes)[0]["technique"] == "detailed+cot/0"
+    assert set(rm.evolver_summary(probes)) >= {"prompts_scored", "selected", "evolved"}
+    examples = rm.judgment_examples(probes)
+    assert set(examples.columns) == {"prompt", "answer", "judgment", "read", "score"}
+    counts, _ = rm.written_prompts(probes)
+    assert counts["candidates"] >= counts["accepted"]

@@ -68,6 +68,7 @@ class ProbeSpec:
     keep_fraction: float = 0.5
     evolutions: int = 2
     evolver_max_new_tokens: int = 192
+    max_prompts: int = 0  # answer and judge only the first this many shipped prompts (0: all of them)
     seed: int = 0
 
     @classmethod
@@ -122,9 +123,11 @@ def shipped_prompts() -> pd.DataFrame:
     return frame.assign(uid=[text_id(p) for p in frame.prompt])[["uid", "family", "prompt"]].reset_index(drop=True)
 
 
-def prompts_stage(store: RunStore) -> Stage:
-    """`shipped_prompts` as a prompts stage (``prompts.parquet``), keyed by their content."""
+def prompts_stage(store: RunStore, limit: int = 0) -> Stage:
+    """`shipped_prompts` (the first ``limit`` of them; 0: all) as a prompts stage (``prompts.parquet``),
+    keyed by their content."""
     frame = shipped_prompts()
+    frame = frame.head(limit) if limit else frame
 
     def compute(workdir: Path) -> dict:
         frame.to_parquet(workdir / "prompts.parquet", index=False)
@@ -186,7 +189,7 @@ def run_probes(store: RunStore, model_path: str, spec: ProbeSpec = ProbeSpec(), 
     iteration = spec.iteration()
     written = sr.self_instruct_stage(store, model, seed_prompts(oasst_path), iteration, 1, engine=engine,
                                      progress=progress)
-    prompts = prompts_stage(store)
+    prompts = prompts_stage(store, spec.max_prompts)
     judged = sr.aift_stage(store, model, prompts, iteration, 1, gold=NO_GOLD, engine=engine, progress=progress)
     data = comparison_data(comparisons_path)
     labelling = {code: rl.alignment_stage(store, model, data, data.comparisons, data.comparisons,
