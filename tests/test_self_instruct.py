@@ -361,6 +361,7 @@ def test_generate_prompts_with_a_tiny_untrained_model():
         ("New task: Name three rivers in Africa.", "Name three rivers in Africa."),
         ('"One New Task: Plan a picnic for four."', "Plan a picnic for four."),
         ("**Task 9:** Describe a sunset.", "Describe a sunset."),
+        ('One new task of the same kind: "How do I fix a flat tyre?', "How do I fix a flat tyre?"),
         ("Why is the sky blue?\n\nThe answer to this question is not available in text.", "Why is the sky blue?"),
     ],
 )
@@ -379,3 +380,4 @@ def test_a_prompt_that_repeats_the_request_is_recognised():
     assert echoes_request("one new task of the same kind. It must differ from all previous examples.")
     assert not echoes_request("Write a short poem about the sea in the style of a sailor's song.")
     assert not echoes_request("Name one new animal of the same kind as a cat.")
+    assert echoes_request("one new task of the same kind, " * 6)

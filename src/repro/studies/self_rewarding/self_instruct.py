@@ -294,6 +294,9 @@ def extract_prompt(completion: object, *, number: int | None = None, world_text:
         return None
     if not world_text:
         text = _LABEL.sub("", completion.strip().lstrip('"*# ').strip(), count=1).split("\n", 1)[0]
+        head, colon, rest = text.partition(":")
+        if colon and rest.strip() and echoes_request(head):  # "One new task of the same kind: <the task>"
+            text = rest.strip().lstrip('"*# ')
         text = _NEXT_ITEM.split(text, maxsplit=1)[0].strip().strip('"').strip()
         return text or None
     tokens = [canonical(t) for t in tokenize(completion)]
@@ -313,9 +316,14 @@ def extract_prompt(completion: object, *, number: int | None = None, world_text:
 def echoes_request(text: str, threshold: float = ECHO_THRESHOLD) -> bool:
     """Whether a written prompt repeats the chat request's own words (`CHAT_REQUEST`) rather than
     giving a task: small instruction-tuned models often answer "write one new task ..." with that very
-    sentence, or a part of it ("One new task of the same kind.")."""
+    sentence, a part of it ("One new task of the same kind."), or that part over and over."""
     tokens = rouge_tokens(text)
-    return bool(tokens) and lcs_length(tokens, rouge_tokens(CHAT_REQUEST)) / len(tokens) >= threshold
+    if not tokens:
+        return False
+    request = rouge_tokens(CHAT_REQUEST)
+    in_order = lcs_length(tokens, request) / len(tokens)
+    words = set(tokens)
+    return in_order >= threshold or (len(words) >= 3 and len(words & set(request)) / len(words) >= threshold)
 
 
 # -- the filter --------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from repro.training.sft import SFTSpec
 # -- stages: the SFT baseline, EFT, M1 ---------------------------------------------------------------
 STAGE_VERSION = "sr-2"
 #: The version of the chat-style prompt reader in the keys of chat self-instruction stages.
-CHAT_READER = 3
+CHAT_READER = 4
 
 
 def finetune_stage(store, name: str, start, records: list[dict], tune: SFTSpec, data_key: dict,
@@ -198,7 +198,7 @@ def self_instruct_stage(store, generator_stage, seed_prompts: list[str], spec: I
               "rouge_threshold", "prompt_style", "seed")
     params = {"version": STAGE_VERSION, "iteration": iteration, **{k: asdict(spec)[k] for k in fields},
               "seeds": data_key or len(seed_prompts), "exclude": len(exclude_prompts), "engine": engine.key()}
-    if spec.prompt_style == "chat":  # 3: the first line only, "New task:" labels, echoes of the request refused
+    if spec.prompt_style == "chat":  # 4: the first line only, "New task:" labels, echoes of the request refused
         params["chat_reader"] = CHAT_READER
     keywords = keyword_check()
 
