@@ -22,8 +22,8 @@ from repro.generation.hf import HFGenerator
 from repro.generation.sharded import launched_processes, launched_state, shard
 from repro.generation.vllm_backend import VLLMGenerator, output_options
 from repro.models import load_model
-from repro.paths import existing_path
 from repro.models.gguf import gguf_model_stage, is_gguf
+from repro.paths import existing_path
 from repro.progress import show_progress
 from repro.runs.store import RunStore, Stage, params_hash
 
