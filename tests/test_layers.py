@@ -35,7 +35,7 @@ LAYERS = {
     "repro.studies": 4,
     "repro.runs.notebooks": 5, "repro.runs.ranges": 5, "repro.runs.sweep": 5, "repro.runs.parallel": 5,
     "repro.runs.timings": 5, "repro.runs.compare": 5, "repro.book": 5,
-    "repro.cli": 6,
+    "repro.cli": 6, "repro.gpu_check": 6,
 }
 #: Heavy or optional packages whose import may stay inside a function (nothing of the project's own).
 LAZY_ALLOWED: set[str] = set()

@@ -47,6 +47,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from repro import paths
+from repro.errors import ReproError
+from repro.generation import external_model_stage, model_location
+from repro.generation import make_generator as default_make_generator
+from repro.generation.base import GenerationSpec
+from repro.judges.labeller import ANSWERS, LabelSpec, labeller_prompt
+from repro.models.gguf import REAL_SMALL_GGUF
+from repro.runs import notebooks, open_store
+from repro.runs.notebooks import parse_assignments
+from repro.runs.store import RunStore
+
 #: Said, and nothing else done, on a machine without a CUDA GPU.
 NO_GPU_MESSAGE = "the GPU check needs a CUDA GPU; this machine has none"
 #: Exit code without a GPU: distinct from a failed check (1) and from bad arguments (2).
@@ -331,7 +342,6 @@ def measure_throughput(generator, prompts: Sequence, spec, *, count_tokens: Call
     (``warmup_spec``, default a few tokens of the first two prompts: kernels loaded, caches allocated).
     Tokens are counted in the completions as returned (``count_tokens`` of each), the same way for every
     backend."""
-    from repro.generation.base import GenerationSpec
 
     warmup_spec = warmup_spec or GenerationSpec(max_new_tokens=8, temperature=0.0, batch_size=spec.batch_size)
     generator.generate(list(prompts[:2]), warmup_spec)
@@ -425,8 +435,6 @@ def chapter_overrides(extra: Mapping[str, Any] = (), *, profile: str = CHAPTER_P
     """`CHAPTER_OVERRIDES`, ``vllm_options`` = the profile's with `CHAPTER_VLLM_OPTIONS` added, then ``extra``."""
     overrides = dict(CHAPTER_OVERRIDES)
     try:
-        from repro.runs import notebooks
-
         profile_options = notebooks.load_profile(profile).get("notebooks", {}).get(notebook, {}).get("vllm_options")
     except Exception:  # noqa: BLE001 - no such profile yet: `repro run` will say so in the chapter step
         profile_options = None
@@ -442,7 +450,6 @@ def run_chapter(root: Path, out: Path, overrides: Mapping[str, Any], budget_s: f
 
     ``adopt``: finished stages (``name``, ``key``, ``path``) copied into the temporary store first, so that
     the chapter reuses them: the model's conversion (about 15 s) is done once, by step ``model``."""
-    from repro.runs.store import RunStore
 
     with tempfile.TemporaryDirectory(prefix="gpu-check-store-") as store:
         for stage in adopt:
@@ -459,16 +466,12 @@ def resolve_model(model: str | None, root: Path) -> tuple[bool, dict]:
     """The model's safetensors folder (step ``model``): ``model`` (a folder, or a ``.gguf`` file converted once
     into the run store), else the real-small GGUF file of ``make real-small``."""
     if model is None:
-        from repro.models.gguf import REAL_SMALL_GGUF
-
         model = str(root / REAL_SMALL_GGUF)
     path = Path(model).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"no model at {path} (the real-small model comes with `make real-small`)")
     if path.is_dir():
         return True, {"source": str(path), "folder": str(path)}
-    from repro.generation import external_model_stage, model_location
-    from repro.runs import open_store
 
     stage = external_model_stage(open_store(), str(path))
     return True, {"source": str(path), "folder": model_location(stage),
@@ -491,8 +494,7 @@ def load_engines(folder: str, dtype: str, *, make_generator: Callable | None = N
     creates a CUDA context. Returns the generators (``"vllm"``, ``"transformers"``) and the figures (the
     dtype used, and vLLM's error in float32 when it fell back)."""
     if make_generator is None:
-        from repro.generation import make_generator
-
+        make_generator = default_make_generator
     figures: dict = {"dtype": dtype, "vllm_gpu_memory_utilization": VLLM_MEMORY_SHARE}
     options = {"gpu_memory_utilization": VLLM_MEMORY_SHARE, "seed": 0, "progress": False}
     try:
@@ -514,7 +516,6 @@ def chat(text: str) -> list[dict[str, str]]:
 
 def labeller_prompts() -> list[str]:
     """The labeller's prompts (plain wording, base preamble, 0-shot) for `LABELLER_PAIRS`, in both orders."""
-    from repro.judges.labeller import LabelSpec, labeller_prompt
 
     spec = LabelSpec(preamble="base", wording="plain")
     return [labeller_prompt(t, a, b, spec) for t, x, y in LABELLER_PAIRS for a, b in ((x, y), (y, x))]
@@ -666,9 +667,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_check(args: argparse.Namespace) -> int:
     """The steps on a GPU machine (see the module's docstring), then the report."""
-    from repro import paths
-    from repro.errors import ReproError
-    from repro.runs.notebooks import parse_assignments
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -736,8 +734,6 @@ def run_comparisons(hf, vllm, tolerance: float, *, greedy=None, sampled=None, lo
     reference). ``greedy`` and ``sampled`` are the `GenerationSpec` of the greedy comparison (default: 48 new
     tokens) and of the throughput (default: 4 samples of up to 128 tokens per prompt at temperature 0.7,
     top-p 0.9, as the chapters sample candidates)."""
-    from repro.generation.base import GenerationSpec
-    from repro.judges.labeller import ANSWERS
 
     tokenizer = hf.tokenizer
     prompts = [chat(text) for text in CHAT_PROMPTS]
