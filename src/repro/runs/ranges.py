@@ -134,6 +134,7 @@ RULES: dict[str, Rule] = {
         "eft_train_prompts", "eval_posts", "eval_prompts_per_family", "eval_samples", "eval_tasks_per_family",
         "evolutions", "hard_prompts", "ift_size", "iterations", "jobs", "judge_max_new_tokens", "judge_samples",
         "labeller_batch_size", "max_new_tokens", "max_rationale_tokens", "new_prompts", "posts",
+        "evolver_max_new_tokens",
         "prompt_max_new_tokens", "rl_prompts", "samples_per_task", "shots", "sft_batch_size", "sft_posts",
         "solver_batch_size", "sr_eval_prompts_per_family", "standard_prompts", "two_turn_prompts",
         "validation_pairs", "workers", "tensor_parallel_size")},
@@ -163,6 +164,7 @@ RULES: dict[str, Rule] = {
     **{name: POSITIVE for name in ("learning_rate", "dpo_learning_rate", "sft_learning_rate", "rl_learning_rate",
                                    "rm_learning_rate", "solver_learning_rate", "dpo_beta")},
     "rl_beta": Between(0),
+    "max_prompts": Between(0, integer=True),  # 0: all of them
     # lists and choices
     "difficulty": Each(DIFFICULTY, min_items=2, max_items=2),
     "rm_data_sizes": Each(COUNT, min_items=1),
