@@ -10,7 +10,7 @@ class ReproError(Exception):
 #: The modules that define the project's errors, imported by `exit_code_of` to find them all.
 _ERROR_MODULES = ("repro.data", "repro.runs.notebooks", "repro.runs.store", "repro.runs.sweep", "repro.runs.parallel",
                   "repro.models.io", "repro.judges.sequence_rm", "repro.training.jobs", "repro.book.build",
-                  "repro.evaluation.claims", "repro.book.publish", "repro.book.browser")
+                  "repro.evaluation.claims", "repro.evaluation.development", "repro.book.publish", "repro.book.browser")
 
 
 def exit_code_of(error_name: str) -> int | None:
