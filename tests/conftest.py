@@ -71,3 +71,20 @@ def chapter_run(tmp_path, monkeypatch):
 
     run.store, run.generated = store, generated
     return run
+
+
+@pytest.fixture
+def shipped_profiles():
+    """Every shipped profile by name, as `load_profile` reads it; where ``make real-small`` has not fetched the
+    real model (CI), the profiles that name its GGUF file name the project's tiny GGUF stand-in instead."""
+    import yaml
+
+    from repro.models.gguf import REAL_SMALL_GGUF
+    from repro.runs.notebooks import available_profiles, load_profile
+
+    fetched = (paths.project_root() / REAL_SMALL_GGUF).exists()
+    out = {}
+    for name in available_profiles():
+        text = yaml.safe_dump(load_profile(name))
+        out[name] = yaml.safe_load(text if fetched else text.replace(REAL_SMALL_GGUF, "tests/data/tiny-llama.gguf"))
+    return out

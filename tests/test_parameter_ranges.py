@@ -8,7 +8,6 @@ from repro.cli import main
 from repro.models import SIZE_PRESETS
 from repro.runs.notebooks import (
     ParameterError,
-    available_profiles,
     list_notebooks,
     load_profile,
     notebook_parameters,
@@ -35,13 +34,13 @@ def test_every_default_lies_in_its_range_and_sizes_are_the_presets():
             assert check_range(name, p.default) is None, f"{nb.stem}: default of {name} {check_range(name, p.default)}"
 
 
-def test_every_shipped_profile_and_sweep_lies_in_range():
+def test_every_shipped_profile_and_sweep_lies_in_range(shipped_profiles):
     from repro import paths
     from repro.runs.sweep import load_sweep
 
-    for name in available_profiles():
+    for profile in shipped_profiles.values():
         for nb in list_notebooks():
-            resolve_parameters(nb, load_profile(name), {})
+            resolve_parameters(nb, profile, {})
     for sweep in sorted((paths.project_root() / "configs" / "sweeps").glob("*.yaml")):
         load_sweep(sweep)  # resolves every run's parameters, raising ParameterError on any out of range
 

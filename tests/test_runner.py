@@ -127,20 +127,11 @@ def test_bad_profiles(tmp_path):
         load_profile(bad)
 
 
-def test_shipped_profiles_are_valid_for_every_notebook():
-    from repro.runs.notebooks import available_profiles, list_notebooks
+def test_shipped_profiles_are_valid_for_every_notebook(shipped_profiles):
+    from repro.runs.notebooks import list_notebooks
 
-    import yaml
-
-    from repro import paths
-    from repro.models.gguf import REAL_SMALL_GGUF
-
-    assert {"tiny", "smoke", "real-small"} <= set(available_profiles())
-    stand_in = "tests/data/tiny-llama.gguf"
-    for name in available_profiles():
-        profile = load_profile(name)
-        if not (paths.project_root() / REAL_SMALL_GGUF).exists():  # `make real-small` not run: the GGUF stand-in
-            profile = yaml.safe_load(yaml.safe_dump(profile).replace(REAL_SMALL_GGUF, stand_in))
+    assert {"tiny", "smoke", "real-small"} <= set(shipped_profiles)
+    for profile in shipped_profiles.values():
         for nb in list_notebooks():
             resolve_parameters(nb, profile, {})
 
