@@ -281,7 +281,8 @@ def rewrite_examples(probes: Probes, limit: int = 4) -> pd.DataFrame:
     if evolved.empty or "parent" not in evolved.columns:
         return pd.DataFrame(columns=["parent prompt", "operator", "rewrite"])
     evolved = evolved[evolved.origin == "evolved"] if "origin" in evolved.columns else evolved
-    parents = dict(zip(judged_responses(probes.judged).uid, judged_responses(probes.judged).prompt))
+    prompts = pd.read_parquet(probes.prompts / "prompts.parquet")  # the judged prompts, the creator's parents
+    parents = dict(zip(prompts.uid, prompts.prompt))
     parents.update(zip(evolved.uid, evolved.prompt))
     rows = [{"parent prompt": parents.get(r.parent, ""), "operator": r.operator, "rewrite": r.prompt}
             for r in evolved.head(limit).itertuples()]
