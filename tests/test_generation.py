@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from transformers import GPT2Config, GPT2LMHeadModel
 
 from repro.generation import (
     GenerationSpec,
@@ -71,25 +72,33 @@ def test_n_samples_per_prompt(generator):
 
 
 def sampled_the_plain_way(generator: HFGenerator) -> HFGenerator:
-    """The same model and tokenizer, sampling with ``generate(num_return_sequences=n)`` (no shared prefill)."""
+    """The same model and tokenizer, decoded by ``generate(num_return_sequences=n)`` (not `repro.generation.decode`)."""
     plain = HFGenerator(generator.model, generator.tokenizer, progress=False)
-    plain._can_share_prefill = lambda: False
+    plain._can_decode = lambda: False
     return plain
 
 
 @pytest.mark.parametrize("max_new_tokens", [1, 2, 12])
-def test_one_prefill_per_prompt_samples_what_generate_samples_token_for_token(generator, max_new_tokens):
+def test_the_decode_loop_samples_what_generate_samples_token_for_token(generator, max_new_tokens):
+    assert generator._can_decode()
     for seed in (0, 1, 2):
-        config = GenerationSpec(max_new_tokens=max_new_tokens, temperature=0.9, top_p=0.9, n=3, seed=seed, batch_size=4)
-        shared = generator.generate(PROMPTS, config)
-        assert shared == sampled_the_plain_way(generator).generate(PROMPTS, config)
-        assert any(len(set(texts)) > 1 for texts in shared)
+        for n in (1, 3):
+            config = GenerationSpec(max_new_tokens=max_new_tokens, temperature=0.9, top_p=0.9, n=n, seed=seed,
+                                    batch_size=4)
+            shared = generator.generate(PROMPTS, config)
+            assert shared == sampled_the_plain_way(generator).generate(PROMPTS, config)
+            assert n == 1 or any(len(set(texts)) > 1 for texts in shared)
+
+
+def test_the_decode_loop_is_greedy_as_generate_is(generator):
+    config = GenerationSpec(max_new_tokens=16, temperature=0, n=2, batch_size=4)
+    assert generator.generate(PROMPTS, config) == sampled_the_plain_way(generator).generate(PROMPTS, config)
 
 
 @pytest.mark.parametrize("min_new_tokens", [None, 4])
-def test_the_shared_prefill_ends_and_pads_rows_as_generate_does(tokenizer, min_new_tokens):
+def test_the_decode_loop_ends_and_pads_rows_as_generate_does(tokenizer, min_new_tokens):
     """With the end of sequence made likely, some samples end at their first token and some later; the
-    shared prefill pads them as generate does, and keeps the model's minimum length."""
+    decode loop pads them as generate does, and keeps the model's minimum length."""
     model = make_llama("XS", tokenizer, seed=1, initializer_range=0.2)
     model.generation_config.min_new_tokens = min_new_tokens
     forward = model.forward
@@ -111,11 +120,22 @@ def test_the_shared_prefill_ends_and_pads_rows_as_generate_does(tokenizer, min_n
         assert 0 in lengths and max(lengths) > 1
 
 
-def test_a_model_whose_config_samples_otherwise_samples_the_plain_way(tokenizer):
+@pytest.mark.parametrize("setting", [("min_p", 0.1), ("repetition_penalty", 1.2), ("no_repeat_ngram_size", 3),
+                                     ("suppress_tokens", [5])])
+def test_a_model_whose_config_samples_otherwise_is_decoded_by_generate(tokenizer, setting):
     model = make_llama("XS", tokenizer, seed=0)
-    assert HFGenerator(model, tokenizer)._can_share_prefill()
-    model.generation_config.min_p = 0.1
-    assert not HFGenerator(model, tokenizer)._can_share_prefill()
+    model.generation_config.min_new_tokens = 2  # handled by the loop
+    assert HFGenerator(model, tokenizer)._can_decode()
+    setattr(model.generation_config, *setting)
+    assert not HFGenerator(model, tokenizer)._can_decode()
+
+
+def test_a_model_of_another_architecture_is_decoded_by_generate(tokenizer):
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=1, n_head=2))
+    generator = HFGenerator(model, tokenizer, progress=False)
+    assert not generator._can_decode()
+    sampled = generator.generate(PROMPTS[:2], GenerationSpec(max_new_tokens=3, n=2, batch_size=2))
+    assert [len(texts) for texts in sampled] == [2, 2]
 
 
 def test_completions_have_no_special_tokens(generator, tokenizer):

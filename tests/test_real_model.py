@@ -13,6 +13,9 @@ def test_the_seed_prompts_and_comparisons_come_from_the_shipped_samples():
     assert shipped.uid.is_unique and len(shipped) >= 24
     data = rm.comparison_data()
     assert len(data.comparisons) >= 10 and set(data.comparisons.choice) <= {0, 1}
+    # keyed by the sample's name and content, not by where the checkout is
+    assert data.key["comparisons"] == "shipped:summarize_comparisons_sample.jsonl"
+    assert rm.comparison_data(rm.summarize.sample_path("comparisons")).key["hash"] == data.key["hash"]
 
 
 def test_the_probes_settings_come_from_the_notebooks_parameters():

@@ -51,8 +51,39 @@ def one_at_a_time(model, tokenizer, prompts, config: GenerationSpec) -> int:
     return generated
 
 
+def with_generate(generator: HFGenerator) -> HFGenerator:
+    """The same model, decoded by ``model.generate(num_return_sequences=n)`` instead of `repro.generation.decode`."""
+    plain = HFGenerator(generator.model, generator.tokenizer, progress=False)
+    plain._can_decode = lambda: False
+    return plain
+
+
+def decode_loop(spec: GenerationBench = GenerationBench(), *, samples: int = 4, log=print) -> dict:
+    """Row: tokens/s of the decode loop (preallocated cache, one prefill per prompt for its samples) against
+    ``model.generate(num_return_sequences=n)``, on the studies' N = 4 candidates per prompt; the samples are
+    the same token for token (`tests/test_generation.py`)."""
+    model, tokenizer = setup.world_model(spec.size, seed=spec.seed)
+    prompts = setup.task_prompts(spec.prompts, seed=spec.seed)
+    config = GenerationSpec(max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, top_p=spec.top_p,
+                            n=samples, seed=spec.seed, batch_size=spec.batch_size)
+    fast = HFGenerator(model, tokenizer, progress=False)
+    plain = with_generate(fast)
+    tokens = spec.prompts * samples * spec.max_new_tokens
+    with setup.fixed_length(model, spec.max_new_tokens):
+        return compare(
+            f"sample {spec.prompts} prompts x n={samples} x {spec.max_new_tokens} tokens",
+            lambda: plain.generate(prompts, config), lambda: fast.generate(prompts, config), repeats=spec.repeats,
+            work_a=tokens, work_b=tokens, unit="tokens/s", baseline="model.generate(num_return_sequences=n)",
+            candidate="repro.generation.decode (static cache, shared prefill)", log=log,
+            notes=(f"{setup.UNTRAINED_NOTE}: preset {spec.size}; held-out world prompts, batch {spec.batch_size} "
+                   f"prompts, n = {samples} samples each (the self-rewarding candidates' N), T {spec.temperature}, "
+                   f"top-p {spec.top_p}, every completion exactly {spec.max_new_tokens} tokens. Both sides draw "
+                   f"the same samples token for token; the loop writes each step's keys and values into a "
+                   f"preallocated cache where generate concatenates, and computes each prompt's prefill once."))
+
+
 def run(spec: GenerationBench = GenerationBench(), *, log=print) -> list[dict]:
-    """The comparison row (tokens/s of both sides and their ratio, target 20x)."""
+    """The comparison rows: batched against one prompt at a time (target 20x); the decode loop against generate."""
     model, tokenizer = setup.world_model(spec.size, seed=spec.seed)
     prompts = setup.task_prompts(spec.prompts, seed=spec.seed)
     config = GenerationSpec(max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, top_p=spec.top_p,
@@ -76,4 +107,4 @@ def run(spec: GenerationBench = GenerationBench(), *, log=print) -> list[dict]:
                    f"world prompts; sampling T {spec.temperature}, top-p {spec.top_p}; every completion exactly "
                    f"{spec.max_new_tokens} tokens (min_new_tokens = max_new_tokens on both sides). Target: the "
                    f"issue's >= 20x on the tiny profile."))
-    return [row]
+    return [row, decode_loop(spec, log=log)]

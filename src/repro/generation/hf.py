@@ -1,9 +1,10 @@
 """The transformers backend: batched ``model.generate`` with a KV cache.
 
 Prompts are sorted by length (longest first, so the largest batch runs first and padding is small),
-left-padded in batches of ``config.batch_size``, generated (the ``n`` samples of a prompt from one
-prefill of it, `HFGenerator._sample_shared_prefill`; the same samples as ``num_return_sequences=n``), and
-put back in their original order. Sampling is seeded once per call (without touching the caller's global
+left-padded in batches of ``config.batch_size``, generated, and put back in their original order. A
+Llama-architecture model is decoded by `repro.generation.decode`: one prefill per prompt for its ``n``
+samples and a preallocated key/value cache, with ``generate``'s samples token for token; any other model
+by ``model.generate(num_return_sequences=n)``. Sampling is seeded once per call (without touching the caller's global
 RNG state), so a call is reproducible run to run; the completions of one prompt may depend on which
 other prompts share its batch, so keep prompts and batch size fixed to reproduce a result.
 """
@@ -20,6 +21,7 @@ from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedModel, 
 from transformers.generation.logits_process import TopPLogitsWarper
 
 from repro.generation.base import GenerationSpec, Prompt, encode_prompts, single_token_id
+from repro.generation.decode import can_decode, decode
 
 
 class TemperatureTopP(LogitsProcessor):
@@ -108,12 +110,15 @@ class HFGenerator:
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]), reverse=True)
         batches = [order[start : start + config.batch_size] for start in range(0, len(order), config.batch_size)]
         completions: list[list[str]] = [[] for _ in encoded]
-        shared = draws > 1 and self._can_share_prefill()
+        fast = self._can_decode()
         with self._seeded(config.seed), self._eval_mode(), torch.inference_mode():
             for batch in tqdm(batches, desc="generate", unit="batch", disable=not self.progress):
                 inputs = self._pad([encoded[i] for i in batch])
-                if shared:
-                    new_tokens = self._sample_shared_prefill(inputs, draws, config.max_new_tokens, sampling)
+                if fast:
+                    new_tokens = decode(self.model, inputs["input_ids"], inputs["attention_mask"], n=draws,
+                                        max_new_tokens=config.max_new_tokens, sample=not config.greedy,
+                                        processors=sampling.get("logits_processor", LogitsProcessorList()),
+                                        eos_token_ids=self._eos_token_ids(), pad_token_id=self.tokenizer.pad_token_id)
                 else:
                     output = self.model.generate(
                         **inputs,
@@ -166,49 +171,9 @@ class HFGenerator:
                 scores[batch] = torch.log_softmax(logits.float(), dim=-1)[:, candidate_ids].cpu()
         return scores.numpy()
 
-    # -- one prefill for the n samples of a prompt ------------------------------------------------
-
-    #: Sampling settings of a model's generation config that `generate` applies only when sampling and
-    #: that `generate` below does not set itself: a model whose config sets one samples the plain way.
-    _SAMPLING_ONLY = ("min_p", "typical_p", "epsilon_cutoff", "eta_cutoff", "top_h")
-
-    def _can_share_prefill(self) -> bool:
-        config = getattr(self.model, "generation_config", None)
-        return config is not None and all(getattr(config, name, None) in (None, 1.0, 0.0) for name in self._SAMPLING_ONLY)
-
-    def _sample_shared_prefill(self, inputs: dict[str, torch.Tensor], n: int, max_new_tokens: int,
-                               sampling: dict) -> torch.Tensor:
-        """The new tokens of ``n`` samples per prompt, each prompt's prefill computed once.
-
-        ``generate(num_return_sequences=n)`` copies every prompt into its ``n`` rows before the prefill, so a
-        judge prompt read K times was computed K times. Here a greedy ``generate`` of one token over the
-        prompts alone gives their key/value cache and the processed scores of the first token (every
-        logits processor of ``generate`` applied, as for each of the copies: a processor reads only its
-        own row). The first tokens are drawn from those scores repeated ``n`` times, with the very call and
-        shape `generate` uses (so the sampler's random stream is the same), the cache is repeated to the
-        ``n`` rows, and ``generate`` continues from it. With the same seed the samples are those of
-        ``generate(num_return_sequences=n)`` token for token (`tests/test_generation.py`). A row whose first
-        token ends it is padded after it, as ``generate`` pads a finished row."""
-        pad = self.tokenizer.pad_token_id
-        minimum = getattr(self.model.generation_config, "min_new_tokens", None)
-        prefill = self.model.generate(**inputs, max_new_tokens=1, do_sample=False, pad_token_id=pad,
-                                      logits_processor=sampling["logits_processor"], output_scores=True,
-                                      return_dict_in_generate=True, temperature=None, top_p=None, top_k=None,
-                                      **({"min_new_tokens": 1} if minimum else {}))
-        probs = torch.softmax(prefill.scores[0].repeat_interleave(n, dim=0), dim=-1)
-        first = torch.multinomial(probs, num_samples=1)
-        cache = prefill.past_key_values
-        cache.batch_repeat_interleave(n)
-        ids = torch.cat([inputs["input_ids"].repeat_interleave(n, dim=0), first], dim=-1)
-        mask = torch.cat([inputs["attention_mask"].repeat_interleave(n, dim=0), torch.ones_like(first)], dim=-1)
-        new = first
-        if max_new_tokens > 1:
-            more = {"min_new_tokens": max(minimum - 1, 0)} if minimum else {}
-            output = self.model.generate(input_ids=ids, attention_mask=mask, past_key_values=cache,
-                                         max_new_tokens=max_new_tokens - 1, pad_token_id=pad, **sampling, **more)
-            new = output[:, inputs["input_ids"].shape[1]:]
-        ended = torch.isin(new, torch.tensor(self._eos_token_ids(), dtype=new.dtype, device=new.device))
-        return new.masked_fill((ended.cumsum(dim=-1) - ended.long()) > 0, pad)
+    def _can_decode(self) -> bool:
+        """Whether `repro.generation.decode` covers the model (else ``model.generate`` runs)."""
+        return can_decode(self.model)
 
     # -- helpers -------------------------------------------------------------------------------
 

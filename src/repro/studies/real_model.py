@@ -138,11 +138,14 @@ def prompts_stage(store: RunStore, limit: int = 0) -> Stage:
 
 def comparison_data(source: str | Path | None = None) -> rl.SummaryData:
     """The summarize-from-feedback comparisons in ``source`` (default: the shipped sample) as RLAIF's
-    data, without TL;DR posts (the labeller reads only comparisons)."""
+    data, without TL;DR posts (the labeller reads only comparisons). The key names the shipped sample by its
+    file name, not its place on disk, so a checkout in another folder reuses the stages built on it."""
+    shipped = source is None
     source = str(source or summarize.sample_path("comparisons"))
     frame = summarize.load_comparisons(source)
     empty = frame.iloc[:0]
-    return rl.SummaryData(frame, empty, empty, {"comparisons": source, "hash": rl.frame_key(frame)})
+    name = f"shipped:{Path(source).name}" if shipped else source
+    return rl.SummaryData(frame, empty, empty, {"comparisons": name, "hash": rl.frame_key(frame)})
 
 
 def judged_responses(stage: Stage) -> pd.DataFrame:

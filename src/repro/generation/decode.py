@@ -1,0 +1,119 @@
+"""A small decode loop over a preallocated key/value cache: what ``model.generate`` samples, faster on a CPU.
+
+``generate`` grows its key/value cache by concatenation, so every step copies the whole cache of every row,
+and it spends as long again per step on its own bookkeeping (`benchmarks/perf/generation.py`). This loop
+keeps ``generate``'s sampling exactly and changes only where the keys and values live:
+
+1. **Prefill** the prompts alone, once each, with the model's ordinary forward pass (the pass ``generate``
+   makes), left-padded, positions counted from each prompt's first token.
+2. **One preallocated cache** (transformers' `StaticCache`) for the ``n`` rows of each prompt, long enough
+   for the prompt and ``max_new_tokens``: the prefill's keys and values are written into it, repeated to
+   the ``n`` rows, and each decode step writes one column in place.
+3. **Each step** is ``generate``'s: the last position's logits in float32, the logits processors over the
+   ids so far, ``multinomial`` over the softmax (or ``argmax`` when greedy) on all rows at once, padding
+   after a row's end-of-sequence token, and a stop when every row has ended or the budget is spent.
+
+So under the same seed the completions are ``generate(num_return_sequences=n)``'s token for token
+(`tests/test_decode.py`). Rows that have ended are not dropped from the batch: the sampler draws for every
+row at every step, and a smaller batch would draw a different random stream (different samples).
+
+`can_decode` says which models and generation configs the loop covers: a Llama-architecture causal LM
+(the studies' models, SmolLM2) whose generation config sets nothing beyond the special tokens and a
+minimum number of new tokens; `repro.generation.hf.HFGenerator` uses ``generate`` for anything else.
+"""
+
+from __future__ import annotations
+
+import torch
+from transformers import LogitsProcessorList, PreTrainedModel, StaticCache
+from transformers.generation.logits_process import MinNewTokensLengthLogitsProcessor
+
+#: Generation-config fields the loop honours (or that the caller's settings replace); a model whose config
+#: sets any other field (a repetition penalty, bad words, a forced token, ...) is decoded by ``generate``.
+HANDLED_CONFIG_FIELDS = frozenset({
+    "bos_token_id", "eos_token_id", "pad_token_id", "min_new_tokens", "max_length", "max_new_tokens",
+    "do_sample", "temperature", "top_p", "top_k", "use_cache", "output_attentions", "output_hidden_states",
+    "transformers_version", "_from_model_config",
+})
+#: Model types whose transformers implementation fills a `StaticCache` as the loop expects.
+MODEL_TYPES = frozenset({"llama"})
+
+
+def can_decode(model: PreTrainedModel) -> bool:
+    """Whether `decode` samples what ``generate`` would for this model (else use ``generate``)."""
+    config = getattr(model, "generation_config", None)
+    if config is None or getattr(model.config, "model_type", None) not in MODEL_TYPES:
+        return False
+    return set(config.to_diff_dict()) <= HANDLED_CONFIG_FIELDS
+
+
+def decode(
+    model: PreTrainedModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    *,
+    n: int,
+    max_new_tokens: int,
+    sample: bool,
+    processors: LogitsProcessorList,
+    eos_token_ids: list[int],
+    pad_token_id: int,
+) -> torch.Tensor:
+    """The new tokens of ``n`` completions of each left-padded prompt, rows ``[prompt 0] * n, [prompt 1] * n, ...``.
+
+    Args:
+        model: a model `can_decode` accepts, in eval mode, under ``torch.inference_mode``.
+        input_ids, attention_mask: the left-padded prompts, shape ``(prompts, length)``.
+        n: completions per prompt; each prompt's prefill is computed once and its cache shared.
+        max_new_tokens: the most tokens generated per completion.
+        sample: draw with ``multinomial`` from the processed scores; False takes the ``argmax``.
+        processors: the caller's logits processors (applied after the generation config's minimum length).
+        eos_token_ids: the ids that end a completion; pad_token_id: what follows an ended completion.
+
+    Returns:
+        A ``(prompts * n, steps)`` tensor, ``steps <= max_new_tokens`` (fewer when every row ended early),
+        as ``generate`` returns them after the prompt.
+    """
+    prompts, length = input_ids.shape
+    rows, total = prompts * n, length + max_new_tokens
+    device = input_ids.device
+    minimum = getattr(model.generation_config, "min_new_tokens", None)
+    eos = torch.tensor(eos_token_ids, dtype=torch.long, device=device)
+    if minimum:
+        processors = LogitsProcessorList([MinNewTokensLengthLogitsProcessor(length, minimum, eos), *processors])
+
+    # the prefill: generate's positions (counted from each prompt's first real token; padding gets 1)
+    positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
+    prefill = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=True,
+                    logits_to_keep=1)
+    cache = StaticCache(config=model.config, max_cache_len=total)
+    for index, layer in enumerate(prefill.past_key_values.layers):
+        cache.layers[index].update(layer.keys.repeat_interleave(n, dim=0), layer.values.repeat_interleave(n, dim=0))
+    logits = prefill.logits[:, -1].to(copy=True, dtype=torch.float32).repeat_interleave(n, dim=0)
+    del prefill
+
+    ids = torch.full((rows, total), pad_token_id, dtype=torch.long, device=device)
+    ids[:, :length] = input_ids.repeat_interleave(n, dim=0)
+    mask = torch.zeros((rows, total), dtype=attention_mask.dtype, device=device)
+    mask[:, :length] = attention_mask.repeat_interleave(n, dim=0)
+    position = positions[:, -1:].repeat_interleave(n, dim=0)
+    unfinished = torch.ones(rows, dtype=torch.long, device=device)
+    step = 0
+    while True:
+        end = length + step
+        scores = processors(ids[:, :end], logits)
+        if sample:
+            chosen = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+        else:
+            chosen = torch.argmax(scores, dim=-1)
+        chosen = chosen * unfinished + pad_token_id * (1 - unfinished)
+        ids[:, end] = chosen
+        mask[:, end] = 1
+        unfinished = unfinished & ~torch.isin(chosen, eos)
+        step += 1
+        if step == max_new_tokens or unfinished.max() == 0:
+            return ids[:, length : length + step]
+        position = position + 1
+        logits = model(input_ids=chosen[:, None], attention_mask=mask[:, : end + 1], position_ids=position,
+                       past_key_values=cache, cache_position=torch.tensor([end], device=device),
+                       use_cache=True).logits[:, -1].to(copy=True, dtype=torch.float32)
