@@ -1,6 +1,6 @@
 """`make book` cold against warm, from the timing records that `repro run-all` appends to
 <run store>/timings/run-all.jsonl: the latest complete cold and warm runs, their ratio, peak memory and
-the targets (cold <= 30 min, warm <= 2 min). `make bench` runs it last; it reads runs, it does not time
+the targets (cold <= 30 min, warm <= 30 s). `make bench` runs it last; it reads runs, it does not time
 anything itself. Measure by running `make clean-runs && make book` (cold), then `make book` (warm).
 
     python -m benchmarks.bench_book --out bench-results/book.json [--store runs] [--profile tiny]

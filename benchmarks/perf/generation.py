@@ -74,7 +74,7 @@ def decode_loop(spec: GenerationBench = GenerationBench(), *, samples: int = 4, 
             f"sample {spec.prompts} prompts x n={samples} x {spec.max_new_tokens} tokens",
             lambda: plain.generate(prompts, config), lambda: fast.generate(prompts, config), repeats=spec.repeats,
             work_a=tokens, work_b=tokens, unit="tokens/s", baseline="model.generate(num_return_sequences=n)",
-            candidate="repro.generation.decode (static cache, shared prefill)", log=log,
+            candidate="repro.generation.decode (preallocated cache, shared prefill)", log=log,
             notes=(f"{setup.UNTRAINED_NOTE}: preset {spec.size}; held-out world prompts, batch {spec.batch_size} "
                    f"prompts, n = {samples} samples each (the self-rewarding candidates' N), T {spec.temperature}, "
                    f"top-p {spec.top_p}, every completion exactly {spec.max_new_tokens} tokens. Both sides draw "

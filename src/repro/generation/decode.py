@@ -6,15 +6,17 @@ keeps ``generate``'s sampling exactly and changes only where the keys and values
 
 1. **Prefill** the prompts alone, once each, with the model's ordinary forward pass (the pass ``generate``
    makes), left-padded, positions counted from each prompt's first token.
-2. **One preallocated cache** (transformers' `StaticCache`) for the ``n`` rows of each prompt, long enough
-   for the prompt and ``max_new_tokens``: the prefill's keys and values are written into it, repeated to
-   the ``n`` rows, and each decode step writes one column in place.
+2. **One preallocated cache** for the ``n`` rows of each prompt, long enough for the prompt and
+   ``max_new_tokens`` (`PreallocatedLayer`): the prefill's keys and values are written into it, repeated
+   to the ``n`` rows, and each decode step writes one column in place. Attention reads the filled part,
+   so it sees the keys ``generate``'s cache holds, no more (transformers' `StaticCache` attends over the
+   whole preallocated length at every step, which cost more than it saved on completions that end early).
 3. **Each step** is ``generate``'s: the last position's logits in float32, the logits processors over the
    ids so far, ``multinomial`` over the softmax (or ``argmax`` when greedy) on all rows at once, padding
    after a row's end-of-sequence token, and a stop when every row has ended or the budget is spent.
 
 So under the same seed the completions are ``generate(num_return_sequences=n)``'s token for token
-(`tests/test_decode.py`). Rows that have ended are not dropped from the batch: the sampler draws for every
+(`tests/test_generation.py`). Rows that have ended are not dropped from the batch: the sampler draws for every
 row at every step, and a smaller batch would draw a different random stream (different samples).
 
 `can_decode` says which models and generation configs the loop covers: a Llama-architecture causal LM
@@ -25,7 +27,8 @@ minimum number of new tokens; `repro.generation.hf.HFGenerator` uses ``generate`
 from __future__ import annotations
 
 import torch
-from transformers import LogitsProcessorList, PreTrainedModel, StaticCache
+from transformers import LogitsProcessorList, PreTrainedModel
+from transformers.cache_utils import Cache, DynamicLayer
 from transformers.generation.logits_process import MinNewTokensLengthLogitsProcessor
 
 #: Generation-config fields the loop honours (or that the caller's settings replace); a model whose config
@@ -35,8 +38,34 @@ HANDLED_CONFIG_FIELDS = frozenset({
     "do_sample", "temperature", "top_p", "top_k", "use_cache", "output_attentions", "output_hidden_states",
     "transformers_version", "_from_model_config",
 })
-#: Model types whose transformers implementation fills a `StaticCache` as the loop expects.
+#: Model types whose transformers implementation reads and fills its cache through `Cache.update`, as the loop expects.
 MODEL_TYPES = frozenset({"llama"})
+
+
+class PreallocatedLayer(DynamicLayer):
+    """One layer's keys and values in buffers allocated once for the prompt and every new token: a step writes
+    its column in place, and attention reads the filled part (a view), as long as ``generate``'s growing
+    cache and with the same values, without copying the cache at every step."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: int) -> None:
+        super().__init__()
+        rows, heads, self.filled, _ = keys.shape
+        self._keys = keys.new_zeros((rows, heads, capacity, keys.shape[-1]))
+        self._values = values.new_zeros((rows, heads, capacity, values.shape[-1]))
+        self._keys[:, :, : self.filled], self._values[:, :, : self.filled] = keys, values
+        self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
+        self._view()
+
+    def _view(self) -> None:
+        self.keys, self.values = self._keys[:, :, : self.filled], self._values[:, :, : self.filled]
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        new = key_states.shape[-2]
+        self._keys[:, :, self.filled : self.filled + new] = key_states
+        self._values[:, :, self.filled : self.filled + new] = value_states
+        self.filled += new
+        self._view()
+        return self.keys, self.values
 
 
 def can_decode(model: PreTrainedModel) -> bool:
@@ -86,9 +115,9 @@ def decode(
     positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
     prefill = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=True,
                     logits_to_keep=1)
-    cache = StaticCache(config=model.config, max_cache_len=total)
-    for index, layer in enumerate(prefill.past_key_values.layers):
-        cache.layers[index].update(layer.keys.repeat_interleave(n, dim=0), layer.values.repeat_interleave(n, dim=0))
+    cache = Cache(layers=[PreallocatedLayer(layer.keys.repeat_interleave(n, dim=0),
+                                            layer.values.repeat_interleave(n, dim=0), total)
+                          for layer in prefill.past_key_values.layers])
     logits = prefill.logits[:, -1].to(copy=True, dtype=torch.float32).repeat_interleave(n, dim=0)
     del prefill
 
@@ -115,5 +144,4 @@ def decode(
             return ids[:, length : length + step]
         position = position + 1
         logits = model(input_ids=chosen[:, None], attention_mask=mask[:, : end + 1], position_ids=position,
-                       past_key_values=cache, cache_position=torch.tensor([end], device=device),
-                       use_cache=True).logits[:, -1].to(copy=True, dtype=torch.float32)
+                       past_key_values=cache, use_cache=True).logits[:, -1].to(copy=True, dtype=torch.float32)
