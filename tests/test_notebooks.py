@@ -2,6 +2,11 @@
 as errors. Slow by nature (a kernel per notebook); deselect with ``-m "not slow"``."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -100,6 +105,41 @@ def test_rerun_reuses_every_stage(smoke_book):
                  str(root / "book" / "generated"), "--no-progress"]) == 0
     after = {(s.name, s.key): s.manifest["finished"] for s in RunStore(store).stages()}
     assert after == before  # nothing recomputed
+
+
+#: Run in a fresh interpreter: the code cells of one executed notebook (its injected parameters included), then
+#: which packages of the model stack got imported.
+CELLS_THEN_MODULES = """
+import json, sys
+import matplotlib
+matplotlib.use("Agg")
+from IPython.display import display
+cells = ["".join(c["source"]) for c in json.load(open(sys.argv[1]))["cells"] if c["cell_type"] == "code"]
+scope = {"__name__": "__main__", "display": display}
+for source in cells:
+    exec(compile(source, "<cell>", "exec"), scope)
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+MODEL_STACK = {"torch", "transformers", "tokenizers", "safetensors", "accelerate", "trl", "datasets", "vllm"}
+
+
+def test_a_notebook_whose_stages_are_reused_imports_no_model_stack(smoke_book, tmp_path):
+    """Re-executed on a store that has every stage, a notebook reads its stages and draws: it never imports
+    torch, transformers or the trainers (a warm book, a sweep's reused runs). Each notebook's cells run here
+    in a fresh interpreter, on a copy of the smoke book's store (its claims records are written again), and
+    nothing is recomputed."""
+    root, _ = smoke_book
+    store = Path(shutil.copytree(smoke_book[1], tmp_path / "store"))
+    before = {(s.name, s.key): s.manifest["finished"] for s in RunStore(store).stages()}
+    env = {**os.environ, "REPRO_STORE": str(store), "REPRO_PROFILE": "smoke", "REPRO_RUN_ID": "warm-check",
+           "REPRO_PROGRESS": "0"}
+    for executed in sorted((root / "book" / "generated").glob("*.ipynb")):
+        out = subprocess.run([sys.executable, "-c", CELLS_THEN_MODULES, str(executed)], capture_output=True,
+                             text=True, env=env, cwd=executed.parent, timeout=300)
+        assert out.returncode == 0, f"{executed.name}: {out.stderr[-2000:]}"
+        loaded = set(json.loads(out.stdout.splitlines()[-1]))
+        assert "repro" in loaded and not loaded & MODEL_STACK, f"{executed.name} imported {sorted(loaded & MODEL_STACK)}"
+    assert {(s.name, s.key): s.manifest["finished"] for s in RunStore(store).stages()} == before
 
 
 def test_smoke_book_builds_with_warnings_as_errors(smoke_html):

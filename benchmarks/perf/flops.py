@@ -5,7 +5,9 @@ the same torch threads, interleaved with the model's work (`benchmarks.harness.c
 the fraction of the peak measured next to it. Model FLOPs are the usual estimates: training
 ``6 x parameters x tokens`` per step (forward and backward), generation ``2 x parameters x generated
 tokens``; both leave out attention over the sequence, small at these lengths. Parameters are counted
-with the tied embedding once (it is the output layer's matrix multiply).
+with the tied embedding once (it is the output layer's matrix multiply). The rows: a training step, generation
+at the studies' batch (one sample and ``n`` samples per prompt), and the labeller's read-out (forward passes
+over long prompts, the prefill that generation also starts with).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import torch
 from benchmarks.harness import compare
 from benchmarks.perf import setup
 from repro.generation import GenerationSpec, HFGenerator
+from repro.generation.base import encode_prompts
+from repro.judges.labeller import ANSWERS, LabelSpec, labeller_prompt
 from repro.models import count_parameters
 
 
@@ -29,13 +33,15 @@ class FlopsBench:
     steps: int = 3  # optimiser steps per timed call
     prompts: int = 32  # generation: one batch of the studies' size
     max_new_tokens: int = 48
+    samples: int = 4  # generation with n samples per prompt: the self-rewarding candidates' N
+    comparisons: int = 128  # the labeller's read-out: comparisons, each read in both orders
     size: str = "S"
     repeats: int = 3
     seed: int = 0
 
 
 QUICK = FlopsBench(matmul_size=256, matmuls=1, batch_size=2, sequence=32, steps=1, prompts=4, max_new_tokens=4,
-                   repeats=1)
+                   samples=2, comparisons=4, repeats=1)
 
 
 def matmul(size: int, count: int, seed: int = 0):
@@ -99,6 +105,33 @@ def run(spec: FlopsBench = FlopsBench(), *, log=print) -> tuple[list[dict], list
                    f"{spec.max_new_tokens} new tokens each; FLOPs = 2 x parameters x generated tokens. "
                    f"Decoding with a KV cache at a tiny model's batch sizes is latency-bound (each step is a "
                    f"few small matrix-vector products and Python overhead), so a small fraction is expected.")))
+
+    sampled = GenerationSpec(max_new_tokens=spec.max_new_tokens, temperature=0.7, top_p=0.9, n=spec.samples,
+                             seed=spec.seed, batch_size=spec.prompts)
+    with setup.fixed_length(model, spec.max_new_tokens):
+        rows.append(compare(
+            "generation, n samples per prompt: fraction of peak", peak, lambda: generator.generate(prompts, sampled),
+            repeats=spec.repeats, work_a=peak_flops, work_b=gen_flops * spec.samples, unit="FLOP/s",
+            baseline=peak_name, candidate=(f"HFGenerator, batch {spec.prompts} prompts x n={spec.samples} x "
+                                           f"{spec.max_new_tokens} tokens"), log=log,
+            notes=(f"the same model and prompts, {spec.samples} samples each (the self-rewarding candidates' N: one "
+                   f"prefill per prompt, {spec.prompts * spec.samples} rows decoded together); FLOPs = 2 x "
+                   f"parameters x generated tokens.")))
+
+    labeller, labeller_tokenizer = setup.labeller_model(spec.size, seed=spec.seed)
+    reader = HFGenerator(labeller, labeller_tokenizer, progress=False)
+    label = LabelSpec(preamble="detailed", wording="compact", seed=spec.seed)
+    pairs = setup.labeller_pairs(spec.comparisons, seed=spec.seed)
+    texts = [labeller_prompt(t, a, b, label) for t, a, b in pairs] + [labeller_prompt(t, b, a, label) for t, a, b in pairs]
+    read_tokens = sum(len(ids) for ids in encode_prompts(labeller_tokenizer, texts))
+    rows.append(compare(
+        "labeller read-out (forward passes): fraction of peak", peak,
+        lambda: reader.score_next_token_logprobs(texts, list(ANSWERS), batch_size=label.batch_size),
+        repeats=spec.repeats, work_a=peak_flops, work_b=2.0 * count_parameters(labeller) * read_tokens,
+        unit="FLOP/s", baseline=peak_name, candidate=f"score_next_token_logprobs, {len(texts)} prompts", log=log,
+        notes=(f"the RLAIF labeller's shape (preset {spec.size}, untrained): {spec.comparisons} comparisons of world "
+               f"posts read in both orders, batch {label.batch_size} prompts, {read_tokens:,} prompt tokens; one "
+               f"forward pass each; FLOPs = 2 x parameters x prompt tokens (padding not counted).")))
 
     table = []
     for row in rows:

@@ -7,7 +7,7 @@ keeps ``generate``'s sampling exactly and changes only where the keys and values
 1. **Prefill** the prompts alone, once each, with the model's ordinary forward pass (the pass ``generate``
    makes), left-padded, positions counted from each prompt's first token.
 2. **One preallocated cache** for the ``n`` rows of each prompt, long enough for the prompt and
-   ``max_new_tokens`` (`PreallocatedLayer`): the prefill's keys and values are written into it, repeated
+   ``max_new_tokens`` (`preallocated_layer`): the prefill's keys and values are written into it, repeated
    to the ``n`` rows, and each decode step writes one column in place. Attention reads the filled part,
    so it sees the keys ``generate``'s cache holds, no more (transformers' `StaticCache` attends over the
    whole preallocated length at every step, which cost more than it saved on completions that end early).
@@ -26,10 +26,12 @@ minimum number of new tokens; `repro.generation.hf.HFGenerator` uses ``generate`
 
 from __future__ import annotations
 
-import torch
-from transformers import LogitsProcessorList, PreTrainedModel
-from transformers.cache_utils import Cache, DynamicLayer
-from transformers.generation.logits_process import MinNewTokensLengthLogitsProcessor
+import functools
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where a model runs (a notebook whose stages are reused never loads them)
+    import torch
+    from transformers import LogitsProcessorList, PreTrainedModel
 
 #: Generation-config fields the loop honours (or that the caller's settings replace); a model whose config
 #: sets any other field (a repetition penalty, bad words, a forced token, ...) is decoded by ``generate``.
@@ -42,30 +44,38 @@ HANDLED_CONFIG_FIELDS = frozenset({
 MODEL_TYPES = frozenset({"llama"})
 
 
-class PreallocatedLayer(DynamicLayer):
-    """One layer's keys and values in buffers allocated once for the prompt and every new token: a step writes
-    its column in place, and attention reads the filled part (a view), as long as ``generate``'s growing
-    cache and with the same values, without copying the cache at every step."""
+@functools.cache
+def preallocated_layer() -> type:
+    """`PreallocatedLayer`, a transformers cache layer (defined on first use, so that importing this module
+    imports neither torch nor transformers)."""
+    from transformers.cache_utils import DynamicLayer
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: int) -> None:
-        super().__init__()
-        rows, heads, self.filled, _ = keys.shape
-        self._keys = keys.new_zeros((rows, heads, capacity, keys.shape[-1]))
-        self._values = values.new_zeros((rows, heads, capacity, values.shape[-1]))
-        self._keys[:, :, : self.filled], self._values[:, :, : self.filled] = keys, values
-        self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
-        self._view()
+    class PreallocatedLayer(DynamicLayer):
+        """One layer's keys and values in buffers allocated once for the prompt and every new token: a step
+        writes its column in place, and attention reads the filled part (a view), as long as ``generate``'s
+        growing cache and with the same values, without copying the cache at every step."""
 
-    def _view(self) -> None:
-        self.keys, self.values = self._keys[:, :, : self.filled], self._values[:, :, : self.filled]
+        def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: int) -> None:
+            super().__init__()
+            rows, heads, self.filled, _ = keys.shape
+            self._keys = keys.new_zeros((rows, heads, capacity, keys.shape[-1]))
+            self._values = values.new_zeros((rows, heads, capacity, values.shape[-1]))
+            self._keys[:, :, : self.filled], self._values[:, :, : self.filled] = keys, values
+            self.dtype, self.device, self.is_initialized = keys.dtype, keys.device, True
+            self._view()
 
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
-        new = key_states.shape[-2]
-        self._keys[:, :, self.filled : self.filled + new] = key_states
-        self._values[:, :, self.filled : self.filled + new] = value_states
-        self.filled += new
-        self._view()
-        return self.keys, self.values
+        def _view(self) -> None:
+            self.keys, self.values = self._keys[:, :, : self.filled], self._values[:, :, : self.filled]
+
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+            new = key_states.shape[-2]
+            self._keys[:, :, self.filled : self.filled + new] = key_states
+            self._values[:, :, self.filled : self.filled + new] = value_states
+            self.filled += new
+            self._view()
+            return self.keys, self.values
+
+    return PreallocatedLayer
 
 
 def can_decode(model: PreTrainedModel) -> bool:
@@ -103,6 +113,11 @@ def decode(
         A ``(prompts * n, steps)`` tensor, ``steps <= max_new_tokens`` (fewer when every row ended early),
         as ``generate`` returns them after the prompt.
     """
+    import torch
+    from transformers import LogitsProcessorList
+    from transformers.cache_utils import Cache
+    from transformers.generation.logits_process import MinNewTokensLengthLogitsProcessor
+
     prompts, length = input_ids.shape
     rows, total = prompts * n, length + max_new_tokens
     device = input_ids.device
@@ -115,9 +130,9 @@ def decode(
     positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
     prefill = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=True,
                     logits_to_keep=1)
-    cache = Cache(layers=[PreallocatedLayer(layer.keys.repeat_interleave(n, dim=0),
-                                            layer.values.repeat_interleave(n, dim=0), total)
-                          for layer in prefill.past_key_values.layers])
+    layer_class = preallocated_layer()
+    cache = Cache(layers=[layer_class(layer.keys.repeat_interleave(n, dim=0), layer.values.repeat_interleave(n, dim=0),
+                                      total) for layer in prefill.past_key_values.layers])
     logits = prefill.logits[:, -1].to(copy=True, dtype=torch.float32).repeat_interleave(n, dim=0)
     del prefill
 

@@ -14,17 +14,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from contextlib import contextmanager
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from tqdm.auto import tqdm
-from transformers import LogitsProcessor, LogitsProcessorList, PreTrainedModel, PreTrainedTokenizerBase
-from transformers.generation.logits_process import TopPLogitsWarper
 
 from repro.generation.base import GenerationSpec, Prompt, encode_prompts, single_token_id
 from repro.generation.decode import can_decode, decode
 
+if TYPE_CHECKING:  # torch and transformers are imported where a model runs: a notebook whose stages are reused
+    import torch  # never loads them (tests/test_startup.py)
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-class TemperatureTopP(LogitsProcessor):
+
+class TemperatureTopP:
     """Temperature, then nucleus (top-p) filtering: what transformers' ``TemperatureLogitsWarper`` followed
     by its ``TopPLogitsWarper`` do, without sorting the whole vocabulary at every step.
 
@@ -38,16 +41,24 @@ class TemperatureTopP(LogitsProcessor):
 
     A row whose last token is an end-of-sequence token (``eos_token_ids``) has finished: generate
     replaces its next token with padding whatever is drawn, so it is not sorted either.
+
+    A logits processor of ``generate`` (called with the ids so far and the scores); it is not a subclass of
+    transformers' ``LogitsProcessor``, so that defining it imports neither torch nor transformers.
     """
 
     def __init__(self, temperature: float, top_p: float, k: int = 64, eos_token_ids: Sequence[int] = ()) -> None:
         if temperature <= 0 or not 0 < top_p <= 1 or k < 1:
             raise ValueError(f"need temperature > 0, 0 < top_p <= 1 and k >= 1, got {temperature}, {top_p}, {k}")
+        import torch
+        from transformers.generation.logits_process import TopPLogitsWarper
+
         self.temperature, self.top_p, self.k = temperature, top_p, k
         self.eos_token_ids = torch.tensor(sorted(set(eos_token_ids)), dtype=torch.long)
         self._full = TopPLogitsWarper(top_p=top_p)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.Tensor) -> torch.Tensor:
+        import torch
+
         scores = scores / self.temperature
         if self.top_p >= 1:
             return scores
@@ -98,6 +109,9 @@ class HFGenerator:
 
         With ``temperature == 0`` (greedy) each prompt is decoded once and its completion repeated ``n`` times.
         """
+        import torch
+        from transformers import LogitsProcessorList
+
         encoded = encode_prompts(self.tokenizer, prompts)
         draws = 1 if config.greedy else config.n
         if config.greedy:
@@ -153,6 +167,8 @@ class HFGenerator:
             Array of shape ``(len(prompts), len(candidate_tokens))`` of log-probabilities under the full
             next-token distribution (not renormalised over the candidates).
         """
+        import torch
+
         candidate_ids = [single_token_id(self.tokenizer, token) for token in candidate_tokens]
         encoded = encode_prompts(self.tokenizer, prompts)
         if not encoded:
@@ -191,6 +207,8 @@ class HFGenerator:
     @contextmanager
     def _seeded(self, seed: int):
         """Seed torch for the duration of a call, restoring the caller's RNG state afterwards."""
+        import torch
+
         devices = list(range(torch.cuda.device_count())) if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)

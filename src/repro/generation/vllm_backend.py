@@ -15,7 +15,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from transformers import AutoTokenizer
 
 from repro.generation.base import GenerationSpec, Prompt, encode_prompts, single_token_id
 
@@ -123,6 +122,8 @@ class VLLMGenerator:
             logger.warning(
                 "Loading %r with trust_remote_code=True: code shipped with the checkpoint will run.", model_path
             )
+        from transformers import AutoTokenizer
+
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=trust_remote_code)
         self.llm = vllm.LLM(
             model=model_path,

@@ -27,10 +27,12 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # imported where a reward model runs: a notebook whose stages are reused never loads it
+    import torch
 
 from repro.errors import ReproError
 from repro.models.io import ModelNotFound, _as_dtype, _looks_like_path, load_weights
@@ -45,6 +47,8 @@ class RewardModelError(ReproError):
 def output_scores(output: Any) -> torch.Tensor:
     """One reward per sequence from a classifier's output: its ``score`` field when it has one
     (ArmoRM), else the first logit. Returns a float tensor of shape ``(batch,)``."""
+    import torch
+
     score = getattr(output, "score", None)
     values = score if isinstance(score, torch.Tensor) else output.logits
     values = values.float()
@@ -175,30 +179,32 @@ class SequenceRewardModel:
                 return candidate
         return next(i for i in range(len(used) + 1) if i not in used)
 
-    @torch.inference_mode()
     def _forward(self, batch: list[list[int]]) -> list[float]:
-        model = self.model
-        pad = self._pad_id(batch)
-        width = max(len(ids) for ids in batch)
-        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, ids in enumerate(batch):
-            input_ids[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
-            attention[row, :len(ids)] = 1
-        configs = {id(model.config): model.config}
-        if hasattr(model.config, "get_text_config"):
-            text_config = model.config.get_text_config()
-            configs[id(text_config)] = text_config
-        saved = [(c, getattr(c, "pad_token_id", None)) for c in configs.values()]
-        for config, _ in saved:
-            config.pad_token_id = pad
-        try:
-            device = next(model.parameters()).device
-            output = model(input_ids=input_ids.to(device), attention_mask=attention.to(device))
-        finally:
-            for config, value in saved:
-                config.pad_token_id = value
-        return output_scores(output).cpu().tolist()
+        import torch
+
+        with torch.inference_mode():
+            model = self.model
+            pad = self._pad_id(batch)
+            width = max(len(ids) for ids in batch)
+            input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            attention = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, ids in enumerate(batch):
+                input_ids[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+                attention[row, :len(ids)] = 1
+            configs = {id(model.config): model.config}
+            if hasattr(model.config, "get_text_config"):
+                text_config = model.config.get_text_config()
+                configs[id(text_config)] = text_config
+            saved = [(c, getattr(c, "pad_token_id", None)) for c in configs.values()]
+            for config, _ in saved:
+                config.pad_token_id = pad
+            try:
+                device = next(model.parameters()).device
+                output = model(input_ids=input_ids.to(device), attention_mask=attention.to(device))
+            finally:
+                for config, value in saved:
+                    config.pad_token_id = value
+            return output_scores(output).cpu().tolist()
 
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> np.ndarray:
         """The reward of each (prompt, response) pair, as a float array of ``len(prompts)``. Pairs are

@@ -17,11 +17,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-
 from repro.models.io import ModelNotFound, load_gguf, load_model, save_model
 
 if TYPE_CHECKING:
+    import torch
+
     from repro.runs.store import RunStore, Stage
 
 #: Where ``make real-small`` puts SmolLM2-135M-Instruct (Q4_1), relative to the checkout.
@@ -62,9 +62,11 @@ def _unmark_quantised(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-@torch.no_grad()
 def _logits(model, tokenizer, prompts) -> list[torch.Tensor]:
-    return [model(**tokenizer(text, return_tensors="pt")).logits[0] for text in prompts]
+    import torch
+
+    with torch.no_grad():
+        return [model(**tokenizer(text, return_tensors="pt")).logits[0] for text in prompts]
 
 
 def convert_gguf(gguf_file: str | os.PathLike, out_dir: str | os.PathLike) -> dict:

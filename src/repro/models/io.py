@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+if TYPE_CHECKING:  # imported where a model is loaded: a notebook whose stages are reused never loads them
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from repro.errors import ReproError
 
@@ -44,6 +45,8 @@ def load_gguf(gguf_file: str | os.PathLike) -> tuple[PreTrainedModel, PreTrained
     path = Path(gguf_file).expanduser()
     if not path.is_file():
         raise ModelNotFound(f"GGUF file {str(path)!r} does not exist")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
         model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name)
@@ -78,6 +81,8 @@ def _looks_like_path(name: str | os.PathLike) -> bool:
 
 
 def _as_dtype(dtype: str | torch.dtype | None) -> str | torch.dtype | None:
+    import torch
+
     if isinstance(dtype, str) and dtype != "auto":
         resolved = getattr(torch, dtype.removeprefix("torch."), None)
         if not isinstance(resolved, torch.dtype):
@@ -131,6 +136,8 @@ def load_model(
         model_kwargs["dtype"] = _as_dtype(dtype)
     if device is not None:
         model_kwargs["device_map"] = str(device)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     try:
         model = load_weights(AutoModelForCausalLM, source, **model_kwargs)
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)

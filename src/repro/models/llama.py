@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
+if TYPE_CHECKING:  # imported where a model is built: a notebook whose stages are reused never loads them
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
 
 #: Context length of the tiny models: long enough for a prompt and its completion in the world.
 DEFAULT_MAX_POSITION_EMBEDDINGS = 256
@@ -45,6 +46,8 @@ SIZE_PRESETS: Mapping[str, Mapping[str, int]] = MappingProxyType(
 
 def llama_config(size: str, tokenizer: PreTrainedTokenizerBase, **overrides: Any) -> LlamaConfig:
     """The `LlamaConfig` of a preset for a tokenizer; ``overrides`` replace any config field."""
+    from transformers import LlamaConfig
+
     if size not in SIZE_PRESETS:
         raise ValueError(f"unknown model size {size!r}; valid sizes: {', '.join(SIZE_PRESETS)}")
     kwargs: dict[str, Any] = {
@@ -75,6 +78,9 @@ def make_llama(size: str, tokenizer: PreTrainedTokenizerBase, seed: int, **overr
         tokenizer's pad/bos/eos ids.
     """
     config = llama_config(size, tokenizer, **overrides)
+    import torch
+    from transformers import LlamaForCausalLM
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LlamaForCausalLM(config)

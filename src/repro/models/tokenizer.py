@@ -20,9 +20,10 @@ the end-of-sequence token, so a model trained on completions learns to stop.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-from tokenizers import Tokenizer, models, pre_tokenizers, processors
-from transformers import PreTrainedTokenizerFast
+if TYPE_CHECKING:  # imported where a tokenizer is built: a notebook whose stages are reused never loads them
+    from transformers import PreTrainedTokenizerFast
 
 PAD, UNK, BOS, EOS = "<pad>", "<unk>", "<s>", "</s>"
 ROLE_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>")
@@ -62,6 +63,9 @@ def build_tokenizer(
         if not isinstance(word, str) or not word or any(ch.isspace() for ch in word):
             raise ValueError(f"vocabulary word {word!r} must be a non-empty string without whitespace")
         vocab.setdefault(word, len(vocab))
+
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
 
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()

@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from safetensors.torch import load_file
-from transformers import AutoTokenizer
 
 from repro import world
 from repro.evaluation.stats import bootstrap_ci
@@ -168,6 +166,8 @@ def pretrain_stage(store: RunStore, spec: BaseSpec, *, accelerate_config: str | 
     params = pretrain_params(spec, accelerate_config)
 
     def compute(workdir: Path) -> dict:
+        from transformers import AutoTokenizer
+
         tokenizer = AutoTokenizer.from_pretrained(tok / "tokenizer")
         texts = corpus_texts(read_corpus(corpus), tokenizer)
         model = make_llama(spec.model_size, tokenizer, seed=spec.seed)
@@ -191,6 +191,9 @@ def replay(store: RunStore, spec: BaseSpec, stage: Stage, step: int | None = Non
     tokenizer and schedule, and compare the weights with the
     snapshot the recipe recorded at that step in ``stage``: the largest absolute difference of any
     weight, and the largest one relative to the weight's own scale. Default step: `REPLAY_STEP`."""
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
     step = step or REPLAY_STEP
     recorded = stage / "snapshots" / f"step-{step}.safetensors"
     if not recorded.is_file():
@@ -220,6 +223,8 @@ def origin(stage: Stage) -> dict:
     shipped = shipped_stage(stage.name, stage.key)
     out = {"adopted": bool(stage.manifest.get("adopted_from")), "shipped": shipped is not None}
     if shipped is not None and not out["adopted"]:
+        from safetensors.torch import load_file
+
         ours, theirs = (load_file(folder / "model" / "model.safetensors") for folder in (stage.path, shipped))
         out["max_abs_difference"] = max(float((ours[k] - theirs[k]).abs().max()) for k in theirs)
         out["shipped_train_seconds"] = json.loads((shipped / "manifest.json").read_text())["results"]["train_seconds"]

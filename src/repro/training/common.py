@@ -20,10 +20,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, Trainer
+
+def _cuda_available() -> bool:
+    import torch  # imported here: defining a trainer's settings does not need torch
+
+    return torch.cuda.is_available()
+
 
 # Fields of `TrainSpec` that map one to one onto `TrainingArguments` fields of another name.
 _RENAMED = {"batch_size": "per_device_train_batch_size", "warmup_ratio": "warmup_steps"}
@@ -95,7 +99,7 @@ class TrainSpec:
             bf16=False,
             # transformers 5.23 renamed gradient_checkpointing (which trl turns on by default)
             activation_checkpointing=False,
-            dataloader_pin_memory=torch.cuda.is_available(),
+            dataloader_pin_memory=_cuda_available(),
             include_num_input_tokens_seen="non_padding",
             disable_tqdm=not self.progress,
             dataloader_num_workers=0,

@@ -43,9 +43,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
-from accelerate.utils import DistributedType
-from transformers import AutoTokenizer
-
 from repro.errors import ReproError
 from repro.generation.sharded import accelerate_state
 from repro.models import load_model, save_model
@@ -80,6 +77,8 @@ def preference_job(start_model: str, records: list, params: PreferenceSpec, work
 
 
 def reward_job(start_model: str, records: list, params: RewardSpec, workdir: Path, options: dict, state=None):
+    from transformers import AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(start_model)
     model = make_reward_model(start_model, seed=options.get("head_seed", 0))
     return train_reward(model, tokenizer, records, params, workdir / "trainer"), tokenizer
@@ -137,6 +136,8 @@ def train_here(job: Job, start_model: str, records: list, params, workdir: Path,
     summary = {**training_summary(result), "tokens_seen": result.tokens_seen}
     if state is None:
         return {**save_training(workdir, result, tokenizer), **summary}
+    from accelerate.utils import DistributedType
+
     if state.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED):
         result.trainer.save_model(str(workdir / "model"))
         if state.is_main_process:

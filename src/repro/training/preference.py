@@ -43,8 +43,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-import torch
-
 from repro.training.common import TrainResult, TrainSpec, dataset_progress, run_trainer
 from repro.training.sft import _check_messages
 
@@ -61,6 +59,8 @@ class _CountPairTokens:
     """
 
     def _track_num_input_tokens(self, inputs: dict[str, Any]) -> None:
+        import torch
+
         if self.args.include_num_input_tokens_seen == "no":
             return
         key = "attention_mask" if self.args.include_num_input_tokens_seen == "non_padding" else "input_ids"

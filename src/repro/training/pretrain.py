@@ -12,6 +12,7 @@ batch x block^2. ``packing=False`` pads each batch to its longest text instead.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,12 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from safetensors.torch import save_model
-from transformers import TrainerCallback
-
 from repro.training.common import TrainResult, TrainSpec, dataset_progress, run_trainer
 
-if TYPE_CHECKING:  # trl and datasets are imported where a trainer is made (`repro.training.common`)
+if TYPE_CHECKING:  # trl, datasets and transformers are imported where a trainer is made (`repro.training.common`)
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
     from trl import SFTTrainer
 
@@ -64,19 +62,28 @@ class PretrainSpec(TrainSpec):
             )
 
 
-class StepSnapshots(TrainerCallback):
-    """Saves the weights after the chosen optimiser steps, and stops training after ``stop_after`` steps."""
+@functools.cache
+def step_snapshots() -> type:
+    """`StepSnapshots`, a transformers trainer callback (defined on first use, as the trainers are, so that
+    importing this module imports neither transformers nor torch)."""
+    from safetensors.torch import save_model
+    from transformers import TrainerCallback
 
-    def __init__(self, folder: Path, steps: Sequence[int], stop_after: int = 0):
-        self.folder, self.steps, self.stop_after = folder, set(steps), stop_after
+    class StepSnapshots(TrainerCallback):
+        """Saves the weights after the chosen optimiser steps, and stops training after ``stop_after`` steps."""
 
-    def on_step_end(self, args, state, control, model=None, **kwargs):
-        if state.global_step in self.steps and state.is_world_process_zero:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            save_model(model, str(self.folder / f"step-{state.global_step}.safetensors"))
-        if self.stop_after and state.global_step >= self.stop_after:
-            control.should_training_stop = True
-        return control
+        def __init__(self, folder: Path, steps: Sequence[int], stop_after: int = 0):
+            self.folder, self.steps, self.stop_after = folder, set(steps), stop_after
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if state.global_step in self.steps and state.is_world_process_zero:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                save_model(model, str(self.folder / f"step-{state.global_step}.safetensors"))
+            if self.stop_after and state.global_step >= self.stop_after:
+                control.should_training_stop = True
+            return control
+
+    return StepSnapshots
 
 
 def make_pretrain_trainer(
@@ -96,7 +103,7 @@ def make_pretrain_trainer(
         if not isinstance(text, str):
             raise TypeError(f"pretraining text {index} must be a string, got {type(text).__name__}")
     config = SFTConfig(output_dir=os.fspath(output_dir), dataset_text_field="text", **params.trl_kwargs())
-    callbacks = ([StepSnapshots(Path(output_dir) / "snapshots", params.snapshot_steps, params.stop_after)]
+    callbacks = ([step_snapshots()(Path(output_dir) / "snapshots", params.snapshot_steps, params.stop_after)]
                  if params.snapshot_steps or params.stop_after else None)
     with dataset_progress(params.progress):
         return SFTTrainer(

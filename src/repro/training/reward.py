@@ -25,13 +25,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
-
 from repro.models.io import load_weights
 from repro.training.common import TrainResult, TrainSpec, dataset_progress, run_trainer
 
-if TYPE_CHECKING:  # trl and datasets are imported where a trainer is made (`repro.training.common`)
+if TYPE_CHECKING:  # trl, datasets and torch are imported where a trainer is made (`repro.training.common`)
+    import torch
     from datasets import Dataset
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -41,6 +39,8 @@ SOFT_LABEL = "soft_label"
 def soft_preference_loss(rewards_chosen: torch.Tensor, rewards_rejected: torch.Tensor,
                          soft_label: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy between soft labels and the Bradley-Terry preference of the rewards."""
+    from torch import nn
+
     difference = rewards_chosen - rewards_rejected
     return -(soft_label * nn.functional.logsigmoid(difference)
              + (1 - soft_label) * nn.functional.logsigmoid(-difference)).mean()
@@ -51,6 +51,7 @@ def soft_label_classes() -> tuple[type, type]:
     """``(SoftLabelCollator, SoftLabelRewardTrainer)``: trl's preference collator, also carrying each pair's
     ``soft_label``, and its `RewardTrainer` with the soft-label cross-entropy when the batch has one.
     Made when first asked for, so that importing this module does not import trl."""
+    import torch
     from trl import RewardTrainer
     from trl.trainer.reward_trainer import DataCollatorForPreference
 
@@ -128,6 +129,7 @@ def reward_dataset(records: Sequence[Mapping[str, Any]]) -> Dataset:
 def make_reward_model(path: str | os.PathLike, *, seed: int = 0) -> PreTrainedModel:
     """A sequence-classification model with one output (the reward) on top of a causal LM checkpoint;
     the scalar head is new, initialised with ``seed``."""
+    import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers import logging as hf_logging
 
@@ -147,6 +149,7 @@ def load_reward_model(path: str | os.PathLike, *, device: str | None = None):
     """A saved reward model and its tokenizer, in eval mode. ``device``: where to put it; ``"auto"`` is
     the GPU when there is one (where a trainer leaves a freshly trained model), else the CPU; None
     leaves it on the CPU."""
+    import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     model = load_weights(AutoModelForSequenceClassification, path).eval()
@@ -176,17 +179,19 @@ def train_reward(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, rec
     return run_trainer(make_reward_trainer(model, tokenizer, records, params, output_dir))
 
 
-@torch.inference_mode()
 def reward_scores(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str],
                   *, batch_size: int = 64) -> list[float]:
     """The reward of each text (the model's scalar output at its last token), in batches. Texts end
     with the tokenizer's EOS, as trl's `RewardTrainer` trains on them."""
+    import torch
+
     model.eval()
     scores: list[float] = []
     device = next(model.parameters()).device
     texts = [t if t.endswith(tokenizer.eos_token) else t + tokenizer.eos_token for t in texts]
-    for start in range(0, len(texts), batch_size):
-        batch = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True)
-        batch = {k: v.to(device) for k, v in batch.items()}
-        scores.extend(model(**batch).logits.squeeze(-1).float().cpu().tolist())
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True)
+            batch = {k: v.to(device) for k, v in batch.items()}
+            scores.extend(model(**batch).logits.squeeze(-1).float().cpu().tolist())
     return scores

@@ -321,11 +321,11 @@ def labeller_stage(store: RunStore, size: str, corpus: Stage, tokenizer: Stage, 
     run in this process or under ``accelerate launch`` with ``accelerate_config`` (`repro.training.jobs`)."""
     import shutil
 
-    from transformers import AutoTokenizer
-
     params = {"version": STAGE_VERSION, "size": size, **asdict(spec), **launch_param(accelerate_config)}
 
     def compute(workdir: Path) -> dict:
+        from transformers import AutoTokenizer
+
         tok = AutoTokenizer.from_pretrained(tokenizer / "tokenizer")
         with open(corpus / "corpus.jsonl") as fh:
             documents = [render_document(json.loads(line)) for line in fh]
@@ -637,8 +637,6 @@ def rl_stage(store: RunStore, sft: Stage, reward_stage: Stage | None, kind: str,
     With ``accelerate_config`` the reward-model runs are launched (`repro.training.jobs`, the reward
     model given by its folder). d-RLAIF stays in this process whatever the config: its reward runs the
     labeller's generator (a live engine, not a serializable job), and its stage key says so (no launch)."""
-    from transformers import AutoTokenizer
-
     if kind not in RL_KINDS:
         raise ValueError(f"unknown reward kind {kind!r}; valid: {', '.join(RL_KINDS)}")
     if (reward_stage is None) != (kind in ("oracle", "random")):
@@ -653,6 +651,8 @@ def rl_stage(store: RunStore, sft: Stage, reward_stage: Stage | None, kind: str,
                                     "temperature", "max_completion_length")), **launch_param(launch)}
 
     def compute(workdir: Path) -> dict:
+        from transformers import AutoTokenizer
+
         train = replace(spec, seed=seed, progress=show_progress(progress))
         if kind == "rm":
             summary = run_job(rl_job, model_location(sft), prompts, train, workdir, accelerate_config=launch,
