@@ -73,8 +73,8 @@ def test_n_samples_per_prompt(generator):
 
 def sampled_the_plain_way(generator: HFGenerator) -> HFGenerator:
     """The same model and tokenizer, decoded by ``generate(num_return_sequences=n)`` (not `repro.generation.decode`)."""
-    plain = HFGenerator(generator.model, generator.tokenizer, progress=False)
-    plain._can_decode = lambda: False
+    plain = HFGenerator(generator.model, generator.tokenizer, progress=False, decode_loop=False)
+    assert generator._can_decode() and not plain._can_decode()
     return plain
 
 

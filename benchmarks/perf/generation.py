@@ -51,13 +51,6 @@ def one_at_a_time(model, tokenizer, prompts, config: GenerationSpec) -> int:
     return generated
 
 
-def with_generate(generator: HFGenerator) -> HFGenerator:
-    """The same model, decoded by ``model.generate(num_return_sequences=n)`` instead of `repro.generation.decode`."""
-    plain = HFGenerator(generator.model, generator.tokenizer, progress=False)
-    plain._can_decode = lambda: False
-    return plain
-
-
 def decode_loop(spec: GenerationBench = GenerationBench(), *, samples: int = 4, log=print) -> dict:
     """Row: tokens/s of the decode loop (preallocated cache, one prefill per prompt for its samples) against
     ``model.generate(num_return_sequences=n)``, on the studies' N = 4 candidates per prompt; the samples are
@@ -67,7 +60,7 @@ def decode_loop(spec: GenerationBench = GenerationBench(), *, samples: int = 4, 
     config = GenerationSpec(max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, top_p=spec.top_p,
                             n=samples, seed=spec.seed, batch_size=spec.batch_size)
     fast = HFGenerator(model, tokenizer, progress=False)
-    plain = with_generate(fast)
+    plain = HFGenerator(model, tokenizer, progress=False, decode_loop=False)
     tokens = spec.prompts * samples * spec.max_new_tokens
     with setup.fixed_length(model, spec.max_new_tokens):
         return compare(

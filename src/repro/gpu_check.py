@@ -342,7 +342,6 @@ def measure_throughput(generator, prompts: Sequence, spec, *, count_tokens: Call
     (``warmup_spec``, default a few tokens of the first two prompts: kernels loaded, caches allocated).
     Tokens are counted in the completions as returned (``count_tokens`` of each), the same way for every
     backend."""
-
     warmup_spec = warmup_spec or GenerationSpec(max_new_tokens=8, temperature=0.0, batch_size=spec.batch_size)
     generator.generate(list(prompts[:2]), warmup_spec)
     start = clock()
@@ -450,7 +449,6 @@ def run_chapter(root: Path, out: Path, overrides: Mapping[str, Any], budget_s: f
 
     ``adopt``: finished stages (``name``, ``key``, ``path``) copied into the temporary store first, so that
     the chapter reuses them: the model's conversion (about 15 s) is done once, by step ``model``."""
-
     with tempfile.TemporaryDirectory(prefix="gpu-check-store-") as store:
         for stage in adopt:
             RunStore(store).adopt(stage["name"], stage["key"], Path(stage["path"]))
@@ -516,7 +514,6 @@ def chat(text: str) -> list[dict[str, str]]:
 
 def labeller_prompts() -> list[str]:
     """The labeller's prompts (plain wording, base preamble, 0-shot) for `LABELLER_PAIRS`, in both orders."""
-
     spec = LabelSpec(preamble="base", wording="plain")
     return [labeller_prompt(t, a, b, spec) for t, x, y in LABELLER_PAIRS for a, b in ((x, y), (y, x))]
 
@@ -734,7 +731,6 @@ def run_comparisons(hf, vllm, tolerance: float, *, greedy=None, sampled=None, lo
     reference). ``greedy`` and ``sampled`` are the `GenerationSpec` of the greedy comparison (default: 48 new
     tokens) and of the throughput (default: 4 samples of up to 128 tokens per prompt at temperature 0.7,
     top-p 0.9, as the chapters sample candidates)."""
-
     tokenizer = hf.tokenizer
     prompts = [chat(text) for text in CHAT_PROMPTS]
 

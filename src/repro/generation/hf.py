@@ -82,6 +82,8 @@ class HFGenerator:
         tokenizer: its tokenizer. A tokenizer without a pad token gets its eos token as pad token.
         device: where to run (e.g. "cpu", "cuda"); None keeps the model where it is.
         progress: show a tqdm bar over batches.
+        decode_loop: decode a model that `repro.generation.decode.can_decode` accepts with that loop (the same
+            samples, faster); False decodes every model with ``model.generate`` (to compare the two).
     """
 
     def __init__(
@@ -91,6 +93,7 @@ class HFGenerator:
         device: str | torch.device | None = None,
         *,
         progress: bool = True,
+        decode_loop: bool = True,
     ) -> None:
         if device is not None:
             model = model.to(device)
@@ -98,6 +101,7 @@ class HFGenerator:
             tokenizer.pad_token = tokenizer.eos_token
         self.model = model
         self.tokenizer = tokenizer
+        self.decode_loop = decode_loop
         self.progress = progress
 
     @property
@@ -188,8 +192,8 @@ class HFGenerator:
         return scores.numpy()
 
     def _can_decode(self) -> bool:
-        """Whether `repro.generation.decode` covers the model (else ``model.generate`` runs)."""
-        return can_decode(self.model)
+        """Whether `repro.generation.decode` decodes (else ``model.generate`` runs)."""
+        return self.decode_loop and can_decode(self.model)
 
     # -- helpers -------------------------------------------------------------------------------
 

@@ -23,12 +23,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, Trainer
 
-def _cuda_available() -> bool:
-    import torch  # imported here: defining a trainer's settings does not need torch
-
-    return torch.cuda.is_available()
-
-
 # Fields of `TrainSpec` that map one to one onto `TrainingArguments` fields of another name.
 _RENAMED = {"batch_size": "per_device_train_batch_size", "warmup_ratio": "warmup_steps"}
 # Fields of `TrainSpec` that are not `TrainingArguments` fields.
@@ -86,6 +80,8 @@ class TrainSpec:
 
     def trl_kwargs(self) -> dict[str, Any]:
         """The fields as keyword arguments of a trl config, with the repository's fixed choices."""
+        import torch  # here, not at the top: defining a trainer's settings does not need torch
+
         kwargs = {
             _RENAMED.get(f.name, f.name): getattr(self, f.name)
             for f in fields(self)
@@ -99,7 +95,7 @@ class TrainSpec:
             bf16=False,
             # transformers 5.23 renamed gradient_checkpointing (which trl turns on by default)
             activation_checkpointing=False,
-            dataloader_pin_memory=_cuda_available(),
+            dataloader_pin_memory=torch.cuda.is_available(),
             include_num_input_tokens_seen="non_padding",
             disable_tqdm=not self.progress,
             dataloader_num_workers=0,
