@@ -6,18 +6,23 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from safetensors.numpy import save_file
 
 from repro.cli import main
-from repro.runs.compare import differences, is_timing_key, without_timings
+from repro.runs.compare import differences, first_difference, is_timing_key, without_timings
 from repro.runs.store import RunStore
 
 
-def make_store(root, *, value=0.1, weights=b"\x00\x01", runtime=1.0, verdict="reproduced", sweep_metric=0.5):
+def make_store(root, *, value=0.1, weights=b"\x00\x01", runtime=1.0, verdict="reproduced", sweep_metric=0.5,
+               loss=2.5):
     store = RunStore(root)
 
     def compute(workdir):
-        (workdir / "model.safetensors").write_bytes(weights)
-        (workdir / "log_history.json").write_text(json.dumps([{"loss": 2.5, "train_runtime": runtime,
+        if isinstance(weights, dict):
+            save_file(weights, str(workdir / "model.safetensors"))
+        else:
+            (workdir / "model.safetensors").write_bytes(weights)
+        (workdir / "log_history.json").write_text(json.dumps([{"loss": 2.5}, {"loss": loss, "train_runtime": runtime,
                                                                  "train_samples_per_second": 9 / runtime}]))
         return {"accuracy": value, "wall_time_s": runtime, "pairs": 12}
 
@@ -48,6 +53,29 @@ def test_any_change_is_reported(tmp_path, change, expected):
     b = make_store(tmp_path / "b", **change)
     found = differences(a, b)
     assert found and any(expected in line for line in found), found
+
+
+def test_a_difference_says_where_it_starts_and_how_large_it_is(tmp_path):
+    """What a failed determinism check needs to tell float noise from a changed input."""
+    a = make_store(tmp_path / "a", weights={"w": np.zeros((2, 3), np.float32), "b": np.ones(3, np.float32)})
+    b = make_store(tmp_path / "b", value=0.25, loss=2.5000002,
+                   weights={"w": np.array([[0, 0, 1e-6], [0, 0, 0]], np.float32), "b": np.ones(3, np.float32)})
+    found = differences(a, b)
+    assert any(line.endswith("results differ in accuracy (accuracy: 0.1 != 0.25)") for line in found), found
+    assert any(line.endswith("artifact log_history.json differs ([1].loss: 2.5 != 2.5000002)") for line in found), found
+    assert any(line.endswith("artifact model.safetensors differs (1 of 2 tensors differ, at most by 1e-06 (w))")
+               for line in found), found
+
+
+@pytest.mark.parametrize("a,b,expected", [
+    ({"x": [1, {"y": 2.0}]}, {"x": [1, {"y": 2.5}]}, "x[1].y: 2.0 != 2.5"),
+    ({"x": 1}, {"x": 1, "z": 2}, "z: only in the second"),
+    ([1, 2], [1, 2, 3], "list: 2 != 3 items"),
+    ({"x": [1]}, {"x": [1]}, ""),
+    ({"x": 1}, {"x": 1.0}, "x: 1 != 1.0"),
+])
+def test_first_difference(a, b, expected):
+    assert first_difference(a, b) == expected
 
 
 def test_a_missing_stage_is_reported(tmp_path):

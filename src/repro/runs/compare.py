@@ -14,6 +14,10 @@ Measurements of time are not results and are left out wherever they appear: the 
 timing fields, and in results and JSON artifacts any key named like a duration or a rate
 (``train_runtime``, ``train_samples_per_second``, trl's ``step_time``, ``wall_time_s``, ``seconds``, ...).
 
+Each difference says where it starts, so that a failed determinism check tells float noise from a
+changed input: the first differing value of a result or a JSON artifact (its path and both values), and
+for safetensors weights how many tensors differ and the largest difference.
+
 ``repro compare STORE_A STORE_B`` prints the differences and exits 1 when there are any.
 """
 
@@ -55,6 +59,45 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     return type(a) is type(b) and a == b
+
+
+def first_difference(a: Any, b: Any, where: str = "") -> str:
+    """Where ``a`` and ``b`` first differ and how: ``"[1].train_loss: 4.84 != 4.85"`` ("" when the same)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in list(a) + [k for k in b if k not in a]:
+            if key not in a or key not in b:
+                return f"{where}.{key}: only in {'the first' if key in a else 'the second'}".lstrip(".")
+            found = first_difference(a[key], b[key], f"{where}.{key}")
+            if found:
+                return found
+        return ""
+    if isinstance(a, list) and isinstance(b, list):
+        for index, (x, y) in enumerate(zip(a, b)):
+            found = first_difference(x, y, f"{where}[{index}]")
+            if found:
+                return found
+        return "" if len(a) == len(b) else f"{where or 'list'}: {len(a)} != {len(b)} items".lstrip(".")
+    return "" if _same(a, b) else f"{where.lstrip('.') or 'value'}: {a!r} != {b!r}"
+
+
+def _weights_difference(a: Path, b: Path) -> str:
+    """How two safetensors files differ: the tensors that differ and the largest absolute difference."""
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    try:
+        ta, tb = load_file(str(a)), load_file(str(b))
+    except Exception:  # not loadable as numpy arrays (a dtype numpy lacks): the bytes differ, no more is said
+        return ""
+    if ta.keys() != tb.keys():
+        return "different tensors"
+    changed = {name: float(np.max(np.abs(ta[name].astype(np.float64) - tb[name].astype(np.float64))))
+               for name in ta if ta[name].shape == tb[name].shape and not np.array_equal(ta[name], tb[name])}
+    reshaped = [name for name in ta if ta[name].shape != tb[name].shape]
+    if reshaped:
+        return f"{len(reshaped)} tensors change shape, e.g. {reshaped[0]}"
+    worst = max(changed, key=changed.get)
+    return f"{len(changed)} of {len(ta)} tensors differ, at most by {changed[worst]:.3g} ({worst})"
 
 
 def _read_json(path: Path) -> Any:
@@ -120,10 +163,19 @@ def differences(a: str | Path, b: str | Path, *, limit: int = 50) -> list[str]:
         if not _same(ra["results"], rb["results"]):
             keys = sorted(k for k in ra["results"].keys() | rb["results"].keys()
                           if not _same(ra["results"].get(k), rb["results"].get(k)))
-            found.append(f"stage {stage}: results differ in {', '.join(keys)}")
+            found.append(f"stage {stage}: results differ in {', '.join(keys)} "
+                         f"({first_difference(ra['results'], rb['results'])})")
         for name in sorted(ra["artifacts"].keys() | rb["artifacts"].keys()):
-            if not _same(ra["artifacts"].get(name), rb["artifacts"].get(name)):
-                found.append(f"stage {stage}: artifact {name} differs")
+            xa, xb = ra["artifacts"].get(name), rb["artifacts"].get(name)
+            if _same(xa, xb):
+                continue
+            if xa is None or xb is None:
+                found.append(f"stage {stage}: artifact {name} only in {a if xb is None else b}")
+                continue
+            how = (_weights_difference(Path(a) / "stages" / stage / name, Path(b) / "stages" / stage / name)
+                   if name.endswith(".safetensors") else
+                   "" if isinstance(xa, str) and xa.startswith("sha256:") else first_difference(xa, xb))
+            found.append(f"stage {stage}: artifact {name} differs" + (f" ({how})" if how else ""))
     ca, cb = claims(a), claims(b)
     for notebook in sorted(ca.keys() | cb.keys()):
         if not _same(ca.get(notebook), cb.get(notebook)):
