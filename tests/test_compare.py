@@ -9,7 +9,12 @@ import pytest
 from safetensors.numpy import save_file
 
 from repro.cli import main
-from repro.runs.compare import differences, first_difference, is_timing_key, without_timings
+from repro.runs.compare import (
+    differences,
+    first_difference,
+    is_timing_key,
+    without_timings,
+)
 from repro.runs.store import RunStore
 
 
