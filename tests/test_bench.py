@@ -136,9 +136,11 @@ def test_run_all_timing_record(tmp_path):
     (stage / "manifest.json").write_text("{}")
     (store / "stages" / "tmp-not-finished" / "x").mkdir(parents=True)  # no manifest: not counted
     timing.notebook_done("00_world", 1.234)
+    timing.notebook_done("10_self_rewarding", 0.051, kept=True)
     first = timing.finish()
     assert first["cold"] is True and first["stages_computed"] == 1 and first["stages_existing"] == 0
-    assert first["notebooks"] == [{"notebook": "00_world", "seconds": 1.23}]
+    assert first["notebooks"] == [{"notebook": "00_world", "seconds": 1.23, "kept": None},
+                                  {"notebook": "10_self_rewarding", "seconds": 0.05, "kept": True}]
     assert first["profile"] == "tiny" and first["status"] == "complete" and first["wall_s"] >= 0
     assert first["peak_rss_mb"]["largest"] >= first["peak_rss_mb"]["self"] > 0
 
@@ -167,6 +169,11 @@ def test_book_report_takes_the_latest_cold_and_warm_runs():
     assert tables["targets"][1]["met"] is False
     rows, tables = book_report.report(records[:1], "tiny")
     assert rows == [] and tables["targets"][0]["met"] is False and tables["targets"][1]["wall (s)"] is None
+    # a warm run that kept its notebooks, beside the latest that executed them all again
+    kept = {**record("8", 2, False, 0, 53), "notebooks": [{"notebook": "00", "seconds": 0.1, "kept": True}]}
+    _, tables = book_report.report([*records, kept], "tiny")
+    assert [(t["run"], t["wall (s)"], t["notebooks kept"]) for t in tables["targets"][1:]] == [
+        ("warm", 2, 1), ("warm, every notebook executed again", 25, 0)]
     bench_schema.check_results(harness.results_document("book", "Book", rows, tables=tables, machine=MACHINE))
 
 

@@ -12,6 +12,7 @@ import nbformat
 import pytest
 
 from repro import paths
+from repro.runs import timings
 from repro.book.build import toc_files
 from repro.cli import main
 from repro.runs.notebooks import list_notebooks
@@ -102,9 +103,33 @@ def test_rerun_reuses_every_stage(smoke_book):
     root, store = smoke_book
     before = {(s.name, s.key): s.manifest["finished"] for s in RunStore(store).stages()}
     assert main(["run", "00_world", "--profile", "smoke", "--store", str(store), "--output-dir",
-                 str(root / "book" / "generated"), "--no-progress"]) == 0
+                 str(root / "book" / "generated"), "--no-progress", "--rerun"]) == 0
     after = {(s.name, s.key): s.manifest["finished"] for s in RunStore(store).stages()}
     assert after == before  # nothing recomputed
+
+
+def test_run_all_again_keeps_every_executed_notebook(smoke_book, capsys):
+    """Nothing changed since the smoke book ran: every notebook is kept, none executed (`repro.runs.kept`).
+    Each run recorded the stages it read; the chapters that run sweeps, their sweeps' results tables
+    and (run cold, as here) the stages of the sweeps' own runs."""
+    root, store = smoke_book
+    generated = root / "book" / "generated"
+    records = {nb.stem: json.loads((generated / f"{nb.stem}.run.json").read_text()) for nb in list_notebooks()}
+    stages = {f"{s.name}/{s.key}" for s in RunStore(store).stages()}
+    for stem, record in records.items():
+        assert record["read"] and all(s in stages or s.startswith("file:") for s in record["read"]), stem
+    for stem in ("11_dev_settings", "31_eva_ablations"):
+        tables = [s for s in records[stem]["read"] if s.startswith("file:")]
+        assert tables and all(s.endswith("/results.parquet") for s in tables), stem
+        assert len(records[stem]["read"]) > len(tables), stem  # its sweeps' runs' stages
+    capsys.readouterr()
+    assert main(["run-all", "--profile", "smoke", "--store", str(store), "--output-dir", str(generated),
+                 "--no-progress"]) == 0
+    assert capsys.readouterr().err.count("nothing it reads has changed") == len(records)
+    last = timings.read_records(store)[-1]  # what the benchmarks page shows of this warm run
+    assert [n["kept"] for n in last["notebooks"]] == [True] * len(records)
+    for stem, record in records.items():
+        assert json.loads((generated / f"{stem}.run.json").read_text())["run_id"] == record["run_id"]
 
 
 #: Run in a fresh interpreter: the code cells of one executed notebook (its injected parameters included), then

@@ -50,6 +50,9 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
                         help="where executed notebooks go (default: book/generated)")
     parser.add_argument("--no-progress", action="store_true",
                         help="print no progress: neither the stage lines nor, on a terminal, the bar over the cells")
+    parser.add_argument("--rerun", action="store_true",
+                        help="execute the notebook even if its executed copy was made from the same inputs and "
+                             "stages (by default that copy is kept)")
     _store_option(parser)
 
 
@@ -134,10 +137,17 @@ def _execute(names: list[str], args, overrides: dict, *, timed: bool = False) ->
             shown = " ".join(f"{k}={v!r}" for k, v in params.items()) or "(defaults)"
             print(f"repro: running {nb.stem} [profile {profile['name']}] {shown}", file=sys.stderr)
             start = time.perf_counter()
-            out = notebooks.execute(nb, params, profile=profile, output_dir=args.output_dir, store=args.store,
-                                    progress=not args.no_progress)
+            previous = None if args.rerun else notebooks.kept_run(nb, params, profile=profile,
+                                                                  output_dir=args.output_dir, store=args.store)
+            if previous is not None:
+                out = Path(previous["output"])
+                print(f"  kept: nothing it reads has changed since its run {previous['run_id']} "
+                      f"(--rerun executes it again)", file=sys.stderr, flush=True)
+            else:
+                out = notebooks.execute(nb, params, profile=profile, output_dir=args.output_dir, store=args.store,
+                                        progress=not args.no_progress)
             if timing is not None:
-                timing.notebook_done(nb.stem, time.perf_counter() - start)
+                timing.notebook_done(nb.stem, time.perf_counter() - start, kept=previous is not None)
             print(out)
         status = "complete"
     except KeyboardInterrupt:
@@ -166,7 +176,7 @@ def cmd_run_all(args) -> int:
     outcomes, status = [], "failed"
     try:
         outcomes = run_parallel(sources, args.jobs, logs=Path(store) / "logs", profile=args.profile,
-                                output_dir=args.output_dir, store=args.store,
+                                output_dir=args.output_dir, store=args.store, rerun=args.rerun,
                                 echo=lambda line: print(line, file=sys.stderr, flush=True))
         status = "complete" if all(o.status == "complete" for o in outcomes) else "failed"
     except KeyboardInterrupt:
@@ -228,10 +238,10 @@ def cmd_status(args) -> int:
     print(f"{'stage':<28} {'key':<17} {'status':<11} {'seed':>5} {'time':>9}  finished")
     for st in stages:
         m = st.manifest
-        print(f"{st.name:<28} {st.key:<17} {m['status']:<11} {str(m.get('seed', '')):>5} "
+        print(f"{st.name:<28} {st.key:<17} {m['status']:<11} {m.get('seed', '')!s:>5} "
               f"{m.get('duration_s', 0):>8.1f}s  {m.get('finished', '')}")
     for failed in store.failures():
-        print(f"{failed['name']:<28} {failed['key']:<17} {'failed':<11} {str(failed.get('seed', '')):>5} "
+        print(f"{failed['name']:<28} {failed['key']:<17} {'failed':<11} {failed.get('seed', '')!s:>5} "
               f"{failed.get('duration_s', 0):>8.1f}s  {failed.get('error', '')[:60]}")
     for tmp in store.incomplete():
         print(f"{tmp.name:<46} {'unfinished (running or interrupted; resumed on the next run)'}")

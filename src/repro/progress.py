@@ -57,6 +57,20 @@ def stage_event(event: str, name: str, key: str, seconds: float | None = None) -
         _depth += 1
 
 
+def input_event(path: str | os.PathLike) -> None:
+    """Report that the run read ``path``, a file of the store that is not a stage (a sweep's results table:
+    `repro.runs.sweep`), so that the runner records it among what the run read (`repro.runs.kept`).
+    Written only under a runner that follows the events; never shown."""
+    events = os.environ.get(EVENTS_ENV)
+    if events:
+        try:
+            with open(events, "a") as out:
+                out.write(json.dumps({"event": "input", "path": str(Path(path).resolve()), "pid": os.getpid(),
+                                      "time": time.time()}) + "\n")
+        except OSError:
+            pass
+
+
 def duration(seconds: float) -> str:
     """``4.2 s``, ``3 min 05 s``, ``1 h 02 min``."""
     if seconds < 60:
@@ -106,6 +120,8 @@ def follow_stages(path: Path, stream: TextIO, *, interval: float = 0.25) -> Iter
                 event = json.loads(text)
             except json.JSONDecodeError:
                 continue  # not one of ours
+            if event.get("event") not in _WORDS:
+                continue  # not a stage's (`input_event`)
             who = (event["pid"], event["stage"], event["key"])
             if event["event"] == "start":
                 state["running"].append((who, event))

@@ -36,6 +36,7 @@ import yaml
 from repro import paths
 from repro.errors import ReproError, exit_code_of
 from repro.progress import EVENTS_ENV, follow_stages
+from repro.runs import kept
 from repro.runs.launch import launch_shape
 from repro.runs.ranges import check_range, rule_for
 
@@ -246,6 +247,25 @@ def kernel_name() -> str:
     return KERNEL_NAME if KERNEL_NAME in KernelSpecManager().find_kernel_specs() else "python3"
 
 
+def _inputs_key(notebook: Path, parameters: dict[str, Any], profile: dict, store: Path) -> str:
+    """`kept.inputs_key` of a run, with the declared defaults too (a default may name a file it hashes)."""
+    effective = {**{n: p.default for n, p in notebook_parameters(notebook).items()}, **parameters}
+    return kept.inputs_key(notebook, effective, profile, store)
+
+
+def kept_run(notebook: Path, parameters: dict[str, Any], *, profile: dict, output_dir: Path | None = None,
+             store: Path | None = None) -> dict | None:
+    """The record of the finished run of ``notebook`` in ``output_dir`` whose executed copy can be kept
+    (the same inputs, every stage it read unchanged: `repro.runs.kept`), with its ``output`` path; or None:
+    execute it."""
+    output_dir = (output_dir or paths.generated_dir()).resolve()
+    store_path = Path(store).resolve() if store is not None else paths.store_root()
+    output = output_dir / notebook.name
+    record = kept.kept(output_dir / f"{notebook.stem}.run.json", output,
+                       _inputs_key(notebook, parameters, profile, store_path), store_path)
+    return None if record is None else {**record, "output": str(output)}
+
+
 def execute(
     notebook: Path,
     parameters: dict[str, Any],
@@ -256,6 +276,9 @@ def execute(
     progress: bool = True,
 ) -> Path:
     """Execute a notebook with papermill; returns the executed copy's path.
+
+    The record says what the executed copy was made from and which stages it read, so that the next
+    run can keep it while all of that is unchanged (`kept_run`).
 
     The executed copy is written next to a ``NAME.run.json`` record (parameters, profile, times,
     status). The injected-parameters cell is tagged ``remove-cell`` so that the book hides it: each
@@ -268,9 +291,13 @@ def execute(
     output_dir = (output_dir or paths.generated_dir()).resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     output = output_dir / notebook.name
+    store_path = Path(store).resolve() if store is not None else paths.store_root()
+    # A run records what it was made from only if it follows its own stage events (a sweep's runs do not).
+    recording = progress or EVENTS_ENV not in os.environ
+    inputs = _inputs_key(notebook, parameters, profile, store_path) if recording else None
     run_id = f"{notebook.stem}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
     record = {"notebook": notebook.stem, "run_id": run_id, "profile": profile["name"], "parameters": parameters,
-              "store": str(Path(store).resolve() if store is not None else paths.store_root()),
+              "store": str(store_path),
               "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "running"}
     # A folder of this run's own: the kernel's sockets and the stage events it reports (`repro.progress`).
     private = Path(tempfile.mkdtemp(prefix="repro-kernel-"))
@@ -278,7 +305,7 @@ def execute(
     # The kernel inherits these. No progress bars inside the notebooks: the runner shows the progress.
     kernel_env = {"REPRO_PROFILE": profile["name"], "REPRO_RUN_ID": run_id, "REPRO_PROGRESS": "0",
                   "TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
-    if progress:  # else a runner above this one (a sweep run by a notebook) may be following them
+    if recording:  # else a runner above this one (a sweep run by a notebook) is following them
         kernel_env[EVENTS_ENV] = str(events)
     if store is not None:
         kernel_env["REPRO_STORE"] = str(Path(store).resolve())
@@ -307,6 +334,9 @@ def execute(
                              ) from None
     else:
         record["status"] = "complete"
+        if inputs is not None:
+            record.update(inputs=inputs, read=kept.stages_read(events, store_path),
+                          claims_file=kept.claims_file(store_path, run_id))
     finally:
         shutil.rmtree(private, ignore_errors=True)
         for key, value in env_backup.items():

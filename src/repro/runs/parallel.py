@@ -98,8 +98,10 @@ def _last_error(log: Path) -> str:
 
 
 def run_parallel(notebooks: list[Path], jobs: int, *, logs: Path, profile: str | None = None,
-                 output_dir: Path | None = None, store: Path | None = None, echo=print) -> list[Outcome]:
-    """Execute ``notebooks`` with up to ``jobs`` at once, each after the ones it needs.
+                 output_dir: Path | None = None, store: Path | None = None, rerun: bool = False,
+                 echo=print) -> list[Outcome]:
+    """Execute ``notebooks`` with up to ``jobs`` at once, each after the ones it needs (each kept instead
+    when nothing it reads has changed, unless ``rerun``: `repro.runs.kept`).
 
     Returns one `Outcome` per notebook, in the given order.
     """
@@ -122,7 +124,7 @@ def run_parallel(notebooks: list[Path], jobs: int, *, logs: Path, profile: str |
                     echo(f"repro: skipped {name}: {outcomes[name].detail}")
                 elif len(running) < jobs and all(outcomes.get(n, Outcome(n, "")).status == "complete" for n in plan[name]):
                     waiting.remove(name)
-                    command = [sys.executable, "-m", "repro.cli", "run", str(paths[name])]
+                    command = [sys.executable, "-m", "repro.cli", "run", str(paths[name])] + (["--rerun"] if rerun else [])
                     for flag, value in (("--profile", profile), ("--output-dir", output_dir), ("--store", store)):
                         if value is not None:
                             command += [flag, str(value)]

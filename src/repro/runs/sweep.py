@@ -56,6 +56,7 @@ import yaml
 
 from repro import paths
 from repro.errors import ReproError
+from repro.progress import input_event
 from repro.runs.notebooks import (
     ParameterError,
     execute,
@@ -450,6 +451,7 @@ def run_sweep(path: str | os.PathLike, *, profile: str | os.PathLike | dict | No
         result = state.result(jobs=jobs, resumed=resumed, started=started,
                               wall=time.perf_counter() - start, status=status)
         _write_json(directory / SUMMARY, result.to_dict())
+        input_event(directory / RESULTS)  # what a notebook running this sweep read (`repro.runs.kept`)
     return result
 
 

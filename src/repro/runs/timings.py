@@ -64,8 +64,10 @@ class RunAllTiming:
         return cls(root, profile, started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    start=time.perf_counter(), before=finished_stages(root))
 
-    def notebook_done(self, name: str, seconds: float) -> None:
-        self.notebooks.append({"notebook": name, "seconds": round(float(seconds), 2)})
+    def notebook_done(self, name: str, seconds: float, *, kept: bool | None = None) -> None:
+        """Record a finished notebook; ``kept``: its executed copy was kept, not executed (`repro.runs.kept`;
+        None: not known, as for the notebooks of a parallel run, each in its own process)."""
+        self.notebooks.append({"notebook": name, "seconds": round(float(seconds), 2), "kept": kept})
 
     def record(self, status: str = "complete", jobs: int = 1) -> dict:
         after = finished_stages(self.store_root)
