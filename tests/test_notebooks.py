@@ -12,9 +12,9 @@ import nbformat
 import pytest
 
 from repro import paths
-from repro.runs import timings
 from repro.book.build import toc_files
 from repro.cli import main
+from repro.runs import timings
 from repro.runs.notebooks import list_notebooks
 from repro.runs.store import RunStore
 
