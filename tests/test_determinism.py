@@ -1,7 +1,8 @@
 """Determinism: every notebook run twice on the smoke profile, from nothing each time (two folders,
-two fresh run stores, the same parameters and seeds, one notebook at a time), gives bitwise-identical
-numbers: every stage's results and artifacts (model weights included), every chapter's claims table,
-and the sweeps' results tables (`repro.runs.compare`; measurements of time are left out)."""
+two fresh run stores, the same parameters and seeds, two notebooks at a time: `tests/conftest.py`),
+gives bitwise-identical numbers: every stage's results and artifacts (model weights included), every
+chapter's claims table, and the sweeps' results tables (`repro.runs.compare`; measurements of time are
+left out)."""
 
 import json
 
