@@ -42,17 +42,9 @@ def stage_event(event: str, name: str, key: str, seconds: float | None = None) -
     package (``shipped``) or ``failed``; ``seconds``: its compute time (for ``reused``, the time it took
     when it was computed). Written only under a runner that follows the events."""
     global _depth
-    path = os.environ.get(EVENTS_ENV)
     if event in ("done", "failed"):
         _depth = max(_depth - 1, 0)
-    if path:
-        line = json.dumps({"event": event, "stage": name, "key": key, "seconds": seconds, "depth": _depth,
-                           "pid": os.getpid(), "time": time.time()})
-        try:
-            with open(path, "a") as out:  # one short write in append mode: lines of several processes never mix
-                out.write(line + "\n")
-        except OSError:
-            pass  # showing progress is never worth failing a stage
+    _write_event({"event": event, "stage": name, "key": key, "seconds": seconds, "depth": _depth})
     if event == "start":
         _depth += 1
 
@@ -61,14 +53,19 @@ def input_event(path: str | os.PathLike) -> None:
     """Report that the run read ``path``, a file of the store that is not a stage (a sweep's results table:
     `repro.runs.sweep`), so that the runner records it among what the run read (`repro.runs.kept`).
     Written only under a runner that follows the events; never shown."""
-    events = os.environ.get(EVENTS_ENV)
-    if events:
+    _write_event({"event": "input", "path": str(Path(path).resolve())})
+
+
+def _write_event(fields: dict) -> None:
+    """Append one event, with this process's id and the time, to the file ``REPRO_EVENTS`` names (if any)."""
+    path = os.environ.get(EVENTS_ENV)
+    if path:
+        line = json.dumps({**fields, "pid": os.getpid(), "time": time.time()})
         try:
-            with open(events, "a") as out:
-                out.write(json.dumps({"event": "input", "path": str(Path(path).resolve()), "pid": os.getpid(),
-                                      "time": time.time()}) + "\n")
+            with open(path, "a") as out:  # one short write in append mode: lines of several processes never mix
+                out.write(line + "\n")
         except OSError:
-            pass
+            pass  # showing progress is never worth failing a stage
 
 
 def duration(seconds: float) -> str:
