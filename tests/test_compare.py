@@ -83,6 +83,17 @@ def test_first_difference(a, b, expected):
     assert first_difference(a, b) == expected
 
 
+def test_weights_that_differ_only_in_their_metadata_say_so(tmp_path):
+    tensors = {"w": np.zeros((2, 3), np.float32)}
+    a = make_store(tmp_path / "a", weights=tensors)
+    b = make_store(tmp_path / "b")
+    save_file(tensors, str(next((b / "stages" / "train").iterdir()) / "model.safetensors"), metadata={"format": "np"})
+    found = differences(a, b)
+    assert found == [next(line for line in found if "model.safetensors" in line)], found
+    assert found[0].endswith("artifact model.safetensors differs "
+                             "(the same tensors; the files differ elsewhere (their metadata))"), found
+
+
 def test_a_missing_stage_is_reported(tmp_path):
     a = make_store(tmp_path / "a")
     b = make_store(tmp_path / "b")

@@ -97,6 +97,8 @@ def _weights_difference(a: Path, b: Path) -> str:
     reshaped = [name for name in ta if ta[name].shape != tb[name].shape]
     if reshaped:
         return f"{len(reshaped)} tensors change shape, e.g. {reshaped[0]}"
+    if not changed:
+        return "the same tensors; the files differ elsewhere (their metadata)"
     worst = max(changed, key=changed.get)
     return f"{len(changed)} of {len(ta)} tensors differ, at most by {changed[worst]:.3g} ({worst})"
 
