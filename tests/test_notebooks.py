@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from test_startup import NOT_AT_START
 
 from repro import paths
 from repro.book.build import toc_files
@@ -145,7 +146,7 @@ for source in cells:
     exec(compile(source, "<cell>", "exec"), scope)
 print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
 """
-MODEL_STACK = {"torch", "transformers", "tokenizers", "safetensors", "accelerate", "trl", "datasets", "vllm"}
+MODEL_STACK = set(NOT_AT_START)  # the packages no notebook's imports load (tests/test_startup.py)
 
 
 def test_a_notebook_whose_stages_are_reused_imports_no_model_stack(smoke_book, tmp_path):

@@ -1,9 +1,9 @@
 """Judging throughput: (a) the self-rewarding judge's K samples per candidate sharing one prompt
 (``GenerationSpec(n=K)``, `repro.judges.llm_judge.judge`) against K separate generate calls with
 n=1, at the judge's batch of candidates and for a single candidate, with K = 3 (the paper's) and 6 (the
-speed issue's target: n = 3 to 6 samples of a prompt in one call at least 2x as fast as n calls); (b) the RLAIF read-out of "1" vs "2" from next-token log-probabilities (one forward pass per
-order, `repro.judges.labeller`) against generating the answer token (greedy, one new token) and
-reading it.
+speed issue's target: n = 3 to 6 samples of a prompt in one call at least 2x as fast as n calls); (b) the
+RLAIF read-out of "1" vs "2" from next-token log-probabilities (one forward pass per order,
+`repro.judges.labeller`) against generating the answer token (greedy, one new token) and reading it.
 """
 
 from __future__ import annotations
@@ -27,9 +27,12 @@ class JudgingBench:
     size: str = "S"
     repeats: int = 3
     seed: int = 0
+    # (candidates, K) of the further rows (a): one candidate, and K = 6
+    more_shapes: tuple[tuple[int, int], ...] = ((1, 3), (1, 6), (64, 6))
 
 
-QUICK = JudgingBench(pairs=4, samples=2, max_new_tokens=4, comparisons=4, repeats=1)
+# the quick run checks the script, not the machine: one shape more, at the quick sizes
+QUICK = JudgingBench(pairs=4, samples=2, max_new_tokens=4, comparisons=4, repeats=1, more_shapes=((1, 2),))
 
 
 def judge_samples(spec: JudgingBench = JudgingBench(), *, log=print) -> dict:
@@ -96,13 +99,7 @@ def labeller_readout(spec: JudgingBench = JudgingBench(), *, log=print) -> dict:
                f"read-out also gives soft labels, which the generated token cannot."))
 
 
-#: (candidates, K) of the rows (a) beside the spec's own: one candidate, and K = 6.
-SAMPLE_SHAPES = ((1, 3), (1, 6), (64, 6))
-
-
 def run(spec: JudgingBench = JudgingBench(), *, log=print) -> list[dict]:
-    shapes = [(spec.pairs, spec.samples)] + [s for s in SAMPLE_SHAPES if s != (spec.pairs, spec.samples)]
-    if spec == QUICK:  # the quick run checks the script, not the machine: one shape more, at the quick sizes
-        shapes = shapes[:1] + [(1, spec.samples)]
+    shapes = [(spec.pairs, spec.samples)] + [s for s in spec.more_shapes if s != (spec.pairs, spec.samples)]
     return ([judge_samples(replace(spec, pairs=pairs, samples=k), log=log) for pairs, k in shapes]
             + [labeller_readout(spec, log=log)])
