@@ -308,7 +308,7 @@ def execute(
     if recording:  # else a runner above this one (a sweep run by a notebook) is following them
         kernel_env[EVENTS_ENV] = str(events)
     if store is not None:
-        kernel_env["REPRO_STORE"] = str(Path(store).resolve())
+        kernel_env["REPRO_STORE"] = str(store_path)
     env_backup = {key: os.environ.get(key) for key in kernel_env}
     os.environ.update(kernel_env)
     # On a terminal, papermill's bar over the cells (named explicitly: TQDM_DISABLE above is the kernel's).
