@@ -50,3 +50,45 @@ def test_the_check_sees_an_import_of_trl_and_of_torch():
     assert "trl" in imported_after(["from repro.training.preference import trl_classes", "trl_classes('dpo')"])
     assert {"torch", "transformers"} <= imported_after(["from repro.models import make_llama, build_tokenizer",
                                                         "make_llama('XXS', build_tokenizer(['a']), seed=0)"])
+
+
+IRI_CHECKS = """
+import json, sys, jsonschema
+check = jsonschema.Draft7Validator.FORMAT_CHECKER
+cases = [("http://example.com/ü?q=1#a", "iri"), ("no scheme here", "iri"), ("../a b", "iri-reference"),
+         ("../a/b?c", "iri-reference"), ("mailto:x@y.org", "iri")]
+print(json.dumps([check.conforms(value, form) for value, form in cases]))
+"""
+
+
+def _iri_answers(prelude: str) -> tuple[list[bool], bool]:
+    """jsonschema's IRI answers in a fresh interpreter after ``prelude``, and whether importing jsonschema
+    loaded lark (before the first check)."""
+    code = prelude + "\nimport jsonschema\nloaded_early = 'lark' in sys.modules\n" + IRI_CHECKS + "print(loaded_early)"
+    out = subprocess.run([sys.executable, "-c", "import sys\n" + code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    return json.loads(out[-2]), out[-1] == "True"
+
+
+def test_rfc3987_syntax_loads_on_first_use_and_checks_iris_as_before():
+    """``import repro`` defers jsonschema's IRI checker (`repro.deferred`): papermill and nbformat import
+    without building its parsers, and the first IRI check gives the answers it gives without repro."""
+    assert "lark" not in imported_after(["import repro", "import papermill", "from myst_nb import glue"])
+    assert "lark" in imported_after(["import nbformat"])  # without repro: built on import (so the check above can fail)
+    with_repro, early = _iri_answers("import repro")
+    without, early_without = _iri_answers("")
+    assert with_repro == without == [True, False, False, True, True]
+    assert not early and early_without
+
+
+def test_the_stand_in_is_installed_only_where_the_module_is_absent_from_sys_modules(monkeypatch):
+    import types
+
+    from repro import deferred
+
+    real = types.ModuleType(deferred.RFC3987_SYNTAX)
+    monkeypatch.setitem(sys.modules, deferred.RFC3987_SYNTAX, real)
+    assert not deferred.defer_rfc3987_syntax() and sys.modules[deferred.RFC3987_SYNTAX] is real
+    monkeypatch.delitem(sys.modules, deferred.RFC3987_SYNTAX)
+    monkeypatch.setattr(deferred.importlib.util, "find_spec", lambda name: None)  # not installed
+    assert not deferred.defer_rfc3987_syntax() and deferred.RFC3987_SYNTAX not in sys.modules
