@@ -28,6 +28,45 @@ def test_schedule_drops_needs_outside_the_run_and_refuses_a_cycle():
         parallel.schedule({"a": ["b"], "b": ["a"], "c": []})
 
 
+STUDY_NEEDS = {"00_world": [], "10_self_rewarding": ["00_world"], "11_dev_settings": ["10_self_rewarding"],
+               "20_rlaif_labeling": [], "21_rlaif_rl": ["20_rlaif_labeling"], "30_eva": ["10_self_rewarding"],
+               "31_eva_ablations": ["30_eva"], "40_real_model": []}
+
+
+def test_the_longest_chain_of_work_starts_first():
+    plan = parallel.schedule(STUDY_NEEDS)
+    assert plan == {nb.stem: parallel.notebook_needs(nb) for nb in list_notebooks()}  # the study's own
+    # without times, the chain with the most notebooks: eva's two chapters before 11_dev_settings
+    assert parallel.critical_first(plan) == ["00_world", "10_self_rewarding", "20_rlaif_labeling", "30_eva",
+                                             "11_dev_settings", "21_rlaif_rl", "31_eva_ablations", "40_real_model"]
+    # a cold smoke run's times (2 jobs): 00 -> 10 -> 30 -> 31 is 140 s, 20 -> 21 115 s
+    smoke = {"00_world": 19.3, "10_self_rewarding": 28.3, "11_dev_settings": 37.6, "20_rlaif_labeling": 39.9,
+             "21_rlaif_rl": 75.5, "30_eva": 29.5, "31_eva_ablations": 62.6, "40_real_model": 19.7}
+    assert parallel.critical_first(plan, smoke) == ["00_world", "10_self_rewarding", "20_rlaif_labeling", "30_eva",
+                                                    "21_rlaif_rl", "31_eva_ablations", "11_dev_settings",
+                                                    "40_real_model"]
+    # a long notebook alone goes first; times missing for one notebook: counted instead
+    assert parallel.critical_first(plan, {**smoke, "40_real_model": 500.0})[0] == "40_real_model"
+    assert parallel.critical_first(plan, {**smoke, "40_real_model": 0.0}) == parallel.critical_first(plan)
+    assert parallel.critical_first({"b": [], "a": []}) == ["b", "a"]  # ties keep the given order
+
+
+def test_cold_seconds_come_from_the_latest_complete_cold_run_of_the_profile(tmp_path):
+    from repro.runs.timings import append_record, cold_seconds
+
+    def record(profile, cold, status, seconds):
+        append_record(tmp_path, {"profile": profile, "cold": cold, "status": status,
+                                 "notebooks": [{"notebook": "a", "seconds": seconds}]})
+
+    assert cold_seconds(tmp_path, "smoke") == {}
+    record("smoke", True, "complete", 10.0)
+    record("smoke", True, "failed", 20.0)
+    record("smoke", False, "complete", 1.0)
+    record("tiny", True, "complete", 30.0)
+    assert cold_seconds(tmp_path, "smoke") == {"a": 10.0}
+    assert cold_seconds(tmp_path, "tiny") == {"a": 30.0}
+
+
 def test_bad_needs_metadata_is_named(tmp_path):
     nb = nbformat.v4.new_notebook(metadata={"repro": {"needs": "00_world"}})
     nbformat.write(nb, tmp_path / "x.ipynb")
@@ -84,3 +123,6 @@ def test_notebooks_run_after_their_needs_with_their_share_of_the_threads_and_fai
         parallel.check(outcomes)
     assert "e_after: skipped: needs d_broken" in str(error.value)
     assert any(line.startswith("repro: skipped e_after") for line in lines)
+    # the chains of two notebooks start first (critical_first: the given order would start c before d)
+    started = [line.split()[2] for line in lines if line.startswith("repro: started")]
+    assert started[:2] == ["a_first", "d_broken"] and sorted(started[2:]) == ["b_second", "c_alone"]

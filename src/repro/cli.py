@@ -35,7 +35,7 @@ from repro.runs.compare import differences
 from repro.runs.parallel import check, run_parallel
 from repro.runs.store import STORAGE_ERRNOS, RunStore, StoreError
 from repro.runs.sweep import parse_seeds, run_sweep, sweep_status
-from repro.runs.timings import RunAllTiming
+from repro.runs.timings import RunAllTiming, cold_seconds
 
 
 def _store_option(parser: argparse.ArgumentParser) -> None:
@@ -177,6 +177,7 @@ def cmd_run_all(args) -> int:
     try:
         outcomes = run_parallel(sources, args.jobs, logs=Path(store) / "logs", profile=args.profile,
                                 output_dir=args.output_dir, store=args.store, rerun=args.rerun,
+                                seconds=cold_seconds(store, profile["name"]),
                                 echo=lambda line: print(line, file=sys.stderr, flush=True))
         status = "complete" if all(o.status == "complete" for o in outcomes) else "failed"
     except KeyboardInterrupt:

@@ -81,6 +81,27 @@ def schedule(needs: dict[str, list[str]]) -> dict[str, list[str]]:
     return plan
 
 
+def critical_first(plan: dict[str, list[str]], seconds: dict[str, float] | None = None) -> list[str]:
+    """The notebooks of ``plan`` (from `schedule`), the longest chain of work first: a notebook's chain is its
+    own time plus the longest chain among the notebooks that need it. A free slot takes the first ready
+    notebook of this order, so the chain that ends last starts first (critical path first): on the smoke
+    profile with 2 jobs, 10_self_rewarding's dependents 30_eva -> 31_eva_ablations go before 11_dev_settings.
+
+    ``seconds``: each notebook's time in a cold run (`repro.runs.timings.cold_seconds`); where it lacks one
+    of them, each notebook counts 1, so the chain with the most notebooks goes first. Ties keep the given order.
+    """
+    weights = seconds if seconds and all(seconds.get(name, 0) > 0 for name in plan) else dict.fromkeys(plan, 1.0)
+    needed_by = {name: [other for other, wanted in plan.items() if name in wanted] for name in plan}
+    chains: dict[str, float] = {}
+
+    def chain(name: str) -> float:
+        if name not in chains:
+            chains[name] = weights[name] + max((chain(other) for other in needed_by[name]), default=0.0)
+        return chains[name]
+
+    return sorted(plan, key=lambda name: -chain(name))
+
+
 @dataclass
 class Outcome:
     """What became of one notebook of a parallel run."""
@@ -99,9 +120,10 @@ def _last_error(log: Path) -> str:
 
 def run_parallel(notebooks: list[Path], jobs: int, *, logs: Path, profile: str | None = None,
                  output_dir: Path | None = None, store: Path | None = None, rerun: bool = False,
-                 echo=print) -> list[Outcome]:
+                 seconds: dict[str, float] | None = None, echo=print) -> list[Outcome]:
     """Execute ``notebooks`` with up to ``jobs`` at once, each after the ones it needs (each kept instead
-    when nothing it reads has changed, unless ``rerun``: `repro.runs.kept`).
+    when nothing it reads has changed, unless ``rerun``: `repro.runs.kept`), the longest chain first
+    (`critical_first`, with ``seconds``: each notebook's time in a cold run, where known).
 
     Returns one `Outcome` per notebook, in the given order.
     """
@@ -113,7 +135,7 @@ def run_parallel(notebooks: list[Path], jobs: int, *, logs: Path, profile: str |
     env = {**os.environ, **capped_threads(max(1, cores() // jobs), os.environ)}
     outcomes: dict[str, Outcome] = {}
     running: dict[str, tuple[subprocess.Popen, float, Path]] = {}
-    waiting = list(plan)
+    waiting = critical_first(plan, seconds)
     try:
         while waiting or running:
             for name in list(waiting):

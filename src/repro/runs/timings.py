@@ -98,6 +98,14 @@ def append_record(store_root: str | os.PathLike, record: dict) -> Path:
     return path
 
 
+def cold_seconds(store_root: str | os.PathLike, profile: str) -> dict[str, float]:
+    """Each notebook's seconds in the latest complete cold ``run-all`` of ``profile`` in this store (empty
+    when there is none): what `repro.runs.parallel.critical_first` orders a parallel run by."""
+    cold = [r for r in read_records(store_root)
+            if r.get("cold") and r.get("status") == "complete" and r.get("profile") == profile]
+    return {n["notebook"]: float(n["seconds"]) for n in cold[-1].get("notebooks", [])} if cold else {}
+
+
 def read_records(store_root: str | os.PathLike) -> list[dict]:
     """Every record of a store, oldest first (unreadable lines are skipped)."""
     path = Path(store_root) / TIMINGS
