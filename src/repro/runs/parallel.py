@@ -6,6 +6,9 @@ chains that share no stages, and the chains run side by side: on a small CPU, a 
 is bound by Python overhead on one core, so two notebooks with one thread each finish sooner than one
 after the other with two threads each. Starting a notebook before the ones it needs would not be
 wrong (the run store computes a missing stage either way) but would compute the shared stages twice.
+When a slot frees, the ready notebook at the head of the longest remaining chain of work takes it
+(`critical_first`, by each notebook's time in the store's last cold run of the profile, else by the
+number of notebooks in the chain).
 
 Each notebook runs in its own ``repro run`` process, with its share of the cores for its BLAS and torch
 threads (``cores // jobs``, at least 1), its output (a plain line per stage) in ``<store>/logs/<notebook>.log``.
