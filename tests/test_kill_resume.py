@@ -14,7 +14,8 @@ prompts, candidates judged by the model itself, DPO, evaluation, and the chapter
 3. The run is started again and again; at each kill point the watcher sends SIGKILL, to the whole run
    (the ``repro`` process and its kernel: a power cut) or to the kernel alone (what the kernel-out-of-
    memory killer does), alternately. A point whose stage finished before the moment came is missed
-   and not counted.
+   and not counted. A point in the tail of a run whose stages had all finished before it started comes
+   while its kernel starts (repro then says in one line that the kernel died as it started).
 4. After the last kill the run completes. Every stage finished before a kill was never computed again
    (its manifest still names the process and time that made it), nothing unfinished is left behind,
    and `repro compare` finds no difference from the reference.

@@ -251,3 +251,21 @@ def test_cli_list_shows_every_notebook_with_parameters(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
     assert "00_world" in out and "seed: int = " in out and "profiles: " in out
+
+
+def test_a_kernel_that_dies_as_it_starts_is_one_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+    """A kernel killed before it answers (the kill test's power cut at start-up; here a kernel whose program
+    exits at once) ends the run with exit code 1, one line saying so, and a record marked failed."""
+    spec = tmp_path / "jupyter" / "kernels" / "dies-at-start"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-c", "import sys; sys.exit(9)", "-f", "{connection_file}"],
+        "display_name": "dies at start", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setattr("repro.runs.notebooks.kernel_name", lambda: "dies-at-start")
+    nb = make_notebook(tmp_path, stem="06_short", body="x = 1")
+    code = main(["run", str(nb), "--output-dir", str(tmp_path / "out"), "--store", str(tmp_path / "store"),
+                 "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and "06_short: the kernel died as it started" in err and "Traceback" not in err
+    assert json.loads((tmp_path / "out" / "06_short.run.json").read_text())["status"] == "failed"

@@ -240,6 +240,10 @@ def resolve_parameters(notebook: Path, profile: dict, overrides: dict[str, Any])
 
 
 # -- execution -------------------------------------------------------------------------------------
+#: How jupyter_client's ``wait_for_ready`` says that the kernel died before it answered (a RuntimeError).
+KERNEL_DIED_AT_START = "Kernel died before replying to kernel_info"
+
+
 def kernel_name() -> str:
     """The project's kernel if registered (``make setup`` does it), else the current interpreter's."""
     from jupyter_client.kernelspec import KernelSpecManager
@@ -332,6 +336,12 @@ def execute(
         raise NotebookFailed(f"{notebook.stem}: the kernel died (killed, or out of memory?); every finished stage "
                              f"is kept: run the same command again to resume (executed notebook kept at {output})"
                              ) from None
+    except RuntimeError as exc:  # jupyter_client's word for a kernel that died while it started
+        if not str(exc).startswith(KERNEL_DIED_AT_START):
+            raise
+        record.update(status="failed", error="the kernel died as it started")
+        raise NotebookFailed(f"{notebook.stem}: the kernel died as it started (killed, or out of memory?); "
+                             "run the same command again to resume") from None
     else:
         record["status"] = "complete"
         if inputs is not None:
