@@ -55,6 +55,28 @@ def test_pretrain_reduces_loss_and_is_deterministic(tokenizer, tmp_path):
     assert first.losses == again.losses
 
 
+@pytest.mark.parametrize("packing", [True, False])
+def test_the_pretraining_dataset_is_the_one_trl_prepares_from_the_texts(tokenizer, tmp_path, packing):
+    """`tokenized_texts` (one batched tokenizer call) gives trl the rows its own preparation of a ``text``
+    dataset gives (append ``</s>``, tokenize one text at a time, labels = ids), packed or truncated alike;
+    texts that already end with ``</s>`` are not given a second one."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    from repro.training.pretrain import make_pretrain_trainer
+
+    texts = corpus(40) + ["the cat sat . </s>", "a dog ran on the big mat " * 6]
+    params = PretrainSpec(max_steps=1, batch_size=4, max_length=24, packing=packing)
+    ours = make_pretrain_trainer(make_llama("XS", tokenizer, seed=0), tokenizer, texts, params, tmp_path / "a")
+    config = SFTConfig(output_dir=str(tmp_path / "b"), dataset_text_field="text", **params.trl_kwargs())
+    theirs = SFTTrainer(model=make_llama("XS", tokenizer, seed=0), args=config, processing_class=tokenizer,
+                        train_dataset=Dataset.from_dict({"text": texts}))
+    columns = ["input_ids", "labels"]  # (unpacked, trl keeps the text column too; the collator reads these)
+    assert set(columns) <= set(theirs.train_dataset.column_names)
+    assert ours.train_dataset.select_columns(columns).to_list() == theirs.train_dataset.select_columns(columns).to_list()
+    assert (len(ours.train_dataset) < len(texts)) if packing else (len(ours.train_dataset) == len(texts))
+
+
 def test_sft_masks_the_prompt(tokenizer, tmp_path):
     data = records(8)
     trainer = make_sft_trainer(make_llama("XS", tokenizer, seed=0), tokenizer, data, SFTSpec(max_steps=1), tmp_path)
