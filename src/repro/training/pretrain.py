@@ -4,10 +4,11 @@ Each text becomes ``<s> text </s>`` (the tokenizer adds ``<s>``, ``</s>`` is app
 `tokenized_texts` does trl's preparation in one batched call) and the loss is taken on every token. By
 default the texts are packed into blocks of ``max_length`` tokens with trl's ``"wrapped"`` strategy: the
 token stream is cut into full blocks, as in GPT-2/nanoGPT pre-training, so no compute goes to padding and
-documents may attend to the end of the previous one (the ``</s>`` separates them). trl's default ``"bfd"`` strategy keeps documents apart, but it trains
-"padding-free": the whole batch becomes one row with a block-diagonal attention mask, which only pays
-with FlashAttention; on a CPU (SDPA) attention then costs (batch x block)^2 per layer instead of
-batch x block^2. ``packing=False`` pads each batch to its longest text instead.
+documents may attend to the end of the previous one (the ``</s>`` separates them). trl's default ``"bfd"``
+strategy keeps documents apart, but it trains "padding-free": the whole batch becomes one row with a
+block-diagonal attention mask, which only pays with FlashAttention; on a CPU (SDPA) attention then costs
+(batch x block)^2 per layer instead of batch x block^2. ``packing=False`` pads each batch to its longest
+text instead.
 """
 
 from __future__ import annotations
