@@ -63,7 +63,7 @@ def test_the_pretraining_dataset_is_the_one_trl_prepares_from_the_texts(tokenize
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from repro.training.pretrain import make_pretrain_trainer
+    from repro.training.pretrain import make_pretrain_trainer, tokenized_texts
 
     texts = corpus(40) + ["the cat sat . </s>", "a dog ran on the big mat " * 6]
     params = PretrainSpec(max_steps=1, batch_size=4, max_length=24, packing=packing)
@@ -75,6 +75,8 @@ def test_the_pretraining_dataset_is_the_one_trl_prepares_from_the_texts(tokenize
     assert set(columns) <= set(theirs.train_dataset.column_names)
     assert ours.train_dataset.select_columns(columns).to_list() == theirs.train_dataset.select_columns(columns).to_list()
     assert (len(ours.train_dataset) < len(texts)) if packing else (len(ours.train_dataset) == len(texts))
+    # made in chunks of a few texts (Arrow tables joined), the same rows
+    assert tokenized_texts(tokenizer, texts, chunk=5).to_list() == tokenized_texts(tokenizer, texts).to_list()
 
 
 def test_sft_masks_the_prompt(tokenizer, tmp_path):
