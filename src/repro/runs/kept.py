@@ -36,6 +36,7 @@ from typing import Any
 
 import repro
 from repro import paths
+from repro.runs.store import MANIFEST
 
 FORMAT = 1  # bumped when what the key covers changes: every recorded run then executes once more
 #: Files of the checkout that a notebook's run depends on besides the package (which is hashed whole).
@@ -109,7 +110,7 @@ def _finished(store: Path, stage: str) -> str | None:
             return None
         return f"{found.st_size}:{found.st_mtime_ns}"
     try:
-        return json.loads((store / "stages" / stage / "manifest.json").read_text()).get("finished")
+        return json.loads((store / "stages" / stage / MANIFEST).read_text()).get("finished")
     except (OSError, ValueError):
         return None
 
