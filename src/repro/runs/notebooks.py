@@ -257,14 +257,19 @@ def _inputs_key(notebook: Path, parameters: dict[str, Any], profile: dict, store
     return kept.inputs_key(notebook, effective, profile, store)
 
 
+def _run_paths(notebook: Path, output_dir: Path | None, store: Path | None) -> tuple[Path, Path, Path]:
+    """A run's folder for executed notebooks, its executed copy there, and its run store, resolved (the
+    defaults: ``book/generated`` and the project's store)."""
+    folder = (output_dir or paths.generated_dir()).resolve()
+    return folder, folder / notebook.name, Path(store).resolve() if store is not None else paths.store_root()
+
+
 def kept_run(notebook: Path, parameters: dict[str, Any], *, profile: dict, output_dir: Path | None = None,
              store: Path | None = None) -> dict | None:
     """The record of the finished run of ``notebook`` in ``output_dir`` whose executed copy can be kept
     (the same inputs, every stage it read unchanged: `repro.runs.kept`), with its ``output`` path; or None:
     execute it."""
-    output_dir = (output_dir or paths.generated_dir()).resolve()
-    store_path = Path(store).resolve() if store is not None else paths.store_root()
-    output = output_dir / notebook.name
+    output_dir, output, store_path = _run_paths(notebook, output_dir, store)
     record = kept.kept(output_dir / f"{notebook.stem}.run.json", output,
                        _inputs_key(notebook, parameters, profile, store_path), store_path)
     return None if record is None else {**record, "output": str(output)}
@@ -292,10 +297,8 @@ def execute(
     from nbclient.exceptions import DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
-    output_dir = (output_dir or paths.generated_dir()).resolve()
+    output_dir, output, store_path = _run_paths(notebook, output_dir, store)
     output_dir.mkdir(parents=True, exist_ok=True)
-    output = output_dir / notebook.name
-    store_path = Path(store).resolve() if store is not None else paths.store_root()
     # A run records what it was made from only if it follows its own stage events (a sweep's runs do not).
     recording = progress or EVENTS_ENV not in os.environ
     inputs = _inputs_key(notebook, parameters, profile, store_path) if recording else None
