@@ -50,19 +50,21 @@ def without_timings(value: Any) -> Any:
     return value
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Equal data, floats bit for bit (NaN equals NaN: both runs found no value)."""
+def _same_value(a: Any, b: Any) -> bool:
+    """Equal values of one type, floats bit for bit (NaN equals NaN: both runs found no value)."""
     if isinstance(a, float) and isinstance(b, float):
         return a == b or (math.isnan(a) and math.isnan(b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     return type(a) is type(b) and a == b
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal data: the same keys and lengths at every depth, and `_same_value` values."""
+    return not first_difference(a, b)
+
+
 def first_difference(a: Any, b: Any, where: str = "") -> str:
-    """Where ``a`` and ``b`` first differ and how: ``"[1].train_loss: 4.84 != 4.85"`` ("" when the same)."""
+    """Where ``a`` and ``b`` first differ and how: ``"[1].train_loss: 4.84 != 4.85"`` ("" when the same:
+    the same keys and lengths at every depth, and `_same_value` values)."""
     if isinstance(a, dict) and isinstance(b, dict):
         for key in list(a) + [k for k in b if k not in a]:
             if key not in a or key not in b:
@@ -77,7 +79,7 @@ def first_difference(a: Any, b: Any, where: str = "") -> str:
             if found:
                 return found
         return "" if len(a) == len(b) else f"{where or 'list'}: {len(a)} != {len(b)} items".lstrip(".")
-    return "" if _same(a, b) else f"{where.lstrip('.') or 'value'}: {a!r} != {b!r}"
+    return "" if _same_value(a, b) else f"{where.lstrip('.') or 'value'}: {a!r} != {b!r}"
 
 
 def _weights_difference(a: Path, b: Path) -> str:
