@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from repro.runs.timings import latest_cold
+
 COLD_TARGET_S = 30 * 60
 WARM_TARGET_S = 30
 
@@ -22,10 +24,8 @@ def is_warm(record: dict) -> bool:
 
 def latest(records: Sequence[dict], profile: str) -> tuple[dict | None, dict | None]:
     """The latest complete cold run and the latest complete warm run of ``profile``."""
-    mine = [r for r in records if r.get("status") == "complete" and r.get("profile") == profile]
-    cold = [r for r in mine if r.get("cold")]
-    warm = [r for r in mine if is_warm(r)]
-    return (cold[-1] if cold else None), (warm[-1] if warm else None)
+    warm = [r for r in records if r.get("status") == "complete" and r.get("profile") == profile and is_warm(r)]
+    return latest_cold(records, profile), (warm[-1] if warm else None)
 
 
 def kept_count(record: dict) -> int:

@@ -16,6 +16,7 @@ import os
 import platform
 import resource
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -98,12 +99,17 @@ def append_record(store_root: str | os.PathLike, record: dict) -> Path:
     return path
 
 
+def latest_cold(records: Sequence[dict], profile: str) -> dict | None:
+    """The latest complete cold run of ``profile`` among ``records`` (oldest first, as `read_records` gives them)."""
+    cold = [r for r in records if r.get("cold") and r.get("status") == "complete" and r.get("profile") == profile]
+    return cold[-1] if cold else None
+
+
 def cold_seconds(store_root: str | os.PathLike, profile: str) -> dict[str, float]:
     """Each notebook's seconds in the latest complete cold ``run-all`` of ``profile`` in this store (empty
     when there is none): what `repro.runs.parallel.critical_first` orders a parallel run by."""
-    cold = [r for r in read_records(store_root)
-            if r.get("cold") and r.get("status") == "complete" and r.get("profile") == profile]
-    return {n["notebook"]: float(n["seconds"]) for n in cold[-1].get("notebooks", [])} if cold else {}
+    record = latest_cold(read_records(store_root), profile)
+    return {n["notebook"]: float(n["seconds"]) for n in record.get("notebooks", [])} if record else {}
 
 
 def read_records(store_root: str | os.PathLike) -> list[dict]:
