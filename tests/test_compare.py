@@ -2,6 +2,7 @@
 the last bit of a float), an artifact, a claim or a sweep table is reported; timings never are."""
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -10,6 +11,7 @@ from safetensors.numpy import save_file
 
 from repro.cli import main
 from repro.runs.compare import (
+    claims,
     differences,
     first_difference,
     is_timing_key,
@@ -58,6 +60,29 @@ def test_any_change_is_reported(tmp_path, change, expected):
     b = make_store(tmp_path / "b", **change)
     found = differences(a, b)
     assert found and any(expected in line for line in found), found
+
+
+def test_a_chapters_claims_are_its_own_run_not_a_later_run_of_a_sweep(tmp_path):
+    """A sweep that executes a chapter's notebook writes records under the chapter's name, after the chapter
+    in a cold store and before it in a store executed again: each is compared with its own kind."""
+    def write(root, name, verdict, sweep_run=None, order=0):
+        record = {"notebook": "30_eva", "claims": [{"id": "c1", "verdict": verdict}],
+                  **({"sweep_run": sweep_run} if sweep_run else {})}
+        path = root / "claims" / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record))
+        os.utime(path, ns=(order, order))
+
+    cold, again = tmp_path / "cold", tmp_path / "again"
+    write(cold, "30_eva-a", "chapter", order=1_000)
+    write(cold, "30_eva-b", "swept", sweep_run="eva_solvers-smoke/r1", order=2_000)
+    write(again, "30_eva-b", "swept", sweep_run="eva_solvers-smoke/r1", order=1_000)
+    write(again, "30_eva-c", "chapter", order=2_000)
+    assert claims(cold) == claims(again) == {"30_eva": [{"id": "c1", "verdict": "chapter"}],
+                                             "30_eva in eva_solvers-smoke/r1": [{"id": "c1", "verdict": "swept"}]}
+    assert differences(cold, again) == []
+    write(again, "30_eva-d", "another", sweep_run="eva_solvers-smoke/r1", order=3_000)
+    assert differences(cold, again) == ["claims of 30_eva in eva_solvers-smoke/r1 differ"]
 
 
 def test_a_difference_says_where_it_starts_and_how_large_it_is(tmp_path):

@@ -97,12 +97,19 @@ def test_record_writes_the_claims_of_one_run_into_the_store(tmp_path, monkeypatc
     assert path == tmp_path / "claims" / "21_rlaif_rl-test.json"
     data = json.loads(path.read_text())  # valid JSON: no NaN
     assert data["profile"] == "smoke" and data["seeds"] == [0, 1, 2] and data["parameters"]["lr"] == 1e-3
-    assert data["versions"]["torch"] and "git_commit" in data
+    assert data["versions"]["torch"] and "git_commit" in data and "sweep_run" not in data
     verdicts = {c["id"]: c["verdict"] for c in data["claims"]}
     assert len(verdicts) == len(parts)
     assert verdicts[parts[0]["id"]] == "not testable at this scale"
     assert data["claims"][0]["parts"][0]["value"] is None
     assert all(v == "reproduced" for k, v in verdicts.items() if k != parts[0]["id"])
+
+
+def test_a_sweeps_run_says_so_in_its_record(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_RUN_ID", "30_eva-swept")
+    monkeypatch.setenv("REPRO_SWEEP_RUN", "eva_solvers-smoke/568d4919f827")
+    path = ledger_claims.record_claims("30_eva", _parts_for("30_eva"), params={}, store=tmp_path)
+    assert json.loads(path.read_text())["sweep_run"] == "eva_solvers-smoke/568d4919f827"
 
 
 def test_record_takes_a_table_whose_other_rows_are_no_claims(tmp_path, monkeypatch):

@@ -45,6 +45,7 @@ if mode == "kill_worker":
     assert b"spawn_main" in Path(f"/proc/{os.getppid()}/cmdline").read_bytes()  # never the test process
     os.kill(os.getppid(), signal.SIGKILL)
     os._exit(1)
+Path(results_path).with_name("sweep_run.txt").write_text(os.environ.get("REPRO_SWEEP_RUN", ""))
 if mode != "no_metrics":
     pd.DataFrame({"metric": ["score", "omp_threads"],
                   "value": [10.0 * x + seeds[0], float(os.environ.get("OMP_NUM_THREADS", -1))]}
@@ -213,6 +214,8 @@ def test_failures_are_recorded_the_others_finish_and_a_rerun_retries_only_them(f
     assert (summary["total"], summary["ran"], summary["failed"], summary["jobs"]) == (4, 4, 2, 2)
     assert summary["run_seconds"]["min"] > 0 and summary["finished"]
     assert (out / "runs" / failures[0]["run_id"] / "demo.ipynb").exists()  # the failed notebook is kept
+    for run_id in set(results.run_id):  # each kernel knew its run, for the claims record it may write
+        assert (out / "runs" / run_id / "sweep_run.txt").read_text() == f"out/{run_id}"
     good_notebooks = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/demo.ipynb")
                       if p.parent.name in set(results.run_id)}
 

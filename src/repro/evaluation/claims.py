@@ -33,7 +33,7 @@ from repro.evaluation import reported
 from repro.evaluation.controls import controls as all_controls
 from repro.evaluation.gates import gates as all_gates
 from repro.evaluation.stats import verdict
-from repro.runs.store import canonical, git_commit, package_versions
+from repro.runs.store import SWEEP_RUN_ENV, canonical, git_commit, package_versions
 
 VERDICTS = ("reproduced", "partly", "not reproduced", "not testable at this scale")
 #: The verdict of a claim that rests on a gate on the base that failed (`repro.evaluation.gates`).
@@ -158,6 +158,9 @@ def record_claims(notebook: str, parts: Iterable[Mapping[str, Any]] | Any, *, pa
     this chapter measured (`repro.evaluation.gates.measure`), kept beside the claims; ``controls``: its
     controls (`repro.evaluation.controls.judge`), likewise. The front page applies both to the claims
     that rest on them.
+
+    A run that a sweep executed says so (``sweep_run``: the sweep's folder and the run's id), so that its
+    record is never taken for the chapter's own.
     """
     for what, rows_, home in (("gates", gates, {g.id: g.measured_in for g in all_gates()}),
                               ("controls", controls, {c.id: c.measured_in for c in all_controls()})):
@@ -182,6 +185,7 @@ def record_claims(notebook: str, parts: Iterable[Mapping[str, Any]] | Any, *, pa
     run_id = os.environ.get("REPRO_RUN_ID") or f"{notebook}-interactive"
     params = canonical(dict(params))
     payload = {"run_id": run_id, "notebook": notebook, "profile": os.environ.get("REPRO_PROFILE", "tiny"),
+               **({"sweep_run": os.environ[SWEEP_RUN_ENV]} if os.environ.get(SWEEP_RUN_ENV) else {}),
                "parameters": params, "seeds": params.get("seeds", params.get("seed")),
                "git_commit": git_commit(), "versions": package_versions(), "claims": out,
                "gates": [{k: _clean(v) for k, v in g.items()} for g in gates],

@@ -6,8 +6,8 @@ keys are hashes of the inputs). For each stage the comparison checks
 * its results (the metrics kept in the manifest), exactly: floats are compared bit for bit;
 * every artifact: JSON files (``.json``, ``.jsonl``) as data, other files (weights, parquet tables,
   tokenizers) byte for byte;
-* each notebook's claims record (``claims/<run id>.json``, the chapter's results table): every
-  measured value, interval and verdict;
+* each notebook's claims record (``claims/<run id>.json``, the chapter's results table), and that of
+  each run of a sweep: every measured value, interval and verdict;
 * and each sweep's results table (``sweeps/*/results.parquet``), row by row.
 
 Measurements of time are not results and are left out wherever they appear: the manifests' own
@@ -132,14 +132,20 @@ def fingerprint(root: str | Path) -> dict[str, dict]:
 
 
 def claims(root: str | Path) -> dict[str, list]:
-    """The latest claims record of each notebook in the store: ``{notebook: claims}``."""
+    """The latest claims record of each notebook in the store, and of each run of a sweep: ``{label: claims}``.
+
+    A chapter's own record is labelled by its notebook; a sweep's run (which executes a chapter's notebook
+    and so writes records under its name) by ``"NOTEBOOK in SWEEP/RUN"``. Records written before runs said
+    which sweep they belong to count as the chapter's.
+    """
     records: dict[str, tuple[int, list]] = {}
     for path in sorted((Path(root) / "claims").glob("*.json")):
         data = json.loads(path.read_text())
+        label = data["notebook"] + (f" in {data['sweep_run']}" if data.get("sweep_run") else "")
         stamp = path.stat().st_mtime_ns
-        if data["notebook"] not in records or records[data["notebook"]][0] < stamp:
-            records[data["notebook"]] = (stamp, data["claims"])
-    return {notebook: found for notebook, (_, found) in sorted(records.items())}
+        if label not in records or records[label][0] < stamp:
+            records[label] = (stamp, data["claims"])
+    return {label: found for label, (_, found) in sorted(records.items())}
 
 
 def sweep_tables(root: str | Path) -> dict[str, list[dict]]:
@@ -182,9 +188,9 @@ def differences(a: str | Path, b: str | Path, *, limit: int = 50) -> list[str]:
                    "" if isinstance(xa, str) and xa.startswith("sha256:") else first_difference(xa, xb))
             found.append(f"stage {stage}: artifact {name} differs" + (f" ({how})" if how else ""))
     ca, cb = claims(a), claims(b)
-    for notebook in sorted(ca.keys() | cb.keys()):
-        if not _same(ca.get(notebook), cb.get(notebook)):
-            found.append(f"claims of {notebook} differ")
+    for label in sorted(ca.keys() | cb.keys()):
+        if not _same(ca.get(label), cb.get(label)):
+            found.append(f"claims of {label} differ")
     sa, sb = sweep_tables(a), sweep_tables(b)
     for sweep in sorted(sa.keys() | sb.keys()):
         if not _same(sa.get(sweep), sb.get(sweep)):

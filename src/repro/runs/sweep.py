@@ -67,7 +67,7 @@ from repro.runs.notebooks import (
     resolve_parameters,
 )
 from repro.runs.parallel import capped_threads, cores
-from repro.runs.store import params_hash
+from repro.runs.store import SWEEP_RUN_ENV, params_hash
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -617,6 +617,8 @@ def _init_worker(threads: int) -> None:
 def _run_one(notebook: str, parameters: dict, run_dir: str, profile: dict, store: str | None) -> dict:
     """Execute one run in a worker process; never raises (the outcome says what happened)."""
     start = time.perf_counter()
+    # The run's claims record names the sweep run it belongs to (the kernel inherits this worker's environment).
+    os.environ[SWEEP_RUN_ENV] = f"{Path(run_dir).parent.parent.name}/{Path(run_dir).name}"
     injected = {**parameters, RESULTS_PARAMETER: str(Path(run_dir) / METRICS)}
     # The kernel inherits this process's stderr: send it (and papermill's messages) to the run's log,
     # so that N kernels do not interleave on the terminal and a crash's last words stay with the run.
