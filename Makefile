@@ -56,12 +56,15 @@ publish: $(STAMP) _build/html/index.html
 _build/html/index.html:
 	@echo "no built book at $@: run \`make book\` first" >&2; exit 1
 
-## The test suite (unit tests, then the notebooks on the smoke profile and a smoke book build).
+## The test suite (unit tests, then the notebooks on the smoke profile and a smoke book build), in TEST_WORKERS
+## pytest-xdist workers, each with its share of the cores' threads; the tests that use the smoke book run in one
+## worker, which executes it once (tests/conftest.py). TEST_WORKERS=0: one process, as before.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadgroup
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadgroup
 
 ## Benchmarks (each compares two ways side by side, interleaved; see benchmarks/): results in bench-results/*.json,
 ## shown by the book's Benchmarks page. About 10 minutes on 2 cores. `make book`'s own cold and warm times:

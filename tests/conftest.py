@@ -1,14 +1,36 @@
 """Fixtures shared by the tests: the smoke book (executed once and built once per session, for the slow
-end-to-end tests), and a chapter's recorded run for the ledger's tests."""
+end-to-end tests), and a chapter's recorded run for the ledger's tests.
+
+``make test`` runs the tests in two pytest-xdist workers (``-n 2 --dist loadgroup``). Each worker, and every
+process it starts, gets its share of the cores for its threads (torch's and BLAS's): two workers with
+every core's threads each would oversubscribe the cores. The tests that use the smoke book run in one
+worker, one group, so that the book is executed there once (session fixtures are per worker)."""
 
 import json
+import os
 import shutil
 
 import pytest
 
-from repro import paths
+from repro.runs.parallel import capped_threads, cores
+
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # before anything imports torch
+    os.environ.update(capped_threads(max(1, cores() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])), os.environ))
+
+from repro import paths  # noqa: E402  (after the threads are capped)
 from repro.book.build import build_book
 from repro.cli import main
+
+
+SMOKE_BOOK_FIXTURES = {"smoke_book", "smoke_book_again", "smoke_html"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(items):
+    """The tests that use the smoke book form one xdist group (one worker executes the book, once)."""
+    for item in items:
+        if SMOKE_BOOK_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("smoke_book"))
 
 
 def run_smoke_book(root):

@@ -58,3 +58,48 @@ def test_importing_repro_is_cheap_and_never_imports_vllm():
     code = "import sys, repro, repro.runs, repro.world; print(sorted(m for m in ('vllm', 'torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+GROUPING_CONFTEST = """
+import importlib.util, os, pytest
+spec = importlib.util.spec_from_file_location("project_conftest", {conftest!r})
+project = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(project)
+pytest_collection_modifyitems = project.pytest_collection_modifyitems
+
+@pytest.fixture(scope="session")
+def smoke_book():
+    with open("built", "a") as f:  # once per worker that builds it
+        f.write(os.environ["PYTEST_XDIST_WORKER"] + "\\n")
+
+@pytest.fixture(scope="session")
+def smoke_html(smoke_book):
+    pass
+"""
+GROUPING_TESTS = """
+import os, time, pytest
+@pytest.mark.parametrize("i", range(4))
+def test_book(smoke_book, i):
+    time.sleep(0.1)
+@pytest.mark.parametrize("i", range(4))
+def test_html(smoke_html, i):
+    time.sleep(0.1)
+@pytest.mark.parametrize("i", range(8))
+def test_other(i):
+    time.sleep(0.1)
+"""
+
+
+def test_make_tests_smoke_book_users_run_in_one_xdist_worker(tmp_path):
+    """`make test`'s two workers: every test that uses the smoke book goes to one worker, which executes the
+    book once (a pytest that breaks xdist's groups, as 9.2 does, would have both workers execute it)."""
+    import subprocess
+
+    (tmp_path / "conftest.py").write_text(GROUPING_CONFTEST.format(conftest=str(ROOT / "tests" / "conftest.py")))
+    (tmp_path / "test_grouping.py").write_text(GROUPING_TESTS)
+    out = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "2", "--dist",
+                          "loadgroup", "-v", "."], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-2000:]
+    assert (tmp_path / "built").read_text().count("\n") == 1, out.stdout[-2000:]
+    workers = {line.split()[0] for line in out.stdout.splitlines() if "::test_other" in line and "PASSED" in line}
+    assert workers == {"[gw0]", "[gw1]"}, out.stdout[-2000:]  # the others are spread over both
