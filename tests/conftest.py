@@ -12,15 +12,13 @@ import shutil
 
 import pytest
 
-from repro.runs.parallel import capped_threads, cores
-
-if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # before anything imports torch
-    os.environ.update(capped_threads(max(1, cores() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])), os.environ))
-
-from repro import paths  # noqa: E402  (after the threads are capped)
+from repro import paths
 from repro.book.build import build_book
 from repro.cli import main
+from repro.runs.parallel import capped_threads, cores
 
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # before a test imports torch (the imports above do not)
+    os.environ.update(capped_threads(max(1, cores() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])), os.environ))
 
 SMOKE_BOOK_FIXTURES = {"smoke_book", "smoke_book_again", "smoke_html"}
 

@@ -86,13 +86,16 @@ def test_html(smoke_html, i):
     time.sleep(0.1)
 @pytest.mark.parametrize("i", range(8))
 def test_other(i):
+    from repro.runs.parallel import cores
+    assert os.environ["OMP_NUM_THREADS"] == str(max(1, cores() // 2))  # each worker: its share of the cores
     time.sleep(0.1)
 """
 
 
 def test_make_tests_smoke_book_users_run_in_one_xdist_worker(tmp_path):
     """`make test`'s two workers: every test that uses the smoke book goes to one worker, which executes the
-    book once (a pytest that breaks xdist's groups, as 9.2 does, would have both workers execute it)."""
+    book once (a pytest that breaks xdist's groups, as 9.2 does, would have both workers execute it); each
+    worker's threads are capped at its share of the cores."""
     import subprocess
 
     (tmp_path / "conftest.py").write_text(GROUPING_CONFTEST.format(conftest=str(ROOT / "tests" / "conftest.py")))

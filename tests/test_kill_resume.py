@@ -14,8 +14,10 @@ prompts, candidates judged by the model itself, DPO, evaluation, and the chapter
 3. The run is started again and again; at each kill point the watcher sends SIGKILL, to the whole run
    (the ``repro`` process and its kernel: a power cut) or to the kernel alone (what the kernel-out-of-
    memory killer does), alternately. A point whose stage finished before the moment came is missed
-   and not counted. A point in the tail of a run whose stages had all finished before it started comes
-   while its kernel starts (repro then says in one line that the kernel died as it started).
+   and not counted. A point in the tail comes after the last stage has finished and the kernel has
+   started: in a run whose stages had all finished before it started, that is counted from the kernel's
+   start (a kill that soon may find it still starting: repro then says in one line that the kernel died
+   as it started), never from the run's, when there would be no kernel yet to kill.
 4. After the last kill the run completes. Every stage finished before a kill was never computed again
    (its manifest still names the process and time that made it), nothing unfinished is left behind,
    and `repro compare` finds no difference from the reference.
@@ -183,6 +185,14 @@ def plan(timeline: Timeline, rng: random.Random) -> list[KillPoint]:
     return ordered
 
 
+def kernel_started(proc: subprocess.Popen) -> bool:
+    """Has the run started its kernel (a process of its own)?"""
+    try:
+        return bool(psutil.Process(proc.pid).children(recursive=True))
+    except psutil.NoSuchProcess:
+        return False
+
+
 def kill(proc: subprocess.Popen, whole_run: bool) -> int:
     """SIGKILL the kernel and everything it started, and with ``whole_run`` the repro process too;
     returns the run's exit code."""
@@ -213,8 +223,8 @@ def test_killed_runs_resume_reuse_finished_stages_and_end_with_the_same_numbers(
         killed = False
         while pending and not killed:
             point = pending[0]
-            if point.stage is None:  # the tail: wait for the last stage, then for the moment
-                while proc.poll() is None and not finished(store, *last_stage):
+            if point.stage is None:  # the tail: wait for the last stage and for the kernel, then for the moment
+                while proc.poll() is None and not (finished(store, *last_stage) and kernel_started(proc)):
                     time.sleep(POLL)
             else:
                 while proc.poll() is None and not finished(store, *point.stage) and not running_stage(store, *point.stage):
@@ -228,12 +238,12 @@ def test_killed_runs_resume_reuse_finished_stages_and_end_with_the_same_numbers(
             inside = point.stage is None or (running_stage(store, *point.stage) is not None
                                              and not finished(store, *point.stage))
             if proc.poll() is not None or not inside:
-                missed.append(point)
+                missed.append((point, "the run had ended" if proc.poll() is not None else "the stage had finished"))
                 continue
             before = finished_stages(store)
             code = kill(proc, point.whole_run)
             if code == 0:  # the run had ended by itself as its kernel was killed: not a kill
-                missed.append(point)
+                missed.append((point, "the run ended by itself"))
                 break
             assert code == (-signal.SIGKILL if point.whole_run else 1), code
             kills.append((point, before))
@@ -249,8 +259,9 @@ def test_killed_runs_resume_reuse_finished_stages_and_end_with_the_same_numbers(
 
     summary = [(p.kind, p.stage[0] if p.stage else "tail", round(p.delay, 2), "run" if p.whole_run else "kernel")
                for p, _ in kills]
-    print(f"{len(kills)} kills, {len(missed)} missed, {runs} runs:", *summary, sep="\n  ")
-    assert len(kills) >= MIN_KILLS, (len(kills), [(p.kind, p.stage) for p in missed])
+    print(f"{len(kills)} kills, {len(missed)} missed, {runs} runs:", *summary, "missed:",
+          *[(p.kind, p.stage[0] if p.stage else "tail", round(p.delay, 2), why) for p, why in missed], sep="\n  ")
+    assert len(kills) >= MIN_KILLS, (len(kills), [(p.kind, p.stage, round(p.delay, 2), why) for p, why in missed])
     assert {p.kind for p, _ in kills} >= set(WANTED) - {"data"}
     # every stage finished before a kill was reused afterwards, never computed again
     final = finished_stages(store)
