@@ -15,10 +15,10 @@ import pytest
 from repro import paths
 from repro.book.build import build_book
 from repro.cli import main
-from repro.runs.parallel import capped_threads, cores
+from repro.runs.parallel import capped_threads, share_of_cores
 
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):  # before a test imports torch (the imports above do not)
-    os.environ.update(capped_threads(max(1, cores() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])), os.environ))
+    os.environ.update(capped_threads(share_of_cores(int(os.environ["PYTEST_XDIST_WORKER_COUNT"])), os.environ))
 
 SMOKE_BOOK_FIXTURES = {"smoke_book", "smoke_book_again", "smoke_html"}
 

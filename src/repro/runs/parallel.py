@@ -45,6 +45,11 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def share_of_cores(processes: int) -> int:
+    """The cores each of ``processes`` processes running side by side may use: ``cores // processes``, at least 1."""
+    return max(1, cores() // processes)
+
+
 def capped_threads(threads: int, environ: dict[str, str] | os._Environ) -> dict[str, str]:
     """The thread variables for a process with ``threads`` cores; a smaller cap already set is kept."""
     capped = {}
@@ -135,7 +140,7 @@ def run_parallel(notebooks: list[Path], jobs: int, *, logs: Path, profile: str |
     paths = {nb.stem: nb for nb in notebooks}
     plan = schedule({stem: notebook_needs(nb) for stem, nb in paths.items()})
     logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **capped_threads(max(1, cores() // jobs), os.environ)}
+    env = {**os.environ, **capped_threads(share_of_cores(jobs), os.environ)}
     outcomes: dict[str, Outcome] = {}
     running: dict[str, tuple[subprocess.Popen, float, Path]] = {}
     waiting = critical_first(plan, seconds)

@@ -66,7 +66,7 @@ from repro.runs.notebooks import (
     resolve_notebook,
     resolve_parameters,
 )
-from repro.runs.parallel import capped_threads, cores
+from repro.runs.parallel import capped_threads, share_of_cores
 from repro.runs.store import SWEEP_RUN_ENV, params_hash
 
 if TYPE_CHECKING:
@@ -551,7 +551,7 @@ def _execute_all(todo: list[Run], sweep: Sweep, directory: Path, jobs: int,
     when that happens is the culprit and fails; when several were, each is retried alone once.
     """
     workers = min(jobs, len(todo))
-    threads = max(1, cores() // workers)
+    threads = share_of_cores(workers)
     context = multiprocessing.get_context("spawn")
     store_arg = str(Path(store).expanduser().resolve()) if store is not None else None
     pending: deque[Run] = deque(todo)
