@@ -187,26 +187,29 @@ def plan(timeline: Timeline, rng: random.Random) -> list[KillPoint]:
     return ordered
 
 
+def descendants(proc: subprocess.Popen) -> list:
+    """The processes the run started (its kernel and what the kernel started), none once it has ended."""
+    try:
+        return psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
 def kernel_started(proc: subprocess.Popen) -> bool:
     """Has the run started its kernel (a process of its own)?"""
-    try:
-        return bool(psutil.Process(proc.pid).children(recursive=True))
-    except psutil.NoSuchProcess:
-        return False
+    return bool(descendants(proc))
 
 
 def kill(proc: subprocess.Popen, whole_run: bool) -> int:
     """SIGKILL the kernel and everything it started, and with ``whole_run`` the repro process too;
     returns the run's exit code."""
-    try:
-        targets = psutil.Process(proc.pid).children(recursive=True) + ([psutil.Process(proc.pid)] if whole_run else [])
-    except psutil.NoSuchProcess:
-        targets = []
-    for target in targets:
+    for target in descendants(proc):
         try:
             os.kill(target.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+    if whole_run:
+        proc.send_signal(signal.SIGKILL)  # (Popen sends nothing once the run has ended)
     # without ``whole_run`` repro notices the dead kernel and says so in one line (exit code 1)
     return proc.wait(timeout=120)
 
