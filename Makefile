@@ -60,11 +60,12 @@ _build/html/index.html:
 ## pytest-xdist workers, each with its share of the cores' threads; the tests that use the smoke book run in one
 ## worker, which executes it once (tests/conftest.py). TEST_WORKERS=0: one process, as before.
 TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=15 -n $(TEST_WORKERS) --dist loadgroup
+	$(PYTEST) --durations=15
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadgroup
+	$(PYTEST) -m "not slow"
 
 ## Benchmarks (each compares two ways side by side, interleaved; see benchmarks/): results in bench-results/*.json,
 ## shown by the book's Benchmarks page. About 10 minutes on 2 cores. `make book`'s own cold and warm times:
