@@ -57,7 +57,7 @@ def test_pretrain_reduces_loss_and_is_deterministic(tokenizer, tmp_path):
 
 @pytest.mark.parametrize("packing", [True, False])
 def test_the_pretraining_dataset_is_the_one_trl_prepares_from_the_texts(tokenizer, tmp_path, packing):
-    """`tokenized_texts` (one batched tokenizer call) gives trl the rows its own preparation of a ``text``
+    """`tokenized_texts` (batched tokenizer calls) gives trl the rows its own preparation of a ``text``
     dataset gives (append ``</s>``, tokenize one text at a time, labels = ids), packed or truncated alike;
     texts that already end with ``</s>`` are not given a second one."""
     from datasets import Dataset

@@ -50,7 +50,7 @@ from repro.errors import ReproError
 from repro.progress import stage_event
 
 MANIFEST = "manifest.json"
-# Set by a sweep for the kernels of its runs, "<sweep folder>/<run id>": their claims records say so.
+#: Set by a sweep for the kernels of its runs, "<sweep folder>/<run id>": their claims records say so.
 SWEEP_RUN_ENV = "REPRO_SWEEP_RUN"
 #: OSError numbers of a full disk or of a place that cannot be written.
 STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
