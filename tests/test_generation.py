@@ -257,3 +257,96 @@ def test_temperature_top_p_refuses_bad_settings():
 
     with pytest.raises(ValueError, match="top_p"):
         TemperatureTopP(0.7, 0.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_draw_races_the_rows_still_going_as_multinomial_draws_them_from_the_whole_batch(seed):
+    from repro.generation.decode import draw
+
+    generator = torch.Generator().manual_seed(seed)
+    probs = torch.rand(40, 300, generator=generator) ** 4
+    probs[:, ::7] = 0.0  # tokens a nucleus cut
+    probs = probs / probs.sum(-1, keepdim=True)
+    going = torch.sort(torch.randperm(40, generator=generator)[:23]).values
+    torch.manual_seed(seed)
+    expected = torch.multinomial(probs, num_samples=1).squeeze(1)[going]
+    after_multinomial = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    assert torch.equal(draw(probs[going], going, 40), expected)
+    assert torch.equal(torch.random.get_rng_state(), after_multinomial)  # the stream advanced as far
+
+
+def test_retire_keeps_the_rows_still_going_and_fills_the_batch_up_to_the_floor():
+    from repro.generation.decode import RETIRE_FLOOR, retire
+
+    size = 4 * RETIRE_FLOOR
+    going = torch.zeros(size, dtype=torch.bool)
+    going[: 3 * RETIRE_FLOOR + 1] = True  # more than three quarters still going: the batch stays
+    assert retire(going, size) is None
+    going[3 * RETIRE_FLOOR :] = False  # three quarters: those rows stay
+    assert torch.equal(retire(going, size), torch.arange(3 * RETIRE_FLOOR))
+    going[:] = False
+    going[[5, 70]] = True  # two rows going: finished rows fill the batch up to the floor, in order
+    kept = retire(going, size)
+    assert len(kept) == RETIRE_FLOOR and {5, 70} <= set(kept.tolist()) and torch.equal(kept, kept.sort().values)
+    assert retire(going[:RETIRE_FLOOR], RETIRE_FLOOR) is None  # a batch at the floor never shrinks
+
+
+def retirements(monkeypatch) -> list[int]:
+    """Spy on the decode loop's `retire`: the sizes of the batches it shrank."""
+    from repro.generation import decode
+
+    shrunk, original = [], decode.retire
+
+    def spy(going, size):
+        kept = original(going, size)
+        if kept is not None:
+            shrunk.append(size)
+        return kept
+
+    monkeypatch.setattr(decode, "retire", spy)
+    return shrunk
+
+
+@pytest.mark.parametrize("greedy", [False, True])
+def test_rows_that_end_retire_and_the_samples_stay_generates_token_for_token(tokenizer, monkeypatch, greedy):
+    """Enough rows that the batch shrinks as they end (from 72 rows at most to the floor): every completion is
+    still generate's token for token, sampled or greedy."""
+    model = make_llama("XS", tokenizer, seed=1, initializer_range=0.2)
+    forward = model.forward
+
+    def ends_at_different_times(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        out.logits[..., tokenizer.eos_token_id] += 2.0
+        return out
+
+    model.forward = ends_at_different_times
+    generator = HFGenerator(model, tokenizer, progress=False)
+    shrunk = retirements(monkeypatch)
+    config = GenerationSpec(max_new_tokens=16, temperature=0 if greedy else 1.0, top_p=1.0 if greedy else 0.9,
+                            n=1 if greedy else 4, seed=5, batch_size=72 if greedy else 18)
+    prompts = PROMPTS * (12 if greedy else 3)
+    shared = generator.generate(prompts, config)
+    assert shrunk, "no batch shrank: the test does not exercise retirement"
+    assert shared == sampled_the_plain_way(generator).generate(prompts, config)
+    lengths = {len(text.split()) for texts in shared for text in texts}
+    assert len(lengths) > 3
+
+
+def test_the_shipped_m0_samples_as_generate_does_with_its_rows_retiring(monkeypatch):
+    """The studies' own base model, on the self-rewarding candidates' settings (N = 4, T 0.7, top-p 0.9):
+    its completions end at many lengths, the batch shrinks, and the samples are generate's."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from repro import world
+    from repro.runs.store import shipped_root
+
+    path = next((shipped_root() / "pretrain-m0").glob("*/model"))
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    generator = HFGenerator(model, tokenizer, progress=False)
+    prompts = [[{"role": "user", "content": t.prompt}] for t in world.sample_tasks(32, seed=3, difficulty=(1, 2))]
+    shrunk = retirements(monkeypatch)
+    config = GenerationSpec(max_new_tokens=48, temperature=0.7, top_p=0.9, n=4, seed=0, batch_size=32)
+    shared = generator.generate(prompts, config)
+    assert shrunk
+    assert shared == sampled_the_plain_way(generator).generate(prompts, config)

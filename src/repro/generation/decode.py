@@ -12,12 +12,18 @@ keeps ``generate``'s sampling exactly and changes only where the keys and values
    so it sees the keys ``generate``'s cache holds, no more (transformers' `StaticCache` attends over the
    whole preallocated length at every step, which cost more than it saved on completions that end early).
 3. **Each step** is ``generate``'s: the last position's logits in float32, the logits processors over the
-   ids so far, ``multinomial`` over the softmax (or ``argmax`` when greedy) on all rows at once, padding
-   after a row's end-of-sequence token, and a stop when every row has ended or the budget is spent.
+   ids so far, ``multinomial`` over the softmax (or ``argmax`` when greedy), padding after a row's
+   end-of-sequence token, and a stop when every row has ended or the budget is spent.
+4. **Rows that have ended retire** from the forward passes (`retire`): once at most three quarters of the
+   rows in the batch are still going, the cache keeps only theirs, so the model stops computing completions
+   that can only grow padding. The sampler still draws for every row, as ``generate`` does (`draw`), so the
+   random stream, and every sample, stays ``generate``'s. The batch never shrinks below `RETIRE_FLOOR` rows
+   (finished rows fill it up): on this project's CPUs a row's logits are bit for bit the same in any batch
+   of 16 rows or more (fewer rows take another matrix-multiply kernel, whose last bits differ), and the
+   floor leaves a margin.
 
 So under the same seed the completions are ``generate(num_return_sequences=n)``'s token for token
-(`tests/test_generation.py`). Rows that have ended are not dropped from the batch: the sampler draws for every
-row at every step, and a smaller batch would draw a different random stream (different samples).
+(`tests/test_generation.py`, with rows that end early and retire).
 
 `can_decode` says which models and generation configs the loop covers: a Llama-architecture causal LM
 (the studies' models, SmolLM2) whose generation config sets nothing beyond the special tokens and a
@@ -42,6 +48,8 @@ HANDLED_CONFIG_FIELDS = frozenset({
 })
 #: Model types whose transformers implementation reads and fills its cache through `Cache.update`, as the loop expects.
 MODEL_TYPES = frozenset({"llama"})
+#: The fewest rows a batch keeps when its finished rows retire (see the module's docstring, point 4).
+RETIRE_FLOOR = 32
 
 
 @functools.cache
@@ -75,7 +83,27 @@ def preallocated_layer() -> type:
             self._view()
             return self.keys, self.values
 
+        def keep(self, rows: torch.Tensor) -> None:
+            """Keep only these rows (indices into the current ones, in order): the others retire."""
+            self._keys, self._values = self._keys[rows], self._values[rows]
+            self._view()
+
     return PreallocatedLayer
+
+
+def draw(probs: torch.Tensor, rows: torch.Tensor, total: int) -> torch.Tensor:
+    """A token for each of ``rows`` of a batch of ``total`` rows, from the probabilities of those rows,
+    exactly as ``torch.multinomial(all_probs, 1)`` draws for them from the whole batch's probabilities.
+
+    ``multinomial`` draws one sample per row by the exponential race: ``argmax(p / q)`` with ``q`` one
+    Exp(1) variate per token of every row (torch's ``multinomial``, the one-sample path). The variates are
+    drawn here for the whole batch, in its shape, so that the generator's stream advances as it would,
+    and only the rows still going are raced (`tests/test_generation.py` checks this against ``multinomial``).
+    """
+    import torch
+
+    race = torch.empty((total, probs.shape[-1]), dtype=probs.dtype, device=probs.device).exponential_(1)
+    return torch.argmax(probs / race[rows], dim=-1)
 
 
 def can_decode(model: PreTrainedModel) -> bool:
@@ -141,22 +169,45 @@ def decode(
     mask = torch.zeros((rows, total), dtype=attention_mask.dtype, device=device)
     mask[:, :length] = attention_mask.repeat_interleave(n, dim=0)
     position = positions[:, -1:].repeat_interleave(n, dim=0)
-    unfinished = torch.ones(rows, dtype=torch.long, device=device)
+    unfinished = torch.ones(rows, dtype=torch.bool, device=device)
+    batch = torch.arange(rows, device=device)  # the rows in the cache (and in `logits`, `position`), in order
     step = 0
     while True:
         end = length + step
-        scores = processors(ids[:, :end], logits)
+        scores = processors(ids[batch, :end], logits)  # row by row: the rows not in the batch have ended
         if sample:
-            chosen = torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+            chosen = draw(torch.softmax(scores, dim=-1), batch, rows)
         else:
             chosen = torch.argmax(scores, dim=-1)
-        chosen = chosen * unfinished + pad_token_id * (1 - unfinished)
-        ids[:, end] = chosen
+        going = unfinished[batch]
+        chosen = chosen.masked_fill(~going, pad_token_id)
+        ids[batch, end] = chosen
         mask[:, end] = 1
-        unfinished = unfinished & ~torch.isin(chosen, eos)
+        unfinished[batch] = going & ~torch.isin(chosen, eos)
         step += 1
-        if step == max_new_tokens or unfinished.max() == 0:
+        if step == max_new_tokens or not unfinished.any():
             return ids[:, length : length + step]
         position = position + 1
-        logits = model(input_ids=chosen[:, None], attention_mask=mask[:, : end + 1], position_ids=position,
+        kept = retire(unfinished[batch], len(batch))
+        if kept is not None:
+            batch, chosen, position = batch[kept], chosen[kept], position[kept]
+            for layer in cache.layers:
+                layer.keep(kept)
+        logits = model(input_ids=chosen[:, None], attention_mask=mask[batch, : end + 1], position_ids=position,
                        past_key_values=cache, use_cache=True).logits[:, -1].to(copy=True, dtype=torch.float32)
+
+
+def retire(going: torch.Tensor, size: int) -> torch.Tensor | None:
+    """Which rows of a batch of ``size`` stay (indices, in order) once finished rows retire, or None to keep the
+    batch as it is: it shrinks when at most three quarters of its rows are still going, to those rows, filled
+    up with finished ones to `RETIRE_FLOOR` rows (or the whole batch, when it is that small already)."""
+    import torch
+
+    alive = int(going.sum())
+    if size <= RETIRE_FLOOR or 4 * alive > 3 * size:
+        return None
+    keep = going.clone()
+    fill = max(RETIRE_FLOOR - alive, 0)
+    if fill:
+        keep[torch.nonzero(~going).squeeze(1)[:fill]] = True
+    return torch.nonzero(keep).squeeze(1)
