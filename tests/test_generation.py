@@ -329,6 +329,9 @@ def test_rows_that_end_retire_and_the_samples_stay_generates_token_for_token(tok
     shared = generator.generate(prompts, config)
     assert shrunk, "no batch shrank: the test does not exercise retirement"
     assert shared == sampled_the_plain_way(generator).generate(prompts, config)
+    shrunk.clear()
+    assert HFGenerator(model, tokenizer, progress=False, retire_rows=False).generate(prompts, config) == shared
+    assert not shrunk
     lengths = {len(text.split()) for texts in shared for text in texts}
     assert len(lengths) > 3
 

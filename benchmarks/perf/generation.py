@@ -16,6 +16,7 @@ from benchmarks.harness import compare
 from benchmarks.perf import setup
 from repro.generation import GenerationSpec, HFGenerator
 from repro.generation.base import encode_prompts
+from repro.generation.decode import RETIRE_FLOOR
 from repro.models import count_parameters
 
 TARGET = 20.0  # the issue: batched generation at least 20x the one-prompt loop on the tiny profile
@@ -75,6 +76,29 @@ def decode_loop(spec: GenerationBench = GenerationBench(), *, samples: int = 4, 
                    f"preallocated cache where generate concatenates, and computes each prompt's prefill once."))
 
 
+def retirement(spec: GenerationBench = GenerationBench(), *, samples: int = 4, log=print) -> dict:
+    """Row: completions/s of the decode loop with the rows that have ended retiring from the forward passes,
+    against the same loop keeping every row to the end, on the shipped (trained) M0 whose completions end at
+    their own lengths; both sides draw the same samples token for token (`tests/test_generation.py`)."""
+    model, tokenizer = setup.shipped_m0()
+    prompts = setup.task_prompts(spec.prompts, seed=spec.seed)
+    config = GenerationSpec(max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, top_p=spec.top_p,
+                            n=samples, seed=spec.seed, batch_size=spec.batch_size)
+    kept = HFGenerator(model, tokenizer, progress=False, retire_rows=False)
+    retiring = HFGenerator(model, tokenizer, progress=False)
+    completions = spec.prompts * samples
+    return compare(
+        f"sample {spec.prompts} prompts x n={samples}, completions ending where the model ends them",
+        lambda: kept.generate(prompts, config), lambda: retiring.generate(prompts, config), repeats=spec.repeats,
+        work_a=completions, work_b=completions, unit="completions/s",
+        baseline="decode loop, every row to the end", candidate="decode loop, rows that have ended retire", log=log,
+        notes=(f"the shipped M0 (pre-trained, preset S), so that completions end where a trained model ends them "
+               f"(no fixed length here); held-out world prompts, batch {spec.batch_size} prompts, n = {samples}, "
+               f"T {spec.temperature}, top-p {spec.top_p}, at most {spec.max_new_tokens} new tokens. Both sides draw "
+               f"the same samples; the candidate's batch keeps only the rows still going once at most three "
+               f"quarters are (never fewer than {RETIRE_FLOOR} rows)."))
+
+
 def run(spec: GenerationBench = GenerationBench(), *, log=print) -> list[dict]:
     """The comparison rows: batched against one prompt at a time (target 20x); the decode loop against generate."""
     model, tokenizer = setup.world_model(spec.size, seed=spec.seed)
@@ -100,4 +124,4 @@ def run(spec: GenerationBench = GenerationBench(), *, log=print) -> list[dict]:
                    f"world prompts; sampling T {spec.temperature}, top-p {spec.top_p}; every completion exactly "
                    f"{spec.max_new_tokens} tokens (min_new_tokens = max_new_tokens on both sides). Target: the "
                    f"issue's >= 20x on the tiny profile."))
-    return [row, decode_loop(spec, log=log)]
+    return [row, decode_loop(spec, log=log), retirement(spec, log=log)]

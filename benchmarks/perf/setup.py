@@ -36,6 +36,17 @@ def world_model(size: str = "S", seed: int = 0):
     return make_llama(size, tokenizer, seed=seed), tokenizer
 
 
+def shipped_m0():
+    """``(model, tokenizer)``: the M0 the package ships (`repro.runs.store`, shipped stages), the pre-trained base of
+    the world studies: where speed depends on what a trained model writes (where its completions end)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from repro.runs.store import shipped_root
+
+    path = next((shipped_root() / "pretrain-m0").glob("*/model"))
+    return AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
+
+
 def labeller_model(size: str = "S", seed: int = 0):
     """``(model, tokenizer)``: an untrained RLAIF labeller of the tiny profile (`repro.studies.rlaif`)."""
     spec = LabellerSpec()

@@ -125,6 +125,7 @@ def decode(
     processors: LogitsProcessorList,
     eos_token_ids: list[int],
     pad_token_id: int,
+    retire_rows: bool = True,
 ) -> torch.Tensor:
     """The new tokens of ``n`` completions of each left-padded prompt, rows ``[prompt 0] * n, [prompt 1] * n, ...``.
 
@@ -136,6 +137,8 @@ def decode(
         sample: draw with ``multinomial`` from the processed scores; False takes the ``argmax``.
         processors: the caller's logits processors (applied after the generation config's minimum length).
         eos_token_ids: the ids that end a completion; pad_token_id: what follows an ended completion.
+        retire_rows: shrink the batch as rows end (`retire`); False keeps every row to the end (the same
+            samples, slower: the benchmark compares the two).
 
     Returns:
         A ``(prompts * n, steps)`` tensor, ``steps <= max_new_tokens`` (fewer when every row ended early),
@@ -188,7 +191,7 @@ def decode(
         if step == max_new_tokens or not unfinished.any():
             return ids[:, length : length + step]
         position = position + 1
-        kept = retire(unfinished[batch], len(batch))
+        kept = retire(unfinished[batch], len(batch)) if retire_rows else None
         if kept is not None:
             batch, chosen, position = batch[kept], chosen[kept], position[kept]
             for layer in cache.layers:

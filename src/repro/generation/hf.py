@@ -84,6 +84,8 @@ class HFGenerator:
         progress: show a tqdm bar over batches.
         decode_loop: decode a model that `repro.generation.decode.can_decode` accepts with that loop (the same
             samples, faster); False decodes every model with ``model.generate`` (to compare the two).
+        retire_rows: in that loop, drop the rows that have ended from the forward passes (the same samples,
+            faster when completions end at different lengths); False keeps them (to compare the two).
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class HFGenerator:
         *,
         progress: bool = True,
         decode_loop: bool = True,
+        retire_rows: bool = True,
     ) -> None:
         if device is not None:
             model = model.to(device)
@@ -102,6 +105,7 @@ class HFGenerator:
         self.model = model
         self.tokenizer = tokenizer
         self.decode_loop = decode_loop
+        self.retire_rows = retire_rows
         self.progress = progress
 
     @property
@@ -136,7 +140,8 @@ class HFGenerator:
                     new_tokens = decode(self.model, inputs["input_ids"], inputs["attention_mask"], n=draws,
                                         max_new_tokens=config.max_new_tokens, sample=not config.greedy,
                                         processors=sampling.get("logits_processor", LogitsProcessorList()),
-                                        eos_token_ids=self._eos_token_ids(), pad_token_id=self.tokenizer.pad_token_id)
+                                        eos_token_ids=self._eos_token_ids(), pad_token_id=self.tokenizer.pad_token_id,
+                                        retire_rows=self.retire_rows)
                 else:
                     output = self.model.generate(
                         **inputs,
