@@ -353,3 +353,38 @@ def test_the_shipped_m0_samples_as_generate_does_with_its_rows_retiring(monkeypa
     shared = generator.generate(prompts, config)
     assert shrunk
     assert shared == sampled_the_plain_way(generator).generate(prompts, config)
+
+
+def test_loop_generate_returns_what_generate_returns_for_the_calls_it_takes(tokenizer, monkeypatch):
+    """``model.generate(input_ids=, attention_mask=, generation_config=)`` as trl calls it: through the loop,
+    the same prompt-and-completion ids as transformers' generate, under the caller's RNG; other calls go to
+    generate."""
+    from transformers import GenerationConfig
+
+    from repro.generation import decode
+
+    model = make_llama("XS", tokenizer, seed=1, initializer_range=0.2)
+    ids = [tokenizer(p)["input_ids"] for p in ["the cat sat on", "what", "list 1 , 2 , 3 then"] * 12]
+    inputs = tokenizer.pad({"input_ids": ids}, padding_side="left", return_tensors="pt")
+    took = []
+    monkeypatch.setattr(decode, "decode", lambda *a, _decode=decode.decode, **k: took.append(1) or _decode(*a, **k))
+    for settings in ({"do_sample": True, "temperature": 0.9, "top_k": 0, "top_p": 1.0, "repetition_penalty": 1.0},
+                     {"do_sample": True, "temperature": 1.3, "top_k": 20, "top_p": 0.8},
+                     {"do_sample": False}):
+        config = GenerationConfig(max_new_tokens=12, pad_token_id=tokenizer.pad_token_id,
+                                  eos_token_id=[tokenizer.eos_token_id], **settings)
+        outputs = []
+        for loop in (False, True):
+            torch.manual_seed(4)
+            with decode.loop_generate(model) if loop else torch.no_grad(), torch.no_grad():
+                outputs.append(model.generate(**inputs, generation_config=config))
+        assert torch.equal(outputs[0], outputs[1]), settings
+    assert len(took) == 3
+    refused = {"num_beams": 2, "repetition_penalty": 1.2, "min_p": 0.1, "min_new_tokens": 2, "max_new_tokens": None}
+    for name, value in refused.items():
+        config = GenerationConfig(**{"max_new_tokens": 4, "do_sample": True, "pad_token_id": 0, "eos_token_id": [1],
+                                     name: value})
+        assert not decode.takes_call(model, config, dict(inputs)), name
+    config = GenerationConfig(max_new_tokens=4, do_sample=True, pad_token_id=0, eos_token_id=[1])
+    assert decode.takes_call(model, config, dict(inputs))
+    assert not decode.takes_call(model, config, {"input_ids": inputs["input_ids"]})  # generate makes up the mask

@@ -71,3 +71,34 @@ def test_the_kl_reference_is_a_frozen_copy_of_the_starting_policy(tmp_path):
     reference = trainer.ref_model
     assert reference is not None and reference is not trainer.model
     assert torch.equal(reference.model.embed_tokens.weight, model.model.embed_tokens.weight)
+
+
+@pytest.mark.slow
+def test_rloo_trains_the_same_policy_with_its_completions_from_the_decode_loop(tmp_path, monkeypatch):
+    """trl samples with ``model.generate``; through `loop_generate` it gets the same completions token for
+    token, so two trainings from the same start, one each way, log the same rewards and end with the same
+    weights bit for bit."""
+    import torch
+
+    from repro.generation import decode
+    from repro.models import build_tokenizer, make_llama
+    from repro.training.rl import train_rloo
+    from repro.world import summaries as ws
+
+    tokenizer = build_tokenizer(ws.summary_vocabulary())
+    prompts = [ws.make_post(random.Random(i)).body for i in range(8)]
+    params = RLSpec(max_steps=3, batch_size=8, num_generations=4, max_completion_length=12, logging_steps=1,
+                    learning_rate=1e-3, temperature=0.9, seed=0)
+    looped = []
+    monkeypatch.setattr(decode, "decode", lambda *a, _decode=decode.decode, **k: looped.append(1) or _decode(*a, **k))
+    trained = {}
+    for decode_loop in (False, True):
+        model = make_llama("XS", tokenizer, seed=0, initializer_range=0.2)
+        result = train_rloo(model, tokenizer, prompts, lambda p, c: [c.split().count("and") for c in c], params,
+                            tmp_path / f"rloo-{decode_loop}", decode_loop=decode_loop)
+        rewards = [e["reward"] for e in result.log_history if "reward" in e]
+        trained[decode_loop] = (rewards, model.state_dict())
+        assert "generate" not in vars(model)  # the model's own generate is back
+    assert looped and len(trained[True][0]) == 3
+    assert trained[True][0] == trained[False][0]
+    assert all(torch.equal(trained[True][1][k], trained[False][1][k]) for k in trained[False][1])

@@ -33,6 +33,7 @@ minimum number of new tokens; `repro.generation.hf.HFGenerator` uses ``generate`
 from __future__ import annotations
 
 import functools
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported where a model runs (a notebook whose stages are reused never loads them)
@@ -214,3 +215,84 @@ def retire(going: torch.Tensor, size: int) -> torch.Tensor | None:
     if fill:
         keep[torch.nonzero(~going).squeeze(1)[:fill]] = True
     return torch.nonzero(keep).squeeze(1)
+
+
+#: Fields a ``GenerationConfig`` passed to ``generate`` may set for `loop_generate` to take the call: sampling
+#: (temperature, top-k, top-p) or greedy, one sequence per row, no beams; anything else goes to ``generate``.
+CALL_CONFIG_FIELDS = frozenset({
+    "bos_token_id", "eos_token_id", "pad_token_id", "max_new_tokens", "max_length", "do_sample", "temperature",
+    "top_k", "top_p", "use_cache", "disable_compile", "transformers_version", "_from_model_config",
+})
+#: Fields the model's own generation config may set for `loop_generate` to take a call (``generate`` could fill
+#: the call's unset sampling fields from any other).
+MODEL_CONFIG_FIELDS = frozenset({"bos_token_id", "eos_token_id", "pad_token_id", "use_cache", "output_attentions",
+                                 "output_hidden_states", "transformers_version",
+                                 "_from_model_config"})
+#: ... and these, at values that mean "off".
+NEUTRAL_CALL_SETTINGS = {"repetition_penalty": (None, 1.0), "num_beams": (None, 1), "num_return_sequences": (None, 1),
+                         "min_p": (None,), "cache_implementation": (None,), "min_new_tokens": (None, 0),
+                         "min_length": (None, 0)}
+
+
+def warpers(config) -> LogitsProcessorList:
+    """The logits processors ``generate`` builds for a config `loop_generate` takes, in its order: temperature,
+    top-k, top-p (none when greedy)."""
+    from transformers import LogitsProcessorList
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    processors = LogitsProcessorList()
+    if config.do_sample:
+        if config.temperature is not None and config.temperature != 1.0:
+            processors.append(TemperatureLogitsWarper(config.temperature))
+        if config.top_k is not None and config.top_k != 0:
+            processors.append(TopKLogitsWarper(top_k=config.top_k, min_tokens_to_keep=1))
+        if config.top_p is not None and config.top_p < 1.0:
+            processors.append(TopPLogitsWarper(top_p=config.top_p, min_tokens_to_keep=1))
+    return processors
+
+
+def takes_call(model: PreTrainedModel, config, kwargs: dict) -> bool:
+    """Whether `loop_generate` decodes ``model.generate(input_ids=, attention_mask=, generation_config=config)``."""
+    if config is None or set(kwargs) - {"input_ids", "attention_mask"} or kwargs.get("attention_mask") is None:
+        return False
+    if not can_decode(model) or set(model.generation_config.to_diff_dict()) - MODEL_CONFIG_FIELDS:
+        return False
+    settings = config.to_diff_dict()
+    if set(settings) - CALL_CONFIG_FIELDS - set(NEUTRAL_CALL_SETTINGS) or not config.max_new_tokens:
+        return False
+    if config.eos_token_id is None or config.pad_token_id is None:
+        return False
+    return all(getattr(config, name, None) in neutral for name, neutral in NEUTRAL_CALL_SETTINGS.items())
+
+
+@contextmanager
+def loop_generate(model: PreTrainedModel):
+    """While inside, ``model.generate(input_ids=, attention_mask=, generation_config=)`` runs through `decode`
+    when it can (`takes_call`) and returns what ``generate`` returns, the prompts followed by the new tokens,
+    token for token; any other call goes to ``generate``. For a trainer that samples with ``model.generate``
+    (trl's RLOO): its completions, and so its training, stay the same, faster
+    (`tests/test_training.py` trains with and without it)."""
+    import torch
+
+    original = model.generate
+
+    def generate(*args, generation_config=None, **kwargs):
+        if args or not takes_call(model, generation_config, kwargs):
+            return original(*args, generation_config=generation_config, **kwargs)
+        input_ids, attention_mask = kwargs["input_ids"], kwargs["attention_mask"]
+        eos = generation_config.eos_token_id
+        new = decode(model, input_ids, attention_mask, n=1, max_new_tokens=generation_config.max_new_tokens,
+                     sample=bool(generation_config.do_sample), processors=warpers(generation_config),
+                     eos_token_ids=[eos] if isinstance(eos, int) else list(eos),
+                     pad_token_id=generation_config.pad_token_id)
+        return torch.cat([input_ids, new], dim=1)
+
+    shadowed = vars(model).get("generate")  # an instance's own generate (a wrapper), put back afterwards
+    model.generate = generate
+    try:
+        yield model
+    finally:
+        if shadowed is None:
+            del model.generate
+        else:
+            model.generate = shadowed
