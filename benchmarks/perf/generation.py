@@ -32,9 +32,10 @@ class GenerationBench:
     size: str = "S"
     repeats: int = 3
     seed: int = 0
+    rl_steps: int = 4  # RLOO steps per timed call (`rloo_sampling`)
 
 
-QUICK = GenerationBench(prompts=8, max_new_tokens=6, batch_size=8, repeats=1)
+QUICK = GenerationBench(prompts=8, max_new_tokens=6, batch_size=8, repeats=1, rl_steps=1)
 
 
 def one_at_a_time(model, tokenizer, prompts, config: GenerationSpec) -> int:
@@ -99,6 +100,39 @@ def retirement(spec: GenerationBench = GenerationBench(), *, samples: int = 4, l
                f"quarters are (never fewer than {RETIRE_FLOOR} rows)."))
 
 
+def rloo_sampling(spec: GenerationBench = GenerationBench(), *, log=print) -> dict:
+    """Row: RLOO steps/s (`repro.training.rl.train_rloo`, trl's trainer) with trl's ``model.generate`` calls run
+    through the decode loop (`repro.generation.decode.loop_generate`) against transformers' ``generate``; both
+    sides train the same policy bit for bit (`tests/test_rl.py`)."""
+    import copy
+    import tempfile
+
+    from repro.training.rl import RLSpec, train_rloo
+
+    steps = spec.rl_steps
+    policy, tokenizer = setup.labeller_model(spec.size, seed=spec.seed)
+    prompts = [text + " tl;dr :" for text, _, _ in setup.labeller_pairs(steps * 4, seed=spec.seed)]
+    params = RLSpec(max_steps=steps, batch_size=16, num_generations=4, max_completion_length=32, temperature=0.9,
+                    seed=spec.seed, progress=False)
+
+    def train(decode_loop: bool):
+        def call() -> int:
+            with tempfile.TemporaryDirectory(prefix="bench-rloo-") as tmp:
+                result = train_rloo(copy.deepcopy(policy), tokenizer, prompts, lambda p, c: [float(len(x)) for x in c],
+                                    params, tmp, decode_loop=decode_loop)
+            return result.steps
+        return call
+
+    return compare(
+        f"RLOO, {steps} steps of 16 completions", train(False), train(True), repeats=spec.repeats,
+        work_a=lambda n: n, work_b=lambda n: n, unit="steps/s", baseline="trl's sampling: model.generate",
+        candidate="the same calls through the decode loop", log=log,
+        notes=(f"{setup.UNTRAINED_NOTE}: the RLAIF policy's shape (preset {spec.size}, the labellers' tokenizer); "
+               f"21_rlaif_rl's RL settings: 4 prompts x 4 completions per step, at most 32 new tokens, T 0.9, a KL "
+               f"reference; a reward of the completion's length. Each call builds the trainer and trains {steps} "
+               f"steps from the same start; both sides sample the same completions and train the same weights."))
+
+
 def run(spec: GenerationBench = GenerationBench(), *, log=print) -> list[dict]:
     """The comparison rows: batched against one prompt at a time (target 20x); the decode loop against generate."""
     model, tokenizer = setup.world_model(spec.size, seed=spec.seed)
@@ -124,4 +158,5 @@ def run(spec: GenerationBench = GenerationBench(), *, log=print) -> list[dict]:
                    f"world prompts; sampling T {spec.temperature}, top-p {spec.top_p}; every completion exactly "
                    f"{spec.max_new_tokens} tokens (min_new_tokens = max_new_tokens on both sides). Target: the "
                    f"issue's >= 20x on the tiny profile."))
-    return [row, decode_loop(spec, log=log), retirement(spec, log=log)]
+    return [row, decode_loop(spec, log=log), retirement(spec, log=log),
+            rloo_sampling(spec, log=log)]
