@@ -364,22 +364,26 @@ def test_loop_generate_returns_what_generate_returns_for_the_calls_it_takes(toke
     from repro.generation import decode
 
     model = make_llama("XS", tokenizer, seed=1, initializer_range=0.2)
-    ids = [tokenizer(p)["input_ids"] for p in ["the cat sat on", "what", "list 1 , 2 , 3 then"] * 12]
-    inputs = tokenizer.pad({"input_ids": ids}, padding_side="left", return_tensors="pt")
+    texts = ["the cat sat on", "what", "list 1 , 2 , 3 then", "add 3 and 4 ?"] * 4
+    batches = {"each row its own prompt": texts * 3, "four copies of each prompt, as trl asks": [
+        text for text in texts for _ in range(4)]}
     took = []
-    monkeypatch.setattr(decode, "decode", lambda *a, _decode=decode.decode, **k: took.append(1) or _decode(*a, **k))
-    for settings in ({"do_sample": True, "temperature": 0.9, "top_k": 0, "top_p": 1.0, "repetition_penalty": 1.0},
-                     {"do_sample": True, "temperature": 1.3, "top_k": 20, "top_p": 0.8},
-                     {"do_sample": False}):
-        config = GenerationConfig(max_new_tokens=12, pad_token_id=tokenizer.pad_token_id,
-                                  eos_token_id=[tokenizer.eos_token_id], **settings)
-        outputs = []
-        for loop in (False, True):
-            torch.manual_seed(4)
-            with decode.loop_generate(model) if loop else torch.no_grad(), torch.no_grad():
-                outputs.append(model.generate(**inputs, generation_config=config))
-        assert torch.equal(outputs[0], outputs[1]), settings
-    assert len(took) == 3
+    monkeypatch.setattr(decode, "decode", lambda *a, _decode=decode.decode, **k: took.append(k["n"]) or _decode(*a, **k))
+    for rows in batches.values():
+        inputs = tokenizer.pad({"input_ids": [tokenizer(t)["input_ids"] for t in rows]}, padding_side="left",
+                               return_tensors="pt")
+        for settings in ({"do_sample": True, "temperature": 0.9, "top_k": 0, "top_p": 1.0, "repetition_penalty": 1.0},
+                         {"do_sample": True, "temperature": 1.3, "top_k": 20, "top_p": 0.8},
+                         {"do_sample": False}):
+            config = GenerationConfig(max_new_tokens=12, pad_token_id=tokenizer.pad_token_id,
+                                      eos_token_id=[tokenizer.eos_token_id], **settings)
+            outputs = []
+            for loop in (False, True):
+                torch.manual_seed(4)
+                with decode.loop_generate(model) if loop else torch.no_grad(), torch.no_grad():
+                    outputs.append(model.generate(**inputs, generation_config=config))
+            assert torch.equal(outputs[0], outputs[1]), settings
+    assert took == [1] * 3 + [4] * 3  # the copies of a prompt shared its prefill
     refused = {"num_beams": 2, "repetition_penalty": 1.2, "min_p": 0.1, "min_new_tokens": 2, "max_new_tokens": None}
     for name, value in refused.items():
         config = GenerationConfig(**{"max_new_tokens": 4, "do_sample": True, "pad_token_id": 0, "eos_token_id": [1],
@@ -388,3 +392,16 @@ def test_loop_generate_returns_what_generate_returns_for_the_calls_it_takes(toke
     config = GenerationConfig(max_new_tokens=4, do_sample=True, pad_token_id=0, eos_token_id=[1])
     assert decode.takes_call(model, config, dict(inputs))
     assert not decode.takes_call(model, config, {"input_ids": inputs["input_ids"]})  # generate makes up the mask
+
+
+def test_repeated_rows_finds_consecutive_copies_of_each_prompt():
+    from repro.generation.decode import repeated_rows
+
+    prompts = torch.tensor([[0, 5, 6], [7, 8, 9], [0, 0, 4]])
+    mask = (prompts != 0).long()
+    assert repeated_rows(prompts.repeat_interleave(3, dim=0), mask.repeat_interleave(3, dim=0)) == 3
+    assert repeated_rows(prompts, mask) == 1
+    assert repeated_rows(prompts.repeat(2, 1), mask.repeat(2, 1)) == 1  # the same prompts, not in a row
+    uneven = torch.cat([prompts[:1]] * 2 + [prompts[1:2]] * 3 + [prompts[2:]])  # 2, 3 and 1 copies
+    assert repeated_rows(uneven, (uneven != 0).long()) == 1
+    assert repeated_rows(prompts[:1].repeat(4, 1), mask[:1].repeat(4, 1)) == 4

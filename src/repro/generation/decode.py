@@ -127,6 +127,7 @@ def decode(
     eos_token_ids: list[int],
     pad_token_id: int,
     retire_rows: bool = True,
+    logits_per_row: bool = False,
 ) -> torch.Tensor:
     """The new tokens of ``n`` completions of each left-padded prompt, rows ``[prompt 0] * n, [prompt 1] * n, ...``.
 
@@ -140,6 +141,9 @@ def decode(
         eos_token_ids: the ids that end a completion; pad_token_id: what follows an ended completion.
         retire_rows: shrink the batch as rows end (`retire`); False keeps every row to the end (the same
             samples, slower: the benchmark compares the two).
+        logits_per_row: compute the prefill's next-token logits row by row (the output layer over each prompt's
+            last hidden state repeated to its ``n`` rows), as ``generate`` does when each row is its own copy of
+            the prompt (`loop_generate`); the transformer body still runs once per prompt.
 
     Returns:
         A ``(prompts * n, steps)`` tensor, ``steps <= max_new_tokens`` (fewer when every row ended early),
@@ -160,12 +164,18 @@ def decode(
 
     # the prefill: generate's positions (counted from each prompt's first real token; padding gets 1)
     positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 1)
-    prefill = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=True,
-                    logits_to_keep=1)
+    if logits_per_row:
+        prefill = model.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
+                              use_cache=True)
+        logits = model.lm_head(prefill.last_hidden_state[:, -1:].repeat_interleave(n, dim=0))[:, -1]
+    else:
+        prefill = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=True,
+                        logits_to_keep=1)
+        logits = prefill.logits[:, -1].repeat_interleave(n, dim=0)
+    logits = logits.to(copy=True, dtype=torch.float32)
     layer_class = preallocated_layer()
     cache = Cache(layers=[layer_class(layer.keys.repeat_interleave(n, dim=0), layer.values.repeat_interleave(n, dim=0),
                                       total) for layer in prefill.past_key_values.layers])
-    logits = prefill.logits[:, -1].to(copy=True, dtype=torch.float32).repeat_interleave(n, dim=0)
     del prefill
 
     ids = torch.full((rows, total), pad_token_id, dtype=torch.long, device=device)
@@ -265,11 +275,25 @@ def takes_call(model: PreTrainedModel, config, kwargs: dict) -> bool:
     return all(getattr(config, name, None) in neutral for name, neutral in NEUTRAL_CALL_SETTINGS.items())
 
 
+def repeated_rows(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> int:
+    """How many consecutive copies of each prompt the rows are (trl's RLOO asks for its ``k`` completions of a
+    prompt as ``k`` rows in a row), or 1: the rows split into groups of that many identical rows."""
+    rows = len(input_ids)
+    copies = 1
+    while copies < rows and bool((input_ids[copies] == input_ids[0]).all()):
+        copies += 1
+    if copies == 1 or rows % copies:
+        return 1
+    grouped = input_ids.view(rows // copies, copies, -1), attention_mask.view(rows // copies, copies, -1)
+    return copies if all(bool((t == t[:, :1]).all()) for t in grouped) else 1
+
+
 @contextmanager
 def loop_generate(model: PreTrainedModel):
     """While inside, ``model.generate(input_ids=, attention_mask=, generation_config=)`` runs through `decode`
     when it can (`takes_call`) and returns what ``generate`` returns, the prompts followed by the new tokens,
-    token for token; any other call goes to ``generate``. For a trainer that samples with ``model.generate``
+    token for token; any other call goes to ``generate``. Rows that are copies of one prompt
+    (`repeated_rows`) share its prefill, as the ``n`` samples of `decode` do. For a trainer that samples with ``model.generate``
     (trl's RLOO): its completions, and so its training, stay the same, faster
     (`tests/test_training.py` trains with and without it)."""
     import torch
@@ -281,10 +305,11 @@ def loop_generate(model: PreTrainedModel):
             return original(*args, generation_config=generation_config, **kwargs)
         input_ids, attention_mask = kwargs["input_ids"], kwargs["attention_mask"]
         eos = generation_config.eos_token_id
-        new = decode(model, input_ids, attention_mask, n=1, max_new_tokens=generation_config.max_new_tokens,
-                     sample=bool(generation_config.do_sample), processors=warpers(generation_config),
-                     eos_token_ids=[eos] if isinstance(eos, int) else list(eos),
-                     pad_token_id=generation_config.pad_token_id)
+        copies = repeated_rows(input_ids, attention_mask)
+        new = decode(model, input_ids[::copies], attention_mask[::copies], n=copies,
+                     max_new_tokens=generation_config.max_new_tokens, sample=bool(generation_config.do_sample),
+                     processors=warpers(generation_config), eos_token_ids=[eos] if isinstance(eos, int) else list(eos),
+                     pad_token_id=generation_config.pad_token_id, logits_per_row=True)
         return torch.cat([input_ids, new], dim=1)
 
     shadowed = vars(model).get("generate")  # an instance's own generate (a wrapper), put back afterwards
