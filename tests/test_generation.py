@@ -308,7 +308,7 @@ def retirements(monkeypatch) -> list[int]:
     return shrunk
 
 
-@pytest.mark.parametrize("greedy", [False, True])
+@pytest.mark.parametrize("greedy", [False, True, "nucleus"])
 def test_rows_that_end_retire_and_the_samples_stay_generates_token_for_token(tokenizer, monkeypatch, greedy):
     """Enough rows that the batch shrinks as they end (from 72 rows at most to the floor): every completion is
     still generate's token for token, sampled or greedy."""
@@ -321,16 +321,20 @@ def test_rows_that_end_retire_and_the_samples_stay_generates_token_for_token(tok
         return out
 
     model.forward = ends_at_different_times
-    generator = HFGenerator(model, tokenizer, progress=False)
+    sampler = "nucleus" if greedy == "nucleus" else "generate"
+    greedy = greedy is True
+    generator = HFGenerator(model, tokenizer, progress=False, sampler=sampler)
     shrunk = retirements(monkeypatch)
     config = GenerationSpec(max_new_tokens=16, temperature=0 if greedy else 1.0, top_p=1.0 if greedy else 0.9,
                             n=1 if greedy else 4, seed=5, batch_size=72 if greedy else 18)
     prompts = PROMPTS * (12 if greedy else 3)
     shared = generator.generate(prompts, config)
     assert shrunk, "no batch shrank: the test does not exercise retirement"
-    assert shared == sampled_the_plain_way(generator).generate(prompts, config)
-    shrunk.clear()
-    assert HFGenerator(model, tokenizer, progress=False, retire_rows=False).generate(prompts, config) == shared
+    if sampler == "generate":
+        assert shared == sampled_the_plain_way(generator).generate(prompts, config)
+    shrunk.clear()  # the nucleus sampler draws for the rows still going, so retiring the others changes nothing
+    kept = HFGenerator(model, tokenizer, progress=False, retire_rows=False, sampler=sampler)
+    assert kept.generate(prompts, config) == shared
     assert not shrunk
     lengths = {len(text.split()) for texts in shared for text in texts}
     assert len(lengths) > 3
@@ -405,3 +409,67 @@ def test_repeated_rows_finds_consecutive_copies_of_each_prompt():
     uneven = torch.cat([prompts[:1]] * 2 + [prompts[1:2]] * 3 + [prompts[2:]])  # 2, 3 and 1 copies
     assert repeated_rows(uneven, (uneven != 0).long()) == 1
     assert repeated_rows(prompts[:1].repeat(4, 1), mask[:1].repeat(4, 1)) == 4
+
+
+def nucleus_distribution(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
+    """The distribution transformers samples from after its temperature and top-p warpers."""
+    from transformers.generation.logits_process import TemperatureLogitsWarper, TopPLogitsWarper
+
+    scores = TopPLogitsWarper(top_p)(None, TemperatureLogitsWarper(temperature)(None, logits.clone()))
+    return torch.softmax(scores, dim=-1)
+
+
+def test_the_nucleus_sampler_draws_from_the_distribution_generate_samples_from():
+    """Rows whose nucleus lies within the k most likely tokens and rows that reach past them (drawn from the
+    sorted vocabulary): the frequencies of 20,000 draws per row match transformers' warped distribution, and no
+    token outside a nucleus is ever drawn."""
+    from repro.generation.decode import NucleusSampler
+
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.stack([torch.randn(50, generator=generator) * 4,  # peaked: the nucleus is a few tokens
+                          torch.randn(50, generator=generator) * 0.3,  # flat: the nucleus reaches past k
+                          torch.randn(50, generator=generator)])
+    draws = 20_000
+    for temperature, top_p in ((0.7, 0.9), (1.0, 0.95), (1.3, 1.0)):
+        expected = nucleus_distribution(logits, temperature, top_p)
+        sampler = NucleusSampler(temperature, top_p, k=8)
+        torch.manual_seed(1)
+        tokens = sampler(logits.repeat_interleave(draws, dim=0)).view(3, draws)
+        frequencies = torch.stack([torch.bincount(row, minlength=50) for row in tokens]).float() / draws
+        assert (frequencies[expected == 0] == 0).all()
+        assert (frequencies - expected).abs().max() < 0.015, (temperature, top_p)
+    top = torch.softmax(logits / 0.7, dim=-1).topk(8).values.sum(-1)
+    assert top[0] >= 0.9 > top[1]  # both paths ran: a row within the top 8, a row past it
+
+
+def test_hfgenerator_with_the_nucleus_sampler_samples_the_same_distribution(tokenizer):
+    """The first token of 3,000 samples of one prompt, with generate's draw and with the nucleus sampler: the
+    same distribution (total variation under 0.05), from other random numbers; seeded like any sampling."""
+    model = make_llama("XS", tokenizer, seed=0, initializer_range=0.2)
+    config = GenerationSpec(max_new_tokens=1, temperature=0.7, top_p=0.9, n=3000, seed=0, batch_size=1)
+    counts = {}
+    for sampler in ("generate", "nucleus"):
+        first = HFGenerator(model, tokenizer, progress=False, sampler=sampler).generate(PROMPTS[:1], config)[0]
+        counts[sampler] = np.unique(first, return_counts=True)
+    tokens = sorted(set(counts["generate"][0]) | set(counts["nucleus"][0]))
+    share = {s: np.array([dict(zip(*counts[s])).get(t, 0) for t in tokens]) / 3000 for s in counts}
+    assert 0.5 * np.abs(share["generate"] - share["nucleus"]).sum() < 0.05
+    assert len(tokens) > 3
+    nucleus = HFGenerator(model, tokenizer, progress=False, sampler="nucleus")
+    longer = GenerationSpec(max_new_tokens=8, temperature=0.9, top_p=0.9, n=4, seed=3, batch_size=4)
+    assert nucleus.generate(PROMPTS, longer) == nucleus.generate(PROMPTS, longer)
+    assert nucleus.generate(PROMPTS, longer) != HFGenerator(model, tokenizer, progress=False).generate(PROMPTS, longer)
+
+
+def test_the_nucleus_sampler_needs_the_decode_loop_and_is_part_of_the_engines_key(tokenizer):
+    from repro.generation.engine import Engine
+
+    with pytest.raises(ValueError, match="unknown sampler"):
+        HFGenerator(make_llama("XS", tokenizer, seed=0), tokenizer, sampler="fast")
+    plain = HFGenerator(make_llama("XS", tokenizer, seed=0), tokenizer, progress=False, decode_loop=False,
+                        sampler="nucleus")
+    with pytest.raises(ValueError, match="decode loop"):
+        plain.generate(PROMPTS[:1], GenerationSpec(max_new_tokens=2, temperature=0.7))
+    assert plain.generate(PROMPTS[:1], GenerationSpec(max_new_tokens=2, temperature=0))  # greedy draws nothing
+    assert Engine.of("transformers", sampler="nucleus").key() == {"backend": "transformers", "sampler": "nucleus"}
+    assert Engine.of("transformers").key() == {"backend": "transformers"}  # the stages' keys as before

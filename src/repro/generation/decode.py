@@ -33,6 +33,7 @@ minimum number of new tokens; `repro.generation.hf.HFGenerator` uses ``generate`
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -107,6 +108,45 @@ def draw(probs: torch.Tensor, rows: torch.Tensor, total: int) -> torch.Tensor:
     return torch.argmax(probs / race[rows], dim=-1)
 
 
+class NucleusSampler:
+    """Temperature and nucleus (top-p) sampling that draws among the nucleus only: the distribution of
+    transformers' ``TemperatureLogitsWarper``, ``TopPLogitsWarper`` and ``multinomial`` (a token is kept when
+    the mass of the tokens more likely than it is below ``top_p``, so the most likely always is; the kept
+    masses renormalised), drawn with other random numbers, far fewer of them.
+
+    ``generate`` races one exponential variate per token of the whole vocabulary for every row of the batch
+    (`draw`), finished rows included, and sorts the whole vocabulary of a row to find its nucleus. Here the
+    ``k`` most likely tokens of each row are taken (``topk``), a row whose nucleus lies within them (their mass
+    reaches ``top_p``, as it does for a trained model's peaked rows) draws among them alone, and only the
+    other rows are sorted in full and draw from the whole vocabulary. Only the rows still going draw
+    (`decode`'s ``sampler``). The samples differ from ``generate``'s under the same seed; their distribution
+    is the same (`tests/test_generation.py`)."""
+
+    def __init__(self, temperature: float, top_p: float, k: int = 64) -> None:
+        if temperature <= 0 or not 0 < top_p <= 1 or k < 1:
+            raise ValueError(f"need temperature > 0, 0 < top_p <= 1 and k >= 1, got {temperature}, {top_p}, {k}")
+        self.temperature, self.top_p, self.k = temperature, top_p, k
+
+    def __call__(self, scores: torch.Tensor) -> torch.Tensor:
+        """One token id per row of ``scores`` (float32 logits, ``(rows, vocabulary)``)."""
+        import torch
+
+        probs = torch.softmax(scores / self.temperature, dim=-1)
+        if self.top_p >= 1:
+            return torch.multinomial(probs, 1).squeeze(1)
+        top, index = probs.topk(min(self.k, probs.shape[-1]), dim=-1)
+        chosen = index.gather(1, torch.multinomial(self._nucleus(top), 1)).squeeze(1)
+        wide = top.sum(dim=-1) < self.top_p  # rows whose nucleus reaches past the k most likely tokens
+        if wide.any():
+            ordered, order = probs[wide].sort(dim=-1, descending=True)
+            chosen[wide] = order.gather(1, torch.multinomial(self._nucleus(ordered), 1)).squeeze(1)
+        return chosen
+
+    def _nucleus(self, ordered: torch.Tensor) -> torch.Tensor:
+        """Probabilities in decreasing order, with the tokens outside the nucleus set to 0."""
+        return ordered.masked_fill(ordered.cumsum(dim=-1) - ordered >= self.top_p, 0.0)
+
+
 def can_decode(model: PreTrainedModel) -> bool:
     """Whether `decode` samples what ``generate`` would for this model (else use ``generate``)."""
     config = getattr(model, "generation_config", None)
@@ -128,6 +168,7 @@ def decode(
     pad_token_id: int,
     retire_rows: bool = True,
     logits_per_row: bool = False,
+    sampler: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """The new tokens of ``n`` completions of each left-padded prompt, rows ``[prompt 0] * n, [prompt 1] * n, ...``.
 
@@ -144,6 +185,9 @@ def decode(
         logits_per_row: compute the prefill's next-token logits row by row (the output layer over each prompt's
             last hidden state repeated to its ``n`` rows), as ``generate`` does when each row is its own copy of
             the prompt (`loop_generate`); the transformer body still runs once per prompt.
+        sampler: with ``sample``, draws a token for each row still going from its processed scores (e.g.
+            `NucleusSampler`), in place of ``generate``'s race over every row of the batch: other samples than
+            ``generate``'s, from the same distribution when the sampler draws from what the processors leave.
 
     Returns:
         A ``(prompts * n, steps)`` tensor, ``steps <= max_new_tokens`` (fewer when every row ended early),
@@ -189,12 +233,13 @@ def decode(
     while True:
         end = length + step
         scores = processors(ids[batch, :end], logits)  # row by row: the rows not in the batch have ended
-        if sample:
-            chosen = draw(torch.softmax(scores, dim=-1), batch, rows)
-        else:
-            chosen = torch.argmax(scores, dim=-1)
         going = unfinished[batch]
-        chosen = chosen.masked_fill(~going, pad_token_id)
+        if sample and sampler is not None:
+            chosen = torch.full_like(batch, pad_token_id)
+            chosen[going] = sampler(scores[going])
+        else:
+            chosen = draw(torch.softmax(scores, dim=-1), batch, rows) if sample else torch.argmax(scores, dim=-1)
+            chosen = chosen.masked_fill(~going, pad_token_id)
         ids[batch, end] = chosen
         mask[:, end] = 1
         unfinished[batch] = going & ~torch.isin(chosen, eos)

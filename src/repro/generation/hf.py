@@ -20,11 +20,15 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from repro.generation.base import GenerationSpec, Prompt, encode_prompts, single_token_id
-from repro.generation.decode import can_decode, decode
+from repro.generation.decode import NucleusSampler, can_decode, decode
 
 if TYPE_CHECKING:  # torch and transformers are imported where a model runs: a notebook whose stages are reused
     import torch  # never loads them (tests/test_startup.py)
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+#: How `HFGenerator`'s decode loop draws sampled tokens (see its ``sampler`` argument).
+SAMPLERS = ("generate", "nucleus")
 
 
 class TemperatureTopP:
@@ -86,6 +90,11 @@ class HFGenerator:
             samples, faster); False decodes every model with ``model.generate`` (to compare the two).
         retire_rows: in that loop, drop the rows that have ended from the forward passes (the same samples,
             faster when completions end at different lengths); False keeps them (to compare the two).
+        sampler: how the loop draws a sampled token. ``"generate"``: ``generate``'s own draw, so the samples
+            are ``generate``'s token for token. ``"nucleus"``: `repro.generation.decode.NucleusSampler`, the
+            same distribution drawn among the nucleus only, for the rows still going: faster, other samples
+            (an `repro.generation.engine.Engine` option, so it is part of the stages' keys). It needs the
+            decode loop (a Llama model).
     """
 
     def __init__(
@@ -97,7 +106,10 @@ class HFGenerator:
         progress: bool = True,
         decode_loop: bool = True,
         retire_rows: bool = True,
+        sampler: str = "generate",
     ) -> None:
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}; valid samplers: {', '.join(SAMPLERS)}")
         if device is not None:
             model = model.to(device)
         if tokenizer.pad_token is None:
@@ -106,6 +118,7 @@ class HFGenerator:
         self.tokenizer = tokenizer
         self.decode_loop = decode_loop
         self.retire_rows = retire_rows
+        self.sampler = sampler
         self.progress = progress
 
     @property
@@ -122,8 +135,17 @@ class HFGenerator:
 
         encoded = encode_prompts(self.tokenizer, prompts)
         draws = 1 if config.greedy else config.n
+        fast = self._can_decode()
+        nucleus = None
+        if self.sampler == "nucleus" and not config.greedy:
+            if not fast:
+                raise ValueError("sampler='nucleus' draws in the decode loop, which this model or generator does "
+                                 "not use (a Llama model with decode_loop=True): use sampler='generate'")
+            nucleus = NucleusSampler(config.temperature, config.top_p)
         if config.greedy:
             sampling = {"do_sample": False}
+        elif nucleus is not None:  # temperature and top-p are the sampler's
+            sampling = {"do_sample": True, "logits_processor": LogitsProcessorList()}
         else:  # top_k=0: no top-k cut-off (transformers would apply 50), as in vLLM
             sampling = {"do_sample": True, "temperature": 1.0, "top_p": 1.0, "top_k": 0, "logits_processor":
                         LogitsProcessorList([TemperatureTopP(config.temperature, config.top_p,
@@ -132,7 +154,6 @@ class HFGenerator:
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]), reverse=True)
         batches = [order[start : start + config.batch_size] for start in range(0, len(order), config.batch_size)]
         completions: list[list[str]] = [[] for _ in encoded]
-        fast = self._can_decode()
         with self._seeded(config.seed), self._eval_mode(), torch.inference_mode():
             for batch in tqdm(batches, desc="generate", unit="batch", disable=not self.progress):
                 inputs = self._pad([encoded[i] for i in batch])
@@ -141,7 +162,7 @@ class HFGenerator:
                                         max_new_tokens=config.max_new_tokens, sample=not config.greedy,
                                         processors=sampling.get("logits_processor", LogitsProcessorList()),
                                         eos_token_ids=self._eos_token_ids(), pad_token_id=self.tokenizer.pad_token_id,
-                                        retire_rows=self.retire_rows)
+                                        retire_rows=self.retire_rows, sampler=nucleus)
                 else:
                     output = self.model.generate(
                         **inputs,
