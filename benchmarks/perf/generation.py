@@ -8,6 +8,7 @@ sides generate the same number of tokens.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -100,6 +101,34 @@ def retirement(spec: GenerationBench = GenerationBench(), *, samples: int = 4, l
                f"quarters are (never fewer than {RETIRE_FLOOR} rows)."))
 
 
+def nucleus_sampler(spec: GenerationBench = GenerationBench(), *, trained: bool, samples: int = 4,
+                    log=print) -> dict:
+    """Row: tokens/s (untrained, fixed length) or completions/s (the shipped M0, natural ends) of the decode
+    loop drawing with `repro.generation.decode.NucleusSampler` against drawing as ``generate`` does; the two
+    draw different samples from the same distribution (`tests/test_generation.py`)."""
+    model, tokenizer = setup.shipped_m0() if trained else setup.world_model(spec.size, seed=spec.seed)
+    prompts = setup.task_prompts(spec.prompts, seed=spec.seed)
+    n = samples if trained else 1
+    config = GenerationSpec(max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, top_p=spec.top_p,
+                            n=n, seed=spec.seed, batch_size=spec.batch_size)
+    drawn = HFGenerator(model, tokenizer, progress=False)
+    nucleus = HFGenerator(model, tokenizer, progress=False, sampler="nucleus")
+    work = spec.prompts * n * (1 if trained else spec.max_new_tokens)
+    what = (f"the shipped M0 (pre-trained), completions ending where it ends them, n = {n}" if trained else
+            f"{setup.UNTRAINED_NOTE} (preset {spec.size}): its nucleus is most of the vocabulary, every completion "
+            f"exactly {spec.max_new_tokens} tokens, n = 1")
+    with setup.fixed_length(model, spec.max_new_tokens) if not trained else contextlib.nullcontext():
+        return compare(
+            f"draw {spec.prompts} prompts x n={n} ({'shipped M0' if trained else 'untrained, fixed length'})",
+            lambda: drawn.generate(prompts, config), lambda: nucleus.generate(prompts, config), repeats=spec.repeats,
+            work_a=work, work_b=work, unit="completions/s" if trained else "tokens/s",
+            baseline="decode loop, generate's draw (every row, whole vocabulary)",
+            candidate="decode loop, NucleusSampler (rows still going, nucleus only)", log=log,
+            notes=(f"{what}; held-out world prompts, batch {spec.batch_size} prompts, T {spec.temperature}, top-p "
+                   f"{spec.top_p}, at most {spec.max_new_tokens} new tokens; rows that have ended retire on both "
+                   f"sides. The two sides draw different samples from the same distribution."))
+
+
 def rloo_sampling(spec: GenerationBench = GenerationBench(), *, log=print) -> dict:
     """Row: RLOO steps/s (`repro.training.rl.train_rloo`, trl's trainer) with trl's ``model.generate`` calls run
     through the decode loop (`repro.generation.decode.loop_generate`) against transformers' ``generate``; both
@@ -159,4 +188,5 @@ def run(spec: GenerationBench = GenerationBench(), *, log=print) -> list[dict]:
                    f"{spec.max_new_tokens} tokens (min_new_tokens = max_new_tokens on both sides). Target: the "
                    f"issue's >= 20x on the tiny profile."))
     return [row, decode_loop(spec, log=log), retirement(spec, log=log),
+            nucleus_sampler(spec, trained=False, log=log), nucleus_sampler(spec, trained=True, log=log),
             rloo_sampling(spec, log=log)]
