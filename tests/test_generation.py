@@ -372,7 +372,8 @@ def test_loop_generate_returns_what_generate_returns_for_the_calls_it_takes(toke
     batches = {"each row its own prompt": texts * 3, "four copies of each prompt, as trl asks": [
         text for text in texts for _ in range(4)]}
     took = []
-    monkeypatch.setattr(decode, "decode", lambda *a, _decode=decode.decode, **k: took.append(k["n"]) or _decode(*a, **k))
+    original = decode.decode
+    monkeypatch.setattr(decode, "decode", lambda *a, **k: took.append(k["n"]) or original(*a, **k))
     for rows in batches.values():
         inputs = tokenizer.pad({"input_ids": [tokenizer(t)["input_ids"] for t in rows]}, padding_side="left",
                                return_tensors="pt")

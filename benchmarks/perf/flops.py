@@ -90,8 +90,8 @@ def run(spec: FlopsBench = FlopsBench(), *, log=print) -> tuple[list[dict], list
         log=log,
         notes=(f"{setup.UNTRAINED_NOTE}: preset {spec.size}, {params:,} parameters; a plain forward/backward/"
                f"AdamW loop (not the trainer; its fused AdamW, as the trainers build it) on random token blocks of "
-               f"the tiny profile's pre-training shape, {spec.steps} steps per call; FLOPs = 6 x parameters x tokens. The ratio is the fraction of "
-               f"the float32 matmul peak measured beside it."))]
+               f"the tiny profile's pre-training shape, {spec.steps} steps per call; FLOPs = 6 x parameters x "
+               f"tokens. The ratio is the fraction of the float32 matmul peak measured beside it."))]
 
     generator = HFGenerator(model, tokenizer, progress=False)
     prompts = setup.task_prompts(spec.prompts, seed=spec.seed)

@@ -25,6 +25,11 @@ keeps ``generate``'s sampling exactly and changes only where the keys and values
 So under the same seed the completions are ``generate(num_return_sequences=n)``'s token for token
 (`tests/test_generation.py`, with rows that end early and retire).
 
+`NucleusSampler` draws the same distribution in fewer steps, among the nucleus only and for the rows still
+going (`decode`'s ``sampler``; `repro.generation.hf.HFGenerator`'s ``sampler="nucleus"``): other samples, so it
+is an engine option that changes the stages' keys, not the default. `loop_generate` lends the loop to code that
+calls ``model.generate`` itself (trl's RLOO trainer).
+
 `can_decode` says which models and generation configs the loop covers: a Llama-architecture causal LM
 (the studies' models, SmolLM2) whose generation config sets nothing beyond the special tokens and a
 minimum number of new tokens; `repro.generation.hf.HFGenerator` uses ``generate`` for anything else.
@@ -105,7 +110,7 @@ def draw(probs: torch.Tensor, rows: torch.Tensor, total: int) -> torch.Tensor:
     import torch
 
     race = torch.empty((total, probs.shape[-1]), dtype=probs.dtype, device=probs.device).exponential_(1)
-    return torch.argmax(probs / race[rows], dim=-1)
+    return torch.argmax(probs / (race if len(rows) == total else race[rows]), dim=-1)
 
 
 class NucleusSampler:
@@ -232,7 +237,8 @@ def decode(
     step = 0
     while True:
         end = length + step
-        scores = processors(ids[batch, :end], logits)  # row by row: the rows not in the batch have ended
+        whole = len(batch) == rows  # no row has retired yet: views, not copies
+        scores = processors(ids[:, :end] if whole else ids[batch, :end], logits)  # row by row
         going = unfinished[batch]
         if sample and sampler is not None:
             chosen = torch.full_like(batch, pad_token_id)
@@ -252,7 +258,8 @@ def decode(
             batch, chosen, position = batch[kept], chosen[kept], position[kept]
             for layer in cache.layers:
                 layer.keep(kept)
-        logits = model(input_ids=chosen[:, None], attention_mask=mask[batch, : end + 1], position_ids=position,
+        attention = mask[:, : end + 1] if len(batch) == rows else mask[batch, : end + 1]
+        logits = model(input_ids=chosen[:, None], attention_mask=attention, position_ids=position,
                        past_key_values=cache, use_cache=True).logits[:, -1].to(copy=True, dtype=torch.float32)
 
 
@@ -281,8 +288,7 @@ CALL_CONFIG_FIELDS = frozenset({
 #: Fields the model's own generation config may set for `loop_generate` to take a call (``generate`` could fill
 #: the call's unset sampling fields from any other).
 MODEL_CONFIG_FIELDS = frozenset({"bos_token_id", "eos_token_id", "pad_token_id", "use_cache", "output_attentions",
-                                 "output_hidden_states", "transformers_version",
-                                 "_from_model_config"})
+                                 "output_hidden_states", "transformers_version", "_from_model_config"})
 #: ... and these, at values that mean "off".
 NEUTRAL_CALL_SETTINGS = {"repetition_penalty": (None, 1.0), "num_beams": (None, 1), "num_return_sequences": (None, 1),
                          "min_p": (None,), "cache_implementation": (None,), "min_new_tokens": (None, 0),
@@ -337,10 +343,10 @@ def repeated_rows(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> int:
 def loop_generate(model: PreTrainedModel):
     """While inside, ``model.generate(input_ids=, attention_mask=, generation_config=)`` runs through `decode`
     when it can (`takes_call`) and returns what ``generate`` returns, the prompts followed by the new tokens,
-    token for token; any other call goes to ``generate``. Rows that are copies of one prompt
-    (`repeated_rows`) share its prefill, as the ``n`` samples of `decode` do. For a trainer that samples with ``model.generate``
-    (trl's RLOO): its completions, and so its training, stay the same, faster
-    (`tests/test_training.py` trains with and without it)."""
+    token for token; any other call goes to ``generate``. Rows that are copies of one prompt (`repeated_rows`)
+    share its prefill, as the ``n`` samples of `decode` do. For a trainer that samples with ``model.generate``
+    (trl's RLOO): its completions, and so its training, stay the same, faster (`tests/test_rl.py` trains with
+    and without it)."""
     import torch
 
     original = model.generate
