@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from repro.generation.decode import loop_generate
 from repro.training.common import TrainResult, TrainSpec, dataset_progress, run_trainer
 from repro.training.reward import load_reward_model, reward_scores
 
@@ -145,8 +146,6 @@ def train_rloo(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, promp
     same training, in less time (False: transformers' ``generate``, to compare)."""
     import warnings
     from contextlib import nullcontext
-
-    from repro.generation.decode import loop_generate
 
     trainer = make_rloo_trainer(model, tokenizer, prompts, reward, params, output_dir, reward_name=reward_name,
                                 reference_path=reference_path)
