@@ -162,9 +162,11 @@ def rloo_sampling(spec: GenerationBench = GenerationBench(), *, log=print) -> di
                f"steps from the same start; both sides sample the same completions and train the same weights."))
 
 
-def run(spec: GenerationBench = GenerationBench(), *, log=print) -> list[dict]:
-    """The comparison rows: batched against one prompt at a time (target 20x); the decode loop against generate."""
-    model, tokenizer = setup.world_model(spec.size, seed=spec.seed)
+def batched_against_one_at_a_time(spec: GenerationBench = GenerationBench(), *, trained: bool = False,
+                                  log=print) -> dict:
+    """Row: tokens/s of `HFGenerator` (batched) against one ``model.generate`` call per prompt (target 20x), on an
+    untrained M0 or on the shipped (pre-trained) M0, whose peaked distributions are what the studies sample."""
+    model, tokenizer = setup.shipped_m0() if trained else setup.world_model(spec.size, seed=spec.seed)
     prompts = setup.task_prompts(spec.prompts, seed=spec.seed)
     config = GenerationSpec(max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, top_p=spec.top_p,
                             seed=spec.seed, batch_size=spec.batch_size)
@@ -176,17 +178,28 @@ def run(spec: GenerationBench = GenerationBench(), *, log=print) -> list[dict]:
         assert len(completions) == spec.prompts
         return tokens
 
+    what = ("the shipped M0 (pre-trained, preset S): a trained model's nucleus is a few dozen tokens, where an "
+            "untrained model's is most of the vocabulary" if trained else
+            f"{setup.UNTRAINED_NOTE}: preset {spec.size}")
     with setup.fixed_length(model, spec.max_new_tokens):
-        row = compare(
-            f"generate {spec.prompts} prompts x {spec.max_new_tokens} tokens", lambda: one_at_a_time(
-                model, tokenizer, prompts, config), batched,
+        return compare(
+            f"generate {spec.prompts} prompts x {spec.max_new_tokens} tokens "
+            f"({'shipped M0' if trained else 'untrained'})",
+            lambda: one_at_a_time(model, tokenizer, prompts, config), batched,
             repeats=spec.repeats, work_a=lambda n: n, work_b=tokens, unit="tokens/s",
             baseline="model.generate, one prompt per call", candidate=f"HFGenerator, batch {spec.batch_size}",
             target=TARGET, log=log,
-            notes=(f"{setup.UNTRAINED_NOTE}: preset {spec.size}, {count_parameters(model):,} parameters; held-out "
-                   f"world prompts; sampling T {spec.temperature}, top-p {spec.top_p}; every completion exactly "
-                   f"{spec.max_new_tokens} tokens (min_new_tokens = max_new_tokens on both sides). Target: the "
-                   f"issue's >= 20x on the tiny profile."))
-    return [row, decode_loop(spec, log=log), retirement(spec, log=log),
+            notes=(f"{what}, {count_parameters(model):,} parameters; held-out world prompts; sampling T "
+                   f"{spec.temperature}, top-p {spec.top_p}; every completion exactly {spec.max_new_tokens} tokens "
+                   f"(min_new_tokens = max_new_tokens on both sides). Target: the issue's >= 20x on the tiny "
+                   f"profile."))
+
+
+def run(spec: GenerationBench = GenerationBench(), *, log=print) -> list[dict]:
+    """The comparison rows: batched against one prompt at a time (target 20x; untrained and shipped M0); the decode
+    loop against generate; rows retiring; the nucleus sampler; RLOO's sampling through the loop."""
+    row = batched_against_one_at_a_time(spec, log=log)
+    trained = batched_against_one_at_a_time(spec, trained=True, log=log)
+    return [row, trained, decode_loop(spec, log=log), retirement(spec, log=log),
             nucleus_sampler(spec, trained=False, log=log), nucleus_sampler(spec, trained=True, log=log),
             rloo_sampling(spec, log=log)]
