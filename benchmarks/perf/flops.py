@@ -108,6 +108,17 @@ def run(spec: FlopsBench = FlopsBench(), *, log=print) -> tuple[list[dict], list
                    f"Decoding with a KV cache at a tiny model's batch sizes is latency-bound (each step is a "
                    f"few small matrix-vector products and Python overhead), so a small fraction is expected.")))
 
+    shipped, shipped_tokenizer = setup.shipped_m0()  # the studies' pre-trained M0: peaked distributions
+    shipped_generator = HFGenerator(shipped, shipped_tokenizer, progress=False)
+    with setup.fixed_length(shipped, spec.max_new_tokens):
+        rows.append(compare(
+            "generation (shipped M0): fraction of peak", peak, lambda: shipped_generator.generate(prompts, config),
+            repeats=spec.repeats, work_a=peak_flops, work_b=2.0 * count_parameters(shipped) * spec.prompts
+            * spec.max_new_tokens, unit="FLOP/s", baseline=peak_name,
+            candidate=f"HFGenerator on the shipped M0, batch {spec.prompts} x {spec.max_new_tokens} tokens", log=log,
+            notes=("as the row above, with the shipped (pre-trained) M0 of the same shape and tokenizer: a trained "
+                   "model's nucleus is a few dozen tokens, so the sampler sorts far less of the vocabulary.")))
+
     sampled = GenerationSpec(max_new_tokens=spec.max_new_tokens, temperature=0.7, top_p=0.9, n=spec.samples,
                              seed=spec.seed, batch_size=spec.prompts)
     with setup.fixed_length(model, spec.max_new_tokens):
