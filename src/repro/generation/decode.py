@@ -113,6 +113,13 @@ def draw(probs: torch.Tensor, rows: torch.Tensor, total: int) -> torch.Tensor:
     return torch.argmax(probs / (race if len(rows) == total else race[rows]), dim=-1)
 
 
+def in_nucleus(ordered: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Which tokens of each row are in its top-p nucleus, given the row's probabilities in decreasing order (all
+    of them, or its most likely ones): a token is when the mass of the tokens more likely than it is below
+    ``top_p`` (transformers' rule; the most likely token always is)."""
+    return ordered.cumsum(dim=-1) - ordered < top_p
+
+
 class NucleusSampler:
     """Temperature and nucleus (top-p) sampling that draws among the nucleus only: the distribution of
     transformers' ``TemperatureLogitsWarper``, ``TopPLogitsWarper`` and ``multinomial`` (a token is kept when
@@ -140,16 +147,12 @@ class NucleusSampler:
         if self.top_p >= 1:
             return torch.multinomial(probs, 1).squeeze(1)
         top, index = probs.topk(min(self.k, probs.shape[-1]), dim=-1)
-        chosen = index.gather(1, torch.multinomial(self._nucleus(top), 1)).squeeze(1)
+        chosen = index.gather(1, torch.multinomial(top * in_nucleus(top, self.top_p), 1)).squeeze(1)
         wide = top.sum(dim=-1) < self.top_p  # rows whose nucleus reaches past the k most likely tokens
         if wide.any():
             ordered, order = probs[wide].sort(dim=-1, descending=True)
-            chosen[wide] = order.gather(1, torch.multinomial(self._nucleus(ordered), 1)).squeeze(1)
+            chosen[wide] = order.gather(1, torch.multinomial(ordered * in_nucleus(ordered, self.top_p), 1)).squeeze(1)
         return chosen
-
-    def _nucleus(self, ordered: torch.Tensor) -> torch.Tensor:
-        """Probabilities in decreasing order, with the tokens outside the nucleus set to 0."""
-        return ordered.masked_fill(ordered.cumsum(dim=-1) - ordered >= self.top_p, 0.0)
 
 
 def can_decode(model: PreTrainedModel) -> bool:

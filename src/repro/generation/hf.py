@@ -20,7 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from repro.generation.base import GenerationSpec, Prompt, encode_prompts, single_token_id
-from repro.generation.decode import NucleusSampler, can_decode, decode
+from repro.generation.decode import NucleusSampler, can_decode, decode, in_nucleus
 
 if TYPE_CHECKING:  # torch and transformers are imported where a model runs: a notebook whose stages are reused
     import torch  # never loads them (tests/test_startup.py)
@@ -67,8 +67,7 @@ class TemperatureTopP:
         if self.top_p >= 1:
             return scores
         top, index = scores.softmax(dim=-1).topk(min(self.k, scores.shape[-1]), dim=-1)
-        preceding = top.cumsum(dim=-1) - top  # mass of the more likely tokens, for each of the top k
-        keep = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, index, preceding < self.top_p)
+        keep = torch.zeros_like(scores, dtype=torch.bool).scatter_(1, index, in_nucleus(top, self.top_p))
         filtered = scores.masked_fill(~keep, -float("inf"))
         wide = top.sum(dim=-1) < self.top_p  # rows whose nucleus reaches past the top k
         if len(self.eos_token_ids):
