@@ -95,20 +95,26 @@ def test_the_decode_loop_is_greedy_as_generate_is(generator):
     assert generator.generate(PROMPTS, config) == sampled_the_plain_way(generator).generate(PROMPTS, config)
 
 
-@pytest.mark.parametrize("min_new_tokens", [None, 4])
-def test_the_decode_loop_ends_and_pads_rows_as_generate_does(tokenizer, min_new_tokens):
-    """With the end of sequence made likely, some samples end at their first token and some later; the
-    decode loop pads them as generate does, and keeps the model's minimum length."""
+def ending_early(tokenizer, boost: float):
+    """An untrained model whose end-of-sequence logit is raised by ``boost``: its samples end at many lengths."""
     model = make_llama("XS", tokenizer, seed=1, initializer_range=0.2)
-    model.generation_config.min_new_tokens = min_new_tokens
     forward = model.forward
 
     def likely_to_end(*args, **kwargs):
         out = forward(*args, **kwargs)
-        out.logits[..., tokenizer.eos_token_id] += 4.0
+        out.logits[..., tokenizer.eos_token_id] += boost
         return out
 
     model.forward = likely_to_end
+    return model
+
+
+@pytest.mark.parametrize("min_new_tokens", [None, 4])
+def test_the_decode_loop_ends_and_pads_rows_as_generate_does(tokenizer, min_new_tokens):
+    """With the end of sequence made likely, some samples end at their first token and some later; the
+    decode loop pads them as generate does, and keeps the model's minimum length."""
+    model = ending_early(tokenizer, 4.0)
+    model.generation_config.min_new_tokens = min_new_tokens
     generator = HFGenerator(model, tokenizer, progress=False)
     config = GenerationSpec(max_new_tokens=10, temperature=1.0, n=4, seed=3, batch_size=3)
     shared = generator.generate(PROMPTS, config)
@@ -308,21 +314,11 @@ def retirements(monkeypatch) -> list[int]:
     return shrunk
 
 
-@pytest.mark.parametrize("greedy", [False, True, "nucleus"])
-def test_rows_that_end_retire_and_the_samples_stay_generates_token_for_token(tokenizer, monkeypatch, greedy):
+@pytest.mark.parametrize(("sampler", "greedy"), [("generate", False), ("generate", True), ("nucleus", False)])
+def test_rows_that_end_retire_and_the_samples_stay_generates_token_for_token(tokenizer, monkeypatch, sampler, greedy):
     """Enough rows that the batch shrinks as they end (from 72 rows at most to the floor): every completion is
     still generate's token for token, sampled or greedy."""
-    model = make_llama("XS", tokenizer, seed=1, initializer_range=0.2)
-    forward = model.forward
-
-    def ends_at_different_times(*args, **kwargs):
-        out = forward(*args, **kwargs)
-        out.logits[..., tokenizer.eos_token_id] += 2.0
-        return out
-
-    model.forward = ends_at_different_times
-    sampler = "nucleus" if greedy == "nucleus" else "generate"
-    greedy = greedy is True
+    model = ending_early(tokenizer, 2.0)
     generator = HFGenerator(model, tokenizer, progress=False, sampler=sampler)
     shrunk = retirements(monkeypatch)
     config = GenerationSpec(max_new_tokens=16, temperature=0 if greedy else 1.0, top_p=1.0 if greedy else 0.9,
