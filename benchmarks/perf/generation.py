@@ -35,6 +35,11 @@ class GenerationBench:
     seed: int = 0
     rl_steps: int = 4  # RLOO steps per timed call (`rloo_sampling`)
 
+    def sampling(self, n: int = 1) -> GenerationSpec:
+        """The sampling settings every row uses, with ``n`` samples per prompt."""
+        return GenerationSpec(max_new_tokens=self.max_new_tokens, temperature=self.temperature, top_p=self.top_p,
+                              n=n, seed=self.seed, batch_size=self.batch_size)
+
 
 QUICK = GenerationBench(prompts=8, max_new_tokens=6, batch_size=8, repeats=1, rl_steps=1)
 
@@ -60,8 +65,7 @@ def decode_loop(spec: GenerationBench = GenerationBench(), *, samples: int = 4, 
     the same token for token (`tests/test_generation.py`)."""
     model, tokenizer = setup.world_model(spec.size, seed=spec.seed)
     prompts = setup.task_prompts(spec.prompts, seed=spec.seed)
-    config = GenerationSpec(max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, top_p=spec.top_p,
-                            n=samples, seed=spec.seed, batch_size=spec.batch_size)
+    config = spec.sampling(samples)
     fast = HFGenerator(model, tokenizer, progress=False)
     plain = HFGenerator(model, tokenizer, progress=False, decode_loop=False)
     tokens = spec.prompts * samples * spec.max_new_tokens
@@ -84,8 +88,7 @@ def retirement(spec: GenerationBench = GenerationBench(), *, samples: int = 4, l
     their own lengths; both sides draw the same samples token for token (`tests/test_generation.py`)."""
     model, tokenizer = setup.shipped_m0()
     prompts = setup.task_prompts(spec.prompts, seed=spec.seed)
-    config = GenerationSpec(max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, top_p=spec.top_p,
-                            n=samples, seed=spec.seed, batch_size=spec.batch_size)
+    config = spec.sampling(samples)
     kept = HFGenerator(model, tokenizer, progress=False, retire_rows=False)
     retiring = HFGenerator(model, tokenizer, progress=False)
     completions = spec.prompts * samples
@@ -109,8 +112,7 @@ def nucleus_sampler(spec: GenerationBench = GenerationBench(), *, trained: bool,
     model, tokenizer = setup.shipped_m0() if trained else setup.world_model(spec.size, seed=spec.seed)
     prompts = setup.task_prompts(spec.prompts, seed=spec.seed)
     n = samples if trained else 1
-    config = GenerationSpec(max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, top_p=spec.top_p,
-                            n=n, seed=spec.seed, batch_size=spec.batch_size)
+    config = spec.sampling(n)
     drawn = HFGenerator(model, tokenizer, progress=False)
     nucleus = HFGenerator(model, tokenizer, progress=False, sampler="nucleus")
     work = spec.prompts * n * (1 if trained else spec.max_new_tokens)
@@ -168,8 +170,7 @@ def batched_against_one_at_a_time(spec: GenerationBench = GenerationBench(), *, 
     untrained M0 or on the shipped (pre-trained) M0, whose peaked distributions are what the studies sample."""
     model, tokenizer = setup.shipped_m0() if trained else setup.world_model(spec.size, seed=spec.seed)
     prompts = setup.task_prompts(spec.prompts, seed=spec.seed)
-    config = GenerationSpec(max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, top_p=spec.top_p,
-                            seed=spec.seed, batch_size=spec.batch_size)
+    config = spec.sampling()
     generator = HFGenerator(model, tokenizer, progress=False)
     tokens = spec.prompts * spec.max_new_tokens
 
