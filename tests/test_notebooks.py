@@ -231,3 +231,24 @@ def test_the_real_model_page_sent_every_template_and_read_every_figure(smoke_boo
     assert set(examples.columns) == {"prompt", "answer", "judgment", "read", "score"}
     counts, _ = rm.written_prompts(probes)
     assert counts["candidates"] >= counts["accepted"]
+
+
+def test_development_runs_recorded_without_their_evaluation_noise_get_it_from_their_stored_responses(smoke_book):
+    """A sweep resumes the runs it finished before, so runs recorded before `dev_control` measured
+    ``eval_var`` lack it; 11_dev_settings measures it from their stored development responses: the same
+    values the runs measured, and nothing computed."""
+    import pandas as pd
+
+    from repro.runs.notebooks import load_profile, notebook_parameters, resolve_notebook, resolve_parameters
+    from repro.studies.self_rewarding import study
+
+    _, store = smoke_book
+    chapter = resolve_notebook("11_dev_settings")
+    params = {name: p.default for name, p in notebook_parameters(chapter).items()}
+    params.update(resolve_parameters(chapter, load_profile("smoke"), {}))
+    results = pd.read_parquet(store / "sweeps" / f"{params['sweep']}-smoke" / "results.parquet")
+    before = {(s.name, s.key) for s in RunStore(store).stages()}
+    filled = study.with_eval_var(RunStore(store), params, results.drop(columns="eval_var"), ["dpo_learning_rate"])
+    assert len(filled) == len(results) >= 4 and (results.eval_var > 0).all()
+    assert filled.eval_var.to_numpy() == pytest.approx(results.eval_var.to_numpy(), rel=1e-12)
+    assert {(s.name, s.key) for s in RunStore(store).stages()} == before

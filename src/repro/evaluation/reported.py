@@ -101,3 +101,8 @@ def development_entries() -> list[dict[str, Any]]:
     """The settings chosen on development data (``development:``), copies; `repro.evaluation.development`
     reads them."""
     return [dict(e) for e in _data().get("development", [])]
+
+
+def sizing_entries() -> list[dict[str, Any]]:
+    """How much work the intervals need (``sizing:``), copies; `repro.evaluation.sizing` reads them."""
+    return [dict(e) for e in _data().get("sizing", [])]

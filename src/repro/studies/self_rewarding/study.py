@@ -38,6 +38,7 @@ from repro.evaluation import controls, gates, reported
 from repro.evaluation.claims import part as claim_part
 from repro.evaluation.gold import ORACLE, JudgeGold
 from repro.evaluation.metrics import win_rate
+from repro.evaluation.sizing import evaluation_variance
 from repro.evaluation.stats import seed_ci
 from repro.generation import DEFAULT_ENGINE, Engine, external_model_stage
 from repro.judges.llm_judge import JudgeSpec
@@ -305,12 +306,13 @@ def dev_prompts(store: RunStore, spec: StudySpec, inputs: StudyInputs, per_famil
                                 replace(spec.evaluation, prompts_per_family=per_family), inputs.eval_prompts)
 
 
-def dev_control(store: RunStore, spec: StudySpec, seed: int, inputs: StudyInputs, dev_prompts: Stage, *,
-                progress: bool | None = None) -> dict:
+def dev_responses(store: RunStore, spec: StudySpec, seed: int, inputs: StudyInputs, dev_prompts: Stage, *,
+                  progress: bool | None = None) -> tuple[Stage, pd.DataFrame, pd.DataFrame]:
     """The positive control's first iteration (DPO from M1 on the oracle's picks among M1's candidates,
-    with ``spec.iteration.preference``'s settings), measured on the development prompts: its win rate
-    against M1 there, and its mean oracle score and accuracy. Every stage but the control's model and
-    the development evaluations is the very stage `run_seed` makes; no held-out prompt is read."""
+    with ``spec.iteration.preference``'s settings) and its and M1's responses to the development prompts,
+    scored by the oracle: ``(control stage, control's responses, M1's responses)``. Every stage but the
+    control's model and the development evaluations is the very stage `run_seed` makes; no held-out
+    prompt is read."""
     spec = spec.seeded(seed)
     held_out = sr.prompt_rows(inputs.eval_prompts)
     ift, ift_key, _, _, m1 = starting_models(store, spec, m0=inputs.m0, eval_prompts=inputs.eval_prompts,
@@ -323,14 +325,47 @@ def dev_control(store: RunStore, spec: StudySpec, seed: int, inputs: StudyInputs
     control = sr.preference_stage(store, m1, aift, spec.iteration, 1, feedback="oracle",
                                   accelerate_config=spec.accelerate_config or None, progress=progress)
     dev_eval = replace(spec.evaluation, judge_samples=0)  # the oracle scores; the model does not judge
-    responses = {name: pd.read_parquet(sr.evaluate_stage(store, model, dev_prompts, dev_eval, gold=inputs.gold,
-                                                         engine=inputs.engine, progress=progress) / "responses.parquet")
-                 for name, model in (("control", control), ("M1", m1))}
-    frame = responses["control"]
-    return {"seed": seed, "win_rate": compare(frame, responses["M1"])["win_rate"],
+    control_frame, m1_frame = (pd.read_parquet(sr.evaluate_stage(store, model, dev_prompts, dev_eval, gold=inputs.gold,
+                                                                 engine=inputs.engine, progress=progress)
+                                               / "responses.parquet") for model in (control, m1))
+    return control, control_frame, m1_frame
+
+
+def dev_control(store: RunStore, spec: StudySpec, seed: int, inputs: StudyInputs, dev_prompts: Stage, *,
+                progress: bool | None = None) -> dict:
+    """The positive control measured on the development prompts (`dev_responses`): its win rate against M1
+    there, the variance of that win rate that sampling the responses alone makes (``eval_var``,
+    `repro.evaluation.sizing.evaluation_variance`: what the chapter's seeds are sized from), its mean
+    oracle score and accuracy, and its training's pairs, steps and final loss."""
+    control, frame, m1_frame = dev_responses(store, spec, seed, inputs, dev_prompts, progress=progress)
+    return {"seed": seed, "win_rate": compare(frame, m1_frame)["win_rate"],
+            "eval_var": evaluation_variance(frame, m1_frame, seed=seed),
             "mean_oracle": float(frame.oracle.mean()), "accuracy": float((frame.oracle == 5).mean()),
             "pairs": control.results.get("pairs"), "steps": control.results.get("steps"),
             "final_loss": control.results.get("final_loss")}
+
+
+def with_eval_var(store: RunStore, params: Mapping[str, Any], results: pd.DataFrame, keys: list[str], *,
+                  progress: bool | None = None) -> pd.DataFrame:
+    """A development sweep's per-run ``results`` with every run's ``eval_var`` (`dev_control`). A sweep
+    resumes the runs it finished before, so a run recorded before `dev_control` measured it lacks it: it is
+    measured here from that run's stored development responses, the run's settings (the ``keys`` columns)
+    put into ``params`` (the chapter's own), every stage reused."""
+    out = results.copy()
+    if "eval_var" not in out.columns:
+        out["eval_var"] = np.nan
+    stale = out[out.eval_var.isna()]
+    if stale.empty:
+        return out
+    spec = StudySpec.from_parameters(params)
+    inputs = inputs_from_parameters(store, spec, params)
+    dev = dev_prompts(store, spec, inputs, params["dev_prompts_per_family"])
+    for index, row in stale.iterrows():
+        setting = {k: row[k].item() if hasattr(row[k], "item") else row[k] for k in keys}
+        run_spec = StudySpec.from_parameters({**params, **setting})
+        _, frame, m1_frame = dev_responses(store, run_spec, int(row.seed), inputs, dev, progress=progress)
+        out.loc[index, "eval_var"] = evaluation_variance(frame, m1_frame, seed=int(row.seed))
+    return out
 
 
 # -- the fixed reference (the analog of AlpacaEval's GPT-4 Turbo) ----------------------------------
