@@ -177,6 +177,26 @@ def test_a_run_shows_each_stage_as_plain_lines_and_the_kernel_no_transport_warni
     assert "demo" not in capfd.readouterr().err  # --no-progress: nothing
 
 
+#: A cell that leaves a witness of any SIGINT the kernel gets once its cells are done: ipykernel restores its
+#: ``saved_sigint_handler`` after each message, and a signal inside a handler is logged as a KeyboardInterrupt.
+SIGINT_WITNESS = """\
+from pathlib import Path
+get_ipython().kernel.saved_sigint_handler = lambda *_: Path({witness!r}).write_text("SIGINT")
+"""
+
+
+def test_a_run_does_not_interrupt_its_kernel_on_the_way_out(tmp_path, capfd):
+    """jupyter_client interrupts a kernel before shutting it down, and a kernel still in its last handler logs
+    "KeyboardInterrupt caught in kernel." on the run's stderr; the runs' kernel manager skips that interrupt
+    (`repro.runs.notebooks.quiet_shutdown_manager`)."""
+    witness = tmp_path / "sigint"
+    for run in range(2):
+        nb = make_notebook(tmp_path, body=SIGINT_WITNESS.format(witness=str(witness)))
+        execute(nb, {"seed": run}, profile=TINY, output_dir=tmp_path / "out", progress=False)
+        assert not witness.exists()
+        assert "KeyboardInterrupt" not in capfd.readouterr().err
+
+
 def test_on_a_terminal_a_run_shows_the_cells_and_the_running_stage(tmp_path, monkeypatch):
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)

@@ -18,6 +18,7 @@ kernel starts: papermill alone would only warn about an unknown name.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -326,6 +327,7 @@ def execute(
             papermill.execute_notebook(
                 str(notebook), str(output), parameters=parameters, kernel_name=kernel_name(),
                 progress_bar=cells_bar, cwd=str(notebook.parent), log_output=False, config=_kernel_config(private),
+                kernel_manager_class=quiet_shutdown_manager(),
             )
     except PapermillExecutionError as exc:
         record.update(status="failed", error=f"{exc.ename}: {one_line(exc.evalue)}", cell=exc.exec_count)
@@ -371,6 +373,27 @@ def _kernel_config(folder: Path):
     from traitlets.config import Config
 
     return Config({"KernelManager": {"transport": "ipc", "ip": str(folder / "kernel")}})
+
+
+@functools.cache
+def quiet_shutdown_manager() -> type:
+    """The kernel manager of every run: jupyter_client's, except that it does not interrupt the kernel on
+    the way to shutting it down.
+
+    jupyter_client sends a kernel SIGINT before its shutdown request. papermill shuts the kernel down once
+    the last cell has answered (or one has failed), so there is nothing left to interrupt; but the kernel
+    may still be in the tail of its last message's handler, where ipykernel turns the signal into a
+    KeyboardInterrupt and logs "KeyboardInterrupt caught in kernel." on the run's stderr: noise in a plain
+    log, and a line a user reads as a failure. The shutdown request alone is enough; a kernel that does not
+    answer it is killed after jupyter_client's wait, as before."""
+    from jupyter_client import AsyncKernelManager
+
+    class QuietShutdownKernelManager(AsyncKernelManager):
+        async def _async_interrupt_kernel(self) -> None:
+            if not self.shutting_down:  # an interrupt asked for while the kernel runs still goes through
+                await super()._async_interrupt_kernel()
+
+    return QuietShutdownKernelManager
 
 
 def _hide_injected_cell(path: Path) -> None:
