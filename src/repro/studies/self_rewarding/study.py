@@ -345,12 +345,13 @@ def dev_control(store: RunStore, spec: StudySpec, seed: int, inputs: StudyInputs
             "final_loss": control.results.get("final_loss")}
 
 
-def with_eval_var(store: RunStore, params: Mapping[str, Any], results: pd.DataFrame, keys: list[str], *,
+def with_eval_var(store: RunStore, params: Mapping[str, Any], results: pd.DataFrame, *,
                   progress: bool | None = None) -> pd.DataFrame:
     """A development sweep's per-run ``results`` with every run's ``eval_var`` (`dev_control`). A sweep
     resumes the runs it finished before, so a run recorded before `dev_control` measured it lacks it: it is
-    measured here from that run's stored development responses, the run's settings (the ``keys`` columns)
-    put into ``params`` (the chapter's own), every stage reused."""
+    measured here from that run's stored development responses, every stage reused. The run's settings are
+    the columns of its row that are parameters of the chapter (``params``, the chapter's own values: the
+    swept settings and the preference method's others, which every run records)."""
     out = results.copy()
     if "eval_var" not in out.columns:
         out["eval_var"] = np.nan
@@ -361,7 +362,7 @@ def with_eval_var(store: RunStore, params: Mapping[str, Any], results: pd.DataFr
     inputs = inputs_from_parameters(store, spec, params)
     dev = dev_prompts(store, spec, inputs, params["dev_prompts_per_family"])
     for index, row in stale.iterrows():
-        setting = {k: row[k].item() if hasattr(row[k], "item") else row[k] for k in keys}
+        setting = {k: row[k].item() if hasattr(row[k], "item") else row[k] for k in results.columns if k in params}
         run_spec = StudySpec.from_parameters({**params, **setting})
         _, frame, m1_frame = dev_responses(store, run_spec, int(row.seed), inputs, dev, progress=progress)
         out.loc[index, "eval_var"] = evaluation_variance(frame, m1_frame, seed=int(row.seed))
