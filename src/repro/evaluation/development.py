@@ -28,10 +28,7 @@ class DevelopmentError(ReproError):
 
 def entry(entry_id: str) -> dict[str, Any]:
     """One ``development:`` entry of ``reported.yaml``."""
-    for e in reported.development_entries():
-        if e["id"] == entry_id:
-            return e
-    raise DevelopmentError(f"no development entry {entry_id!r} in reported.yaml")
+    return reported.entry("development", entry_id, DevelopmentError)
 
 
 def settings_table(results: pd.DataFrame, keys: Sequence[str], metric: str = "win_rate") -> pd.DataFrame:

@@ -97,6 +97,15 @@ def records(section: str, kind: type, error: type[Exception], **convert) -> list
     return out
 
 
+def entry(section: str, entry_id: str, error: type[Exception]) -> dict[str, Any]:
+    """The entry of ``section`` (``development``, ``sizing``) whose id is ``entry_id``, a copy; raises ``error``
+    when the section has none."""
+    for e in _data().get(section, []):
+        if e["id"] == entry_id:
+            return dict(e)
+    raise error(f"no {section} entry {entry_id!r} in reported.yaml")
+
+
 def development_entries() -> list[dict[str, Any]]:
     """The settings chosen on development data (``development:``), copies; `repro.evaluation.development`
     reads them."""

@@ -49,10 +49,7 @@ class SizingError(ReproError):
 
 def entry(entry_id: str) -> dict[str, Any]:
     """One ``sizing:`` entry of ``reported.yaml``."""
-    for e in reported.sizing_entries():
-        if e["id"] == entry_id:
-            return e
-    raise SizingError(f"no sizing entry {entry_id!r} in reported.yaml")
+    return reported.entry("sizing", entry_id, SizingError)
 
 
 def _ragged(frame: pd.DataFrame, unit: str, value: str) -> tuple[pd.Index, np.ndarray, np.ndarray]:
