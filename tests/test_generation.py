@@ -459,7 +459,7 @@ def test_hfgenerator_with_the_nucleus_sampler_samples_the_same_distribution(toke
 
 
 def test_the_nucleus_sampler_needs_the_decode_loop_and_is_part_of_the_engines_key(tokenizer):
-    from repro.generation.engine import Engine
+    from repro.generation.engine import DEFAULT_ENGINE, DEFAULT_SAMPLER, Engine
 
     with pytest.raises(ValueError, match="unknown sampler"):
         HFGenerator(make_llama("XS", tokenizer, seed=0), tokenizer, sampler="fast")
@@ -470,3 +470,6 @@ def test_the_nucleus_sampler_needs_the_decode_loop_and_is_part_of_the_engines_ke
     assert plain.generate(PROMPTS[:1], GenerationSpec(max_new_tokens=2, temperature=0))  # greedy draws nothing
     assert Engine.of("transformers", sampler="nucleus").key() == {"backend": "transformers", "sampler": "nucleus"}
     assert Engine.of("transformers").key() == {"backend": "transformers"}  # the stages' keys as before
+    # generate's draw, asked for by name, keeps the keys it always had; the default names its sampler
+    assert Engine.of("transformers", sampler="generate").key() == {"backend": "transformers"}
+    assert DEFAULT_ENGINE.key() == {"backend": "transformers", "sampler": DEFAULT_SAMPLER} and DEFAULT_SAMPLER == "nucleus"

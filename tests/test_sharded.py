@@ -231,7 +231,7 @@ def test_unknown_vllm_option_fails_clearly(fake_vllm):
 
 
 def test_engine_from_parameters():
-    assert Engine.from_parameters({"generation_backend": "transformers", "tensor_parallel_size": 8, "vllm_options": {}}) == Engine()  # tensor_parallel_size is ignored, as before
+    assert Engine.from_parameters({"generation_backend": "transformers", "tensor_parallel_size": 8, "vllm_options": {}}) == Engine.of("transformers", sampler="nucleus")  # tensor_parallel_size is ignored, as before
     assert Engine.from_parameters({"generation_backend": "vllm", "tensor_parallel_size": 4}) == Engine.of("vllm", tensor_parallel_size=4)
     assert Engine.from_parameters({"generation_backend": "vllm", "tensor_parallel_size": 2, "vllm_options": {"tensor_parallel_size": 2, "dtype": "half"}}) == Engine.of(
         "vllm", tensor_parallel_size=2, dtype="half")

@@ -4,7 +4,7 @@ travel as one object from the spec to trl's config."""
 import pytest
 
 from repro.evaluation import development
-from repro.generation import Engine
+from repro.generation import DEFAULT_ENGINE
 from repro.runs.notebooks import notebook_parameters, resolve_notebook
 from repro.studies import base
 from repro.studies.common import preference_key, settings_key
@@ -41,7 +41,7 @@ def test_every_notebook_spec_is_built_from_its_parameters():
     assert sft_policy.evaluation.prompts_per_family == p["sr_eval_prompts_per_family"]
     p = defaults("21_rlaif_rl")
     policy = rlaif_study.PolicySpec.from_parameters(p)
-    assert policy.rl_prompts == p["rl_prompts"] and policy.rl.beta == p["rl_beta"] and policy.engine == Engine()
+    assert policy.rl_prompts == p["rl_prompts"] and policy.rl.beta == p["rl_beta"] and policy.engine == DEFAULT_ENGINE
     assert rl.WorldSpec.from_parameters(p).sft_posts == p["sft_posts"]
     assert rl.LabellerSpec.from_parameters(defaults("20_rlaif_labeling")).epochs == defaults("20_rlaif_labeling")[
         "pretrain_epochs"]

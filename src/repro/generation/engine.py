@@ -1,7 +1,8 @@
 """Where a stage's model is, and the engine that generates with it.
 
 - `Engine`: the generation backend every stage of a study uses (``"transformers"`` or ``"vllm"``) with its
-  options; part of every generating stage's key. `DEFAULT_ENGINE` is the tiny default.
+  options; part of every generating stage's key. `DEFAULT_ENGINE` is the tiny default (transformers, with
+  `DEFAULT_SAMPLER`).
 - `make_generator`: a generator by backend name.
 - `model_location`, `load_stage_model`: the model a run-store stage saved (``model/``) or refers to
   (`external_model_stage`, paper scale: a checkpoint folder or hub id outside the store).
@@ -28,6 +29,12 @@ from repro.progress import show_progress
 from repro.runs.store import RunStore, Stage, params_hash
 
 BACKENDS = ("transformers", "vllm")
+#: How the transformers engine draws sampled tokens unless told otherwise (`HFGenerator`'s ``sampler``):
+#: `repro.generation.decode.NucleusSampler`, the distribution of transformers' temperature and top-p warpers
+#: drawn among each row's nucleus. ``Engine.of("transformers", sampler="generate")`` draws as ``generate`` does,
+#: token for token (the stages' keys name the sampler only when it is not ``generate``, so stores made before
+#: the nucleus sampler was the default are still found with it).
+DEFAULT_SAMPLER = "nucleus"
 # The version in the key of an external model's stage; it dates from when the stage lived beside M0's
 # stages (``base-1``), and is kept so that stores made then are still found.
 EXTERNAL_MODEL_VERSION = "base-1"
@@ -108,8 +115,9 @@ def load_stage_model(stage: Stage, subdir: str = "model"):
 
 @dataclass(frozen=True)
 class Engine:
-    """The generation backend every stage of a study uses: ``"transformers"`` (batched ``generate``,
-    the tiny default) or ``"vllm"`` (paper scale), with the backend's engine options (for vLLM:
+    """The generation backend every stage of a study uses: ``"transformers"`` (`HFGenerator`, the tiny
+    default; its option ``sampler``, `DEFAULT_SAMPLER` unless given) or ``"vllm"`` (paper scale), with the
+    backend's engine options (for vLLM:
     ``tensor_parallel_size``, ``gpu_memory_utilization``, ``max_model_len``, ``dtype``, any other
     ``vllm.LLM`` argument). Part of every generating stage's key (`key`), since backends sample
     differently.
@@ -145,7 +153,7 @@ class Engine:
             if options:
                 raise ValueError(f"vllm_options {options} are given, but generation_backend is {backend!r}, "
                                  "not 'vllm'")
-            return cls.of(backend)
+            return cls.of(backend, sampler=DEFAULT_SAMPLER)
         if options.get("tensor_parallel_size", tensor_parallel_size) != tensor_parallel_size:
             raise ValueError(f"vllm_options sets tensor_parallel_size={options['tensor_parallel_size']}, but the "
                              f"tensor_parallel_size parameter is {tensor_parallel_size}: set it in one place")
@@ -163,6 +171,8 @@ class Engine:
         options = dict(self.options)
         if self.backend == "vllm":
             options = output_options(options)
+        if options.get("sampler") == "generate":  # the draw every stage made before samplers were an option
+            del options["sampler"]
         key = {"backend": self.backend, **options}
         if self.backend == "transformers" and launched_processes() > 1:
             key["processes"] = launched_processes()
@@ -183,4 +193,4 @@ class Engine:
         return shard(make_generator(self.backend, model_location(stage), **options), state)
 
 
-DEFAULT_ENGINE = Engine()
+DEFAULT_ENGINE = Engine.of("transformers", sampler=DEFAULT_SAMPLER)

@@ -382,7 +382,7 @@ def evaluate_base_stage(store: RunStore, spec: BaseSpec, sample: SampleSpec, *, 
     model_stage = model_stage or base_model(store, spec, progress=progress)
     corpus = corpus_stage(store, spec)
     params = {"version": STAGE_VERSION, **asdict(sample), **{
-        key: value for key, value in DEFAULT_ENGINE.key().items() if key == "processes"}}
+        key: value for key, value in DEFAULT_ENGINE.key().items() if key in ("processes", "sampler")}}
 
     def compute(workdir: Path) -> dict:
         tasks = held_out_tasks(spec.world_seed, sample.tasks_per_family, corpus, difficulty=tuple(spec.difficulty))
