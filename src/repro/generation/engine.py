@@ -116,11 +116,12 @@ def load_stage_model(stage: Stage, subdir: str = "model"):
 @dataclass(frozen=True)
 class Engine:
     """The generation backend every stage of a study uses: ``"transformers"`` (`HFGenerator`, the tiny
-    default; its option ``sampler``, `DEFAULT_SAMPLER` unless given) or ``"vllm"`` (paper scale), with the
-    backend's engine options (for vLLM:
+    default) or ``"vllm"`` (paper scale), with the backend's engine options (for the transformers backend,
+    ``sampler``: the studies' engines, `DEFAULT_ENGINE` and `from_parameters`, use `DEFAULT_SAMPLER`; an
+    ``Engine()`` without options draws as ``generate`` does, `HFGenerator`'s own default. For vLLM:
     ``tensor_parallel_size``, ``gpu_memory_utilization``, ``max_model_len``, ``dtype``, any other
-    ``vllm.LLM`` argument). Part of every generating stage's key (`key`), since backends sample
-    differently.
+    ``vllm.LLM`` argument). Part of every generating stage's key (`key`), since backends and samplers
+    sample differently.
 
     Under ``accelerate launch`` (several processes), every generator it builds is sharded: each process
     generates and judges its slice of the prompts and all get the results in order
