@@ -201,11 +201,20 @@ def test_the_judge_template_enters_stage_keys_only_when_it_is_not_the_default():
     from repro.runs.store import params_hash
     from repro.studies.self_rewarding import stages as sr
 
-    aift = lambda spec: _stage_params(lambda store: sr.aift_stage(store, None, None, spec, 1))  # noqa: E731
-    evaluate = lambda spec: _stage_params(lambda store: sr.evaluate_stage(store, None, None, spec))  # noqa: E731
+    from repro.generation import Engine
+
+    # generate's draw, the only one when the payloads below were pinned (the default engine now names its sampler)
+    drawn_by_generate = Engine.of("transformers", sampler="generate")
+    aift = lambda spec, engine=drawn_by_generate: _stage_params(  # noqa: E731
+        lambda store: sr.aift_stage(store, None, None, spec, 1, engine=engine))
+    evaluate = lambda spec, engine=drawn_by_generate: _stage_params(  # noqa: E731
+        lambda store: sr.evaluate_stage(store, None, None, spec, engine=engine))
     # the payloads of the tiny default, hashed as the code before the field did (at commit 4100521)
     assert params_hash(aift(sr.IterationSpec())) == AIFT_DEFAULT_PAYLOAD
     assert params_hash(evaluate(sr.EvalSpec())) == EVAL_DEFAULT_PAYLOAD
+    # the studies' default engine draws with the nucleus sampler, and its stages are other stages
+    assert aift(sr.IterationSpec(), None)["engine"] == {"backend": "transformers", "sampler": "nucleus"}
+    assert params_hash(evaluate(sr.EvalSpec(), None)) != EVAL_DEFAULT_PAYLOAD
     assert aift(sr.IterationSpec(judge_template="full"))["judge_template"] == "full"
     assert evaluate(sr.EvalSpec(judge_template="full", judge_max_new_tokens=160))["judge_max_new_tokens"] == 160
     with pytest.raises(ValueError, match="unknown judge template"):
