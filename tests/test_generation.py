@@ -458,16 +458,23 @@ def test_hfgenerator_with_the_nucleus_sampler_samples_the_same_distribution(toke
     assert nucleus.generate(PROMPTS, longer) != HFGenerator(model, tokenizer, progress=False).generate(PROMPTS, longer)
 
 
-def test_the_nucleus_sampler_needs_the_decode_loop_and_is_part_of_the_engines_key(tokenizer):
+def test_a_model_the_decode_loop_does_not_take_is_sampled_by_generates_draw_under_the_nucleus_sampler(tokenizer):
+    """The studies' default sampler must not refuse a model of another architecture (a user's checkpoint on the
+    transformers backend): such a model, or any model with the loop switched off, gets generate's draw."""
+    torch.manual_seed(0)
+    other = GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_positions=64, n_embd=32, n_layer=1, n_head=2))
+    sampled = GenerationSpec(max_new_tokens=6, temperature=0.9, top_p=0.9, n=3, seed=1, batch_size=4)
+    for model, loop in ((other, True), (make_llama("XS", tokenizer, seed=0), False)):
+        drawn = {sampler: HFGenerator(model, tokenizer, progress=False, decode_loop=loop, sampler=sampler).generate(
+            PROMPTS, sampled) for sampler in ("nucleus", "generate")}
+        assert drawn["nucleus"] == drawn["generate"] and len(drawn["nucleus"][0]) == 3
+
+
+def test_the_nucleus_sampler_is_part_of_the_engines_key(tokenizer):
     from repro.generation.engine import DEFAULT_ENGINE, DEFAULT_SAMPLER, Engine
 
     with pytest.raises(ValueError, match="unknown sampler"):
         HFGenerator(make_llama("XS", tokenizer, seed=0), tokenizer, sampler="fast")
-    plain = HFGenerator(make_llama("XS", tokenizer, seed=0), tokenizer, progress=False, decode_loop=False,
-                        sampler="nucleus")
-    with pytest.raises(ValueError, match="decode loop"):
-        plain.generate(PROMPTS[:1], GenerationSpec(max_new_tokens=2, temperature=0.7))
-    assert plain.generate(PROMPTS[:1], GenerationSpec(max_new_tokens=2, temperature=0))  # greedy draws nothing
     assert Engine.of("transformers", sampler="nucleus").key() == {"backend": "transformers", "sampler": "nucleus"}
     assert Engine.of("transformers").key() == {"backend": "transformers"}  # the stages' keys as before
     # generate's draw, asked for by name, keeps the keys it always had; the default names its sampler

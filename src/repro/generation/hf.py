@@ -92,8 +92,9 @@ class HFGenerator:
         sampler: how the loop draws a sampled token. ``"generate"``: ``generate``'s own draw, so the samples
             are ``generate``'s token for token. ``"nucleus"``: `repro.generation.decode.NucleusSampler`, the
             same distribution drawn among the nucleus only, for the rows still going: faster, other samples
-            (an `repro.generation.engine.Engine` option, so it is part of the stages' keys). It needs the
-            decode loop (a Llama model).
+            (an `repro.generation.engine.Engine` option, so it is part of the stages' keys). A model the decode
+            loop does not take (another architecture, an unusual generation config, ``decode_loop=False``) is
+            sampled by ``generate``'s draw instead: the same distribution, the same samples from run to run.
     """
 
     def __init__(
@@ -135,12 +136,9 @@ class HFGenerator:
         encoded = encode_prompts(self.tokenizer, prompts)
         draws = 1 if config.greedy else config.n
         fast = self._can_decode()
-        nucleus = None
-        if self.sampler == "nucleus" and not config.greedy:
-            if not fast:
-                raise ValueError("sampler='nucleus' draws in the decode loop, which this model or generator does "
-                                 "not use (a Llama model with decode_loop=True): use sampler='generate'")
-            nucleus = NucleusSampler(config.temperature, config.top_p)
+        # the nucleus sampler draws in the decode loop; a model the loop does not take gets generate's draw
+        nucleus = NucleusSampler(config.temperature, config.top_p) if (
+            self.sampler == "nucleus" and not config.greedy and fast) else None
         if config.greedy:
             sampling = {"do_sample": False}
         elif nucleus is not None:  # temperature and top-p are the sampler's
