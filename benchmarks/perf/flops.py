@@ -20,6 +20,7 @@ from benchmarks.harness import compare
 from benchmarks.perf import setup
 from repro.generation import GenerationSpec, HFGenerator
 from repro.generation.base import encode_prompts
+from repro.generation.engine import DEFAULT_SAMPLER
 from repro.judges.labeller import ANSWERS, LabelSpec, labeller_prompt
 from repro.models import count_parameters
 
@@ -93,7 +94,7 @@ def run(spec: FlopsBench = FlopsBench(), *, log=print) -> tuple[list[dict], list
                f"the tiny profile's pre-training shape, {spec.steps} steps per call; FLOPs = 6 x parameters x "
                f"tokens. The ratio is the fraction of the float32 matmul peak measured beside it."))]
 
-    generator = HFGenerator(model, tokenizer, progress=False)
+    generator = HFGenerator(model, tokenizer, progress=False, sampler=DEFAULT_SAMPLER)  # the studies' sampler
     prompts = setup.task_prompts(spec.prompts, seed=spec.seed)
     config = GenerationSpec(max_new_tokens=spec.max_new_tokens, temperature=0.7, top_p=0.9, seed=spec.seed,
                             batch_size=spec.prompts)
@@ -102,20 +103,22 @@ def run(spec: FlopsBench = FlopsBench(), *, log=print) -> tuple[list[dict], list
         rows.append(compare(
             "generation: fraction of peak", peak, lambda: generator.generate(prompts, config), repeats=spec.repeats,
             work_a=peak_flops, work_b=gen_flops, unit="FLOP/s", baseline=peak_name,
-            candidate=f"HFGenerator, batch {spec.prompts} x {spec.max_new_tokens} tokens", log=log,
+            candidate=f"HFGenerator ({DEFAULT_SAMPLER} sampler), batch {spec.prompts} x {spec.max_new_tokens} tokens",
+            log=log,
             notes=(f"the same model; one batch of {spec.prompts} held-out world prompts, exactly "
                    f"{spec.max_new_tokens} new tokens each; FLOPs = 2 x parameters x generated tokens. "
                    f"Decoding with a KV cache at a tiny model's batch sizes is latency-bound (each step is a "
                    f"few small matrix-vector products and Python overhead), so a small fraction is expected.")))
 
     shipped, shipped_tokenizer = setup.shipped_m0()  # the studies' pre-trained M0: peaked distributions
-    shipped_generator = HFGenerator(shipped, shipped_tokenizer, progress=False)
+    shipped_generator = HFGenerator(shipped, shipped_tokenizer, progress=False, sampler=DEFAULT_SAMPLER)
     with setup.fixed_length(shipped, spec.max_new_tokens):
         rows.append(compare(
             "generation (shipped M0): fraction of peak", peak, lambda: shipped_generator.generate(prompts, config),
             repeats=spec.repeats, work_a=peak_flops, work_b=2.0 * count_parameters(shipped) * spec.prompts
             * spec.max_new_tokens, unit="FLOP/s", baseline=peak_name,
-            candidate=f"HFGenerator on the shipped M0, batch {spec.prompts} x {spec.max_new_tokens} tokens", log=log,
+            candidate=f"HFGenerator ({DEFAULT_SAMPLER} sampler) on the shipped M0, batch {spec.prompts} x "
+                      f"{spec.max_new_tokens} tokens", log=log,
             notes=("as the row above, with the shipped (pre-trained) M0 of the same shape and tokenizer: a trained "
                    "model's nucleus is a few dozen tokens, so the sampler sorts far less of the vocabulary.")))
 

@@ -18,6 +18,7 @@ from benchmarks.perf import setup
 from repro.generation import GenerationSpec, HFGenerator
 from repro.generation.base import encode_prompts
 from repro.generation.decode import RETIRE_FLOOR
+from repro.generation.engine import DEFAULT_SAMPLER
 from repro.models import count_parameters
 
 TARGET = 20.0  # the issue: batched generation at least 20x the one-prompt loop on the tiny profile
@@ -171,7 +172,7 @@ def batched_against_one_at_a_time(spec: GenerationBench = GenerationBench(), *, 
     model, tokenizer = setup.shipped_m0() if trained else setup.world_model(spec.size, seed=spec.seed)
     prompts = setup.task_prompts(spec.prompts, seed=spec.seed)
     config = spec.sampling()
-    generator = HFGenerator(model, tokenizer, progress=False)
+    generator = HFGenerator(model, tokenizer, progress=False, sampler=DEFAULT_SAMPLER)  # as the studies draw
     tokens = spec.prompts * spec.max_new_tokens
 
     def batched() -> int:
@@ -188,7 +189,8 @@ def batched_against_one_at_a_time(spec: GenerationBench = GenerationBench(), *, 
             f"({'shipped M0' if trained else 'untrained'})",
             lambda: one_at_a_time(model, tokenizer, prompts, config), batched,
             repeats=spec.repeats, work_a=lambda n: n, work_b=tokens, unit="tokens/s",
-            baseline="model.generate, one prompt per call", candidate=f"HFGenerator, batch {spec.batch_size}",
+            baseline="model.generate, one prompt per call",
+            candidate=f"HFGenerator, batch {spec.batch_size}, the studies' sampler ({DEFAULT_SAMPLER})",
             target=TARGET, log=log,
             notes=(f"{what}, {count_parameters(model):,} parameters; held-out world prompts; sampling T "
                    f"{spec.temperature}, top-p {spec.top_p}; every completion exactly {spec.max_new_tokens} tokens "

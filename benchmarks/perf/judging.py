@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from benchmarks.harness import compare
 from benchmarks.perf import setup
 from repro.generation import GenerationSpec, HFGenerator
+from repro.generation.engine import DEFAULT_SAMPLER
 from repro.judges.labeller import ANSWERS, LabelSpec, labeller_prompt
 from repro.judges.llm_judge import JudgeSpec
 from repro.judges.rubric import judge_messages
@@ -38,7 +39,7 @@ QUICK = JudgingBench(pairs=4, samples=2, max_new_tokens=4, comparisons=4, repeat
 def judge_samples(spec: JudgingBench = JudgingBench(), *, log=print) -> dict:
     """Row (a): judgments/s with n=K in one call against K calls with n=1 (same prompts, lengths)."""
     model, tokenizer = setup.world_model(spec.size, seed=spec.seed)
-    generator = HFGenerator(model, tokenizer, progress=False)
+    generator = HFGenerator(model, tokenizer, progress=False, sampler=DEFAULT_SAMPLER)  # both sides, as the studies
     judge = JudgeSpec(samples=spec.samples, max_new_tokens=spec.max_new_tokens, seed=spec.seed)
     prompts = [judge_messages(i, r, judge.template) for i, r in setup.judge_pairs(spec.pairs, seed=spec.seed)]
     shared = judge.generation()
