@@ -76,6 +76,31 @@ def test_a_notebook_is_kept_until_something_it_reads_changes(demo, tmp_path, cap
     assert run() == "executed"
 
 
+def test_a_notebook_that_reads_another_notebooks_defaults_runs_again_when_that_notebook_changes(tmp_path):
+    """11_dev_settings shows whether 10_self_rewarding's defaults agree with its rules: a changed default there
+    must not leave the settings page as it was."""
+    (tmp_path / "other").mkdir()
+    other = make_notebook(tmp_path / "other", stem="10_other")
+    reader = make_notebook(tmp_path, body=(
+        "from repro.runs.notebooks import notebook_parameters\n"
+        f"print(notebook_parameters({str(other)!r})['seeds'].default)"))
+    out, store = tmp_path / "out", tmp_path / "store"
+
+    def run() -> str:
+        record = out / "07_demo.run.json"
+        before = json.loads(record.read_text())["run_id"] if record.exists() else None
+        assert main(["run", str(reader), "--store", str(store), "--output-dir", str(out), "--no-progress"]) == 0
+        return "kept" if json.loads(record.read_text())["run_id"] == before else "executed"
+
+    assert run() == "executed"
+    assert f"file:{other.resolve()}" in json.loads((out / "07_demo.run.json").read_text())["read"]
+    assert run() == "kept"
+    other.write_text(other.read_text().replace("[0, 1, 2]", "[0, 1, 2, 3]"))
+    assert run() == "executed"
+    assert "[0, 1, 2, 3]" in (out / "07_demo.ipynb").read_text()
+    assert run() == "kept"
+
+
 def test_a_failed_or_unrecorded_run_is_never_kept(demo):
     _, _, out, run = demo
     assert run() == "executed"

@@ -50,8 +50,9 @@ def stage_event(event: str, name: str, key: str, seconds: float | None = None) -
 
 
 def input_event(path: str | os.PathLike) -> None:
-    """Report that the run read ``path``, a file of the store that is not a stage (a sweep's results table:
-    `repro.runs.sweep`), so that the runner records it among what the run read (`repro.runs.kept`).
+    """Report that the run read ``path``, a file that is not a stage (a sweep's results table:
+    `repro.runs.sweep`; another notebook's parameters: `repro.runs.notebooks.notebook_parameters`), so that
+    the runner records it among what the run read (`repro.runs.kept`).
     Written only under a runner that follows the events; never shown."""
     _write_event({"event": "input", "path": str(Path(path).resolve())})
 

@@ -13,9 +13,10 @@ folder keeps the executed notebook instead of executing it again when all of it 
   ``REPRO_*`` and ``CUDA_VISIBLE_DEVICES`` settings;
 * **the stages it read** (`stages_read`): every stage the run computed, reused or copied from the
   package, its own sweep runs' stages included, each still in the store as the very stage the run read
-  (its manifest's ``finished`` time), and the results table of each sweep it ran (its size and time). A
-  stage deleted from the store, or computed again, makes the next run execute the notebook, which
-  computes what is missing; so does a sweep's table that changed or is gone;
+  (its manifest's ``finished`` time), the results table of each sweep it ran and every other notebook
+  whose parameters it read (their size and time). A stage deleted from the store, or computed again,
+  makes the next run execute the notebook, which computes what is missing; so does a sweep's table or
+  a notebook read that changed or is gone;
 * **what it wrote**: the executed notebook, and the chapter's claims record when it wrote one.
 
 Anything else makes the run execute the notebook, as ``--rerun`` always does. Only a run that itself
@@ -117,7 +118,7 @@ def _finished(store: Path, stage: str) -> str | None:
 
 def stages_read(events: Path, store: Path) -> dict[str, str | None]:
     """``{"name/key": finished}`` of every stage that the events file says was computed, reused or copied,
-    and ``{"file:PATH": "size:mtime"}`` of the other files of the store it says were read (sweep tables)."""
+    and ``{"file:PATH": "size:mtime"}`` of the other files it says were read (sweep tables, notebooks)."""
     read: dict[str, str | None] = {}
     if events.is_file():
         for line in events.read_text().splitlines():

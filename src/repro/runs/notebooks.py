@@ -36,7 +36,7 @@ import yaml
 
 from repro import paths
 from repro.errors import ReproError, exit_code_of
-from repro.progress import EVENTS_ENV, follow_stages
+from repro.progress import EVENTS_ENV, follow_stages, input_event
 from repro.runs import kept
 from repro.runs.launch import launch_shape
 from repro.runs.ranges import check_range, rule_for
@@ -100,9 +100,14 @@ def resolve_notebook(name: str | os.PathLike, directory: Path | None = None) -> 
 
 
 def notebook_parameters(notebook: Path) -> dict[str, Parameter]:
-    """The declared parameters of a notebook, read from its ``parameters`` cell."""
+    """The declared parameters of a notebook, read from its ``parameters`` cell.
+
+    Inside a run, reading them is recorded as an input of the run (`repro.progress.input_event`): a chapter
+    that shows another notebook's defaults (``11_dev_settings`` reads those of ``10_self_rewarding``) is not
+    kept (`repro.runs.kept`) once that notebook has changed."""
     import papermill
 
+    input_event(notebook)
     found = papermill.inspect_notebook(str(notebook))
     if not found:
         raise ParameterError(f"{notebook.name} has no cell tagged 'parameters'")
