@@ -112,7 +112,7 @@ def test_rerun_reuses_every_stage(smoke_book):
 def test_run_all_again_keeps_every_executed_notebook(smoke_book, capsys):
     """Nothing changed since the smoke book ran: every notebook is kept, none executed (`repro.runs.kept`).
     Each run recorded the stages it read; the chapters that run sweeps, their sweeps' results tables
-    and (run cold, as here) the stages of the sweeps' own runs."""
+    and (run cold, as here) the stages of the sweeps' own runs; the notebooks whose parameters a chapter reads."""
     root, store = smoke_book
     generated = root / "book" / "generated"
     records = {nb.stem: json.loads((generated / f"{nb.stem}.run.json").read_text()) for nb in list_notebooks()}
@@ -120,9 +120,12 @@ def test_run_all_again_keeps_every_executed_notebook(smoke_book, capsys):
     for stem, record in records.items():
         assert record["read"] and all(s in stages or s.startswith("file:") for s in record["read"]), stem
     for stem in ("11_dev_settings", "31_eva_ablations"):
-        tables = [s for s in records[stem]["read"] if s.startswith("file:")]
-        assert tables and all(s.endswith("/results.parquet") for s in tables), stem
-        assert len(records[stem]["read"]) > len(tables), stem  # its sweeps' runs' stages
+        files = [s for s in records[stem]["read"] if s.startswith("file:")]
+        tables = [s for s in files if s.endswith("/results.parquet")]
+        assert tables and all(s.endswith(("/results.parquet", ".ipynb")) for s in files), stem
+        assert len(records[stem]["read"]) > len(files), stem  # its sweeps' runs' stages
+    # the settings chapter shows whether the self-rewarding chapter's defaults agree with its rules
+    assert any(s.endswith("/10_self_rewarding.ipynb") for s in records["11_dev_settings"]["read"])
     capsys.readouterr()
     assert main(["run-all", "--profile", "smoke", "--store", str(store), "--output-dir", str(generated),
                  "--no-progress"]) == 0
